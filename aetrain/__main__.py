@@ -1,0 +1,3 @@
+from aetrain.cli import main
+
+main()

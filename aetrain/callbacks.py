@@ -1,0 +1,143 @@
+"""Small Keras callbacks for a training run: live progress, atomic checkpoints, a divergence guard."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from aetrain.checkpoints import save_checkpoint
+
+log = logging.getLogger("aetrain")
+
+PROGRESS_REFRESH_SECONDS = 0.25
+
+
+class RichProgress(keras.callbacks.Callback):
+    """One rich progress bar per epoch with the live loss; a log line with the epoch's figures.
+
+    The bar is redrawn at most every PROGRESS_REFRESH_SECONDS so it costs nothing measurable.
+    """
+
+    def __init__(self, epochs: int, steps_per_epoch: int, console: Console, show_bar: bool = True):
+        super().__init__()
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.console, self.show_bar = console, show_bar
+        self.epoch_seconds: list[float] = []
+        self._progress: Progress | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = self._last_draw = time.perf_counter()
+        if not self.show_bar:
+            return
+        self._progress = Progress(
+            TextColumn(f"epoch {epoch + 1}/{self.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("train", total=self.steps_per_epoch, loss="…")
+        self._progress.start()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        if self._progress is None or now - self._last_draw < PROGRESS_REFRESH_SECONDS:
+            return
+        self._last_draw = now
+        loss = (logs or {}).get("loss")
+        self._progress.update(
+            self._task, completed=batch + 1, loss=f"{float(loss):.5f}" if loss is not None else "…"
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._stop_bar()
+        seconds = time.perf_counter() - self._epoch_start
+        self.epoch_seconds.append(seconds)
+        figures = "  ".join(f"{k} {float(v):.5f}" for k, v in (logs or {}).items() if k != "learning_rate")
+        log.info(f"epoch {epoch + 1}/{self.epochs}  {figures}  ({seconds:.1f} s)")
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._stop_bar()
+
+    def _stop_bar(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class RecordHistory(keras.callbacks.Callback):
+    """Per-epoch logs as plain floats, in a dict that checkpoints can embed while training runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+
+
+class CheckpointBestAndLast(keras.callbacks.Callback):
+    """``best.keras`` when val_loss improves, ``last.keras`` every epoch; both written atomically.
+
+    Also keeps the best weights in memory so the final evaluation uses them without a reload.
+    """
+
+    def __init__(self, directory: Path, metadata: Callable[[int], dict[str, Any]], monitor: str = "val_loss"):
+        super().__init__()
+        self.directory, self.metadata, self.monitor = directory, metadata, monitor
+        self.best = math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: list | None = None
+
+    @property
+    def best_path(self) -> Path:
+        return self.directory / "best.keras"
+
+    @property
+    def last_path(self) -> Path:
+        return self.directory / "last.keras"
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = float((logs or {}).get(self.monitor, math.nan))
+        if math.isfinite(value) and value < self.best:
+            self.best, self.best_epoch = value, epoch + 1
+            self.best_weights = self.model.get_weights()
+            save_checkpoint(self.model, self.best_path, self.metadata(epoch + 1))
+        save_checkpoint(self.model, self.last_path, self.metadata(epoch + 1))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop at the first NaN/inf batch loss and remember where, so the run can report it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure: str | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failure = f"loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True

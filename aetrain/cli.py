@@ -1,0 +1,85 @@
+"""The ``aetrain`` command: compose the Hydra config, check it, train. Process concerns live here only.
+
+Exit codes: 0 done, 2 a config value aetrain refuses, 3 a data problem, 4 training diverged
+(Hydra's own composition errors keep Hydra's exit code 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.panel import Panel
+from rich.syntax import Syntax
+
+from aetrain.config import ConfigError, validate
+
+log = logging.getLogger("aetrain")
+
+EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED = 2, 3, 4
+
+
+def config_dir() -> Path:
+    """The configs: packaged as aetrain/conf in a wheel, the repo's top-level conf/ in a checkout."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "conf"
+
+
+class RunFailed(Exception):
+    """A run that cannot go on, with the exit code it should end the process with."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    console = Console(stderr=False)
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        return _train(cfg, output_dir, console)
+    except RunFailed as failure:
+        console.print(Panel(str(failure), title="aetrain: run failed", border_style="red"))
+        log.error(str(failure))
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            return None  # the sweep goes on; the job's metrics.json / log say why
+        sys.exit(failure.exit_code)
+
+
+def _train(cfg: DictConfig, output_dir: Path, console: Console) -> float:
+    try:
+        run_cfg = validate(cfg)
+    except ConfigError as error:
+        raise RunFailed(str(error), EXIT_CONFIG) from None
+    console.print(
+        Panel(
+            Syntax(OmegaConf.to_yaml(run_cfg.to_dict()), "yaml", background_color="default"),
+            title="aetrain: resolved config",
+            subtitle=str(output_dir),
+        )
+    )
+
+    from aetrain.data import DataError
+    from aetrain.train import TrainingDiverged, run
+
+    try:
+        return run(run_cfg, output_dir, console)
+    except DataError as error:
+        raise RunFailed(str(error), EXIT_DATA) from None
+    except TrainingDiverged as error:
+        raise RunFailed(str(error), EXIT_DIVERGED) from None
+
+
+if __name__ == "__main__":
+    main()

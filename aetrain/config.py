@@ -1,0 +1,408 @@
+"""The typed schema of an aetrain run, and the one place where a composed config is checked.
+
+Hydra composes YAML from ``conf/``; :func:`validate` turns that into a :class:`RunConfig` of plain
+dataclasses or raises :class:`ConfigError` naming the key, the value and what is allowed. Everything
+downstream trusts the ``RunConfig`` it is given. This module must not import TensorFlow: a typo is
+reported before the slow import starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+ACTIVATIONS = ("relu", "selu", "elu", "gelu", "tanh", "sigmoid", "swish", "leaky_relu", "linear")
+OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
+LATENT_LOSS_FORMS = ("log_var", "sigma")
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+class ConfigError(ValueError):
+    """A config value aetrain refuses; the message is one paragraph a user can act on."""
+
+    def __init__(self, key: str, value: Any, allowed: str, why: str = "") -> None:
+        self.key, self.value, self.allowed = key, value, allowed
+        reason = f" {why}" if why else ""
+        super().__init__(
+            f"Invalid config: `{key}` = {value!r}.{reason} Allowed: {allowed}. "
+            f"Fix it on the command line (e.g. `aetrain {key}=...`) or in the YAML file under conf/."
+        )
+
+
+# --- the schema: one dataclass per group option ---------------------------------------------
+
+
+@dataclass
+class DenseVariant:
+    """Stacked (fully connected) autoencoder; the decoder mirrors ``hidden_units``."""
+
+    name: str = "dense"
+    hidden_units: list[int] = field(default_factory=lambda: [100])
+    activation: str = "relu"
+    output_activation: str = "sigmoid"
+
+
+@dataclass
+class ConvVariant:
+    """The seed's convolutional autoencoder: three conv+pool stages, a conv coding layer, GAP."""
+
+    name: str = "conv"
+    encoder_filters: list[int] = field(default_factory=lambda: [16, 32, 64])
+    decoder_start_channels: int = 16
+    decoder_filters: list[int] = field(default_factory=lambda: [32, 16])
+    activation: str = "relu"
+    output_activation: str = "sigmoid"
+
+
+@dataclass
+class VAEVariant:
+    """Dense variational autoencoder with a Gaussian coding layer (mean and log-variance)."""
+
+    name: str = "vae"
+    hidden_units: list[int] = field(default_factory=lambda: [150, 100])
+    activation: str = "selu"
+    output_activation: str = "sigmoid"
+    latent_loss: str = "log_var"
+    beta: float = 1.0
+
+
+@dataclass
+class NoNoise:
+    name: str = "none"
+
+
+@dataclass
+class GaussianNoise:
+    name: str = "gaussian"
+    stddev: float = 0.2
+
+
+@dataclass
+class DropoutNoise:
+    name: str = "dropout"
+    rate: float = 0.5
+
+
+@dataclass
+class NoSparsity:
+    name: str = "none"
+
+
+@dataclass
+class L1Sparsity:
+    """``weight * sum|codings|`` per example (Keras divides activity penalties by the batch size)."""
+
+    name: str = "l1"
+    weight: float = 1e-4
+
+
+@dataclass
+class KLSparsity:
+    """``weight * KL(target || batch-mean activation)`` summed over coding units, per batch."""
+
+    name: str = "kl"
+    target: float = 0.1
+    weight: float = 5e-3
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist"
+    dir: str | None = None
+    limit: int | None = None
+    val_size: int = 5000
+    test_limit: int | None = None
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 2e-3
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.0
+    precision: str = "float32"
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    intra_op_threads: int | None = None
+    inter_op_threads: int | None = None
+    deterministic: bool = False
+    progress: bool = True
+    grid_images: int = 10
+
+
+VARIANT_SCHEMAS = {"dense": DenseVariant, "conv": ConvVariant, "vae": VAEVariant}
+NOISE_SCHEMAS = {"none": NoNoise, "gaussian": GaussianNoise, "dropout": DropoutNoise}
+SPARSITY_SCHEMAS = {"none": NoSparsity, "l1": L1Sparsity, "kl": KLSparsity}
+DATA_SCHEMAS = {"fashion_mnist": DataConfig}
+
+Variant = DenseVariant | ConvVariant | VAEVariant
+Noise = NoNoise | GaussianNoise | DropoutNoise
+Sparsity = NoSparsity | L1Sparsity | KLSparsity
+
+TOP_LEVEL_KEYS = {"variant", "noise", "sparsity", "data", "trainer", "latent_size", "seed"}
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs, checked."""
+
+    variant: Variant
+    noise: Noise
+    sparsity: Sparsity
+    data: DataConfig
+    trainer: TrainerConfig
+    latent_size: int = 30
+    seed: int = 42
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, stored in metrics.json and inside every checkpoint."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        return validate(OmegaConf.create(raw))
+
+
+# --- checking ----------------------------------------------------------------------------------
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
+    """Check a composed config and return it typed, or raise ConfigError naming the bad key."""
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.create(cfg)
+    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra"})
+    if unknown:
+        raise ConfigError(
+            unknown[0],
+            cfg[unknown[0]],
+            f"the top-level keys {sorted(TOP_LEVEL_KEYS)}",
+            "aetrain has no such setting.",
+        )
+    for key in TOP_LEVEL_KEYS:
+        if key not in cfg:
+            raise ConfigError(key, None, "a value", "The setting is missing from the config.")
+
+    run = RunConfig(
+        variant=_typed_group(cfg, "variant", VARIANT_SCHEMAS),
+        noise=_typed_group(cfg, "noise", NOISE_SCHEMAS),
+        sparsity=_typed_group(cfg, "sparsity", SPARSITY_SCHEMAS),
+        data=_typed_group(cfg, "data", DATA_SCHEMAS),
+        trainer=_typed(cfg.trainer, TrainerConfig, "trainer"),
+        latent_size=_integer(cfg, "latent_size"),
+        seed=_integer(cfg, "seed"),
+    )
+    _check_ranges(run)
+    return run
+
+
+def _integer(cfg: DictConfig, key: str) -> int:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, value, "an integer")
+    return value
+
+
+def _typed_group(cfg: DictConfig, group: str, schemas: dict[str, type]) -> Any:
+    node = cfg[group]
+    if not isinstance(node, DictConfig) or "name" not in node:
+        raise ConfigError(group, node, f"one of {sorted(schemas)} (e.g. `{group}={next(iter(schemas))}`)")
+    name = node.name
+    if name not in schemas:
+        raise ConfigError(
+            f"{group}.name", name, f"one of {sorted(schemas)}", f"There is no {group} called {name!r}."
+        )
+    return _typed(node, schemas[name], group)
+
+
+def _typed(node: Any, schema: type, group: str) -> Any:
+    """Merge a YAML node onto its dataclass schema: unknown keys and wrong types fail here."""
+    if not isinstance(node, DictConfig):
+        raise ConfigError(group, node, "a mapping of settings")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        return OmegaConf.to_object(merged)
+    except ConfigKeyError as err:
+        bad = str(err.key) if err.key is not None else "?"
+        allowed = sorted(f.name for f in schema.__dataclass_fields__.values())
+        raise ConfigError(
+            f"{group}.{bad}",
+            node.get(bad),
+            f"the keys {allowed}",
+            f"`{schema.__name__}` has no setting called {bad!r}.",
+        ) from None
+    except OmegaConfBaseException as err:
+        bad = str(err.key) if getattr(err, "key", None) is not None else "?"
+        expected = schema.__dataclass_fields__.get(bad)
+        kind = getattr(expected, "type", "the documented type")
+        raise ConfigError(
+            f"{group}.{bad}", node.get(bad), f"a value of type {kind}", "The value has the wrong type."
+        ) from None
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str, why: str = "") -> None:
+    if not ok:
+        raise ConfigError(key, value, allowed, why)
+
+
+def _positive_ints(values: list[int]) -> bool:
+    return len(values) > 0 and all(v >= 1 for v in values)
+
+
+def _check_ranges(run: RunConfig) -> None:
+    """Value ranges and combinations that make no sense, named by key."""
+    _require(
+        run.latent_size >= 1,
+        "latent_size",
+        run.latent_size,
+        "an integer >= 1",
+        "The coding layer needs at least one unit.",
+    )
+    _require(run.seed >= 0, "seed", run.seed, "an integer >= 0")
+    _check_variant(run.variant)
+    _check_noise(run.noise)
+    _check_sparsity(run)
+    _check_data(run.data)
+    _check_trainer(run.trainer)
+
+
+def _check_variant(v: Variant) -> None:
+    _require(v.activation in ACTIVATIONS, "variant.activation", v.activation, f"one of {list(ACTIVATIONS)}")
+    _require(
+        v.output_activation in OUTPUT_ACTIVATIONS,
+        "variant.output_activation",
+        v.output_activation,
+        f"one of {list(OUTPUT_ACTIVATIONS)}",
+    )
+    if isinstance(v, (DenseVariant, VAEVariant)):
+        _require(
+            _positive_ints(v.hidden_units),
+            "variant.hidden_units",
+            v.hidden_units,
+            "a non-empty list of integers >= 1",
+        )
+    if isinstance(v, VAEVariant):
+        _require(
+            v.latent_loss in LATENT_LOSS_FORMS,
+            "variant.latent_loss",
+            v.latent_loss,
+            f"one of {list(LATENT_LOSS_FORMS)}",
+        )
+        _require(math.isfinite(v.beta) and v.beta >= 0, "variant.beta", v.beta, "a number >= 0")
+    if isinstance(v, ConvVariant):
+        _require(
+            len(v.encoder_filters) == 3 and _positive_ints(v.encoder_filters),
+            "variant.encoder_filters",
+            v.encoder_filters,
+            "three integers >= 1",
+            "The conv encoder pools 28 -> 14 -> 7 -> 3, one stage per filter count.",
+        )
+        _require(
+            len(v.decoder_filters) == 2 and _positive_ints(v.decoder_filters),
+            "variant.decoder_filters",
+            v.decoder_filters,
+            "two integers >= 1",
+            "The conv decoder upsamples 3 -> 7 -> 14 -> 28; the last stage has 1 channel.",
+        )
+        _require(
+            v.decoder_start_channels >= 1,
+            "variant.decoder_start_channels",
+            v.decoder_start_channels,
+            "an integer >= 1",
+        )
+
+
+def _check_noise(n: Noise) -> None:
+    if isinstance(n, GaussianNoise):
+        _require(
+            math.isfinite(n.stddev) and n.stddev > 0,
+            "noise.stddev",
+            n.stddev,
+            "a number > 0 (use noise=none for no noise)",
+        )
+    if isinstance(n, DropoutNoise):
+        _require(
+            0 < n.rate < 1,
+            "noise.rate",
+            n.rate,
+            "a number strictly between 0 and 1 (the fraction of pixels dropped)",
+        )
+
+
+def _check_sparsity(run: RunConfig) -> None:
+    s = run.sparsity
+    if isinstance(s, NoSparsity):
+        return
+    _require(math.isfinite(s.weight) and s.weight >= 0, "sparsity.weight", s.weight, "a number >= 0")
+    if isinstance(s, KLSparsity):
+        _require(
+            0 < s.target < 1,
+            "sparsity.target",
+            s.target,
+            "a number strictly between 0 and 1",
+            "It is the mean activation each sigmoid coding unit should have.",
+        )
+    _require(
+        not isinstance(run.variant, VAEVariant),
+        "sparsity",
+        s.name,
+        "sparsity=none with variant=vae",
+        "Sparsity penalties act on a sigmoid coding layer; a VAE's codings are Gaussian samples "
+        "regularised by its own latent loss (tune variant.beta instead).",
+    )
+
+
+def _check_data(d: DataConfig) -> None:
+    _require(d.val_size >= 1, "data.val_size", d.val_size, "an integer >= 1")
+    if d.limit is not None:
+        _require(
+            d.limit > d.val_size,
+            "data.limit",
+            d.limit,
+            f"null (all 60,000) or an integer > data.val_size ({d.val_size})",
+            "The last data.val_size of the kept images are the validation set.",
+        )
+    if d.test_limit is not None:
+        _require(d.test_limit >= 1, "data.test_limit", d.test_limit, "null or an integer >= 1")
+
+
+def _check_trainer(t: TrainerConfig) -> None:
+    _require(t.epochs >= 1, "trainer.epochs", t.epochs, "an integer >= 1")
+    _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "an integer >= 1")
+    _require(t.optimizer in OPTIMIZERS, "trainer.optimizer", t.optimizer, f"one of {list(OPTIMIZERS)}")
+    _require(
+        math.isfinite(t.learning_rate) and t.learning_rate > 0,
+        "trainer.learning_rate",
+        t.learning_rate,
+        "a number > 0",
+    )
+    _require(t.schedule in SCHEDULES, "trainer.schedule", t.schedule, f"one of {list(SCHEDULES)}")
+    _require(
+        0 <= t.warmup_epochs < t.epochs,
+        "trainer.warmup_epochs",
+        t.warmup_epochs,
+        "a number >= 0 and below trainer.epochs",
+    )
+    _require(t.weight_decay >= 0, "trainer.weight_decay", t.weight_decay, "a number >= 0")
+    _require(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {list(PRECISIONS)}")
+    _require(
+        t.steps_per_execution >= 1, "trainer.steps_per_execution", t.steps_per_execution, "an integer >= 1"
+    )
+    for key in ("intra_op_threads", "inter_op_threads"):
+        value = getattr(t, key)
+        _require(
+            value is None or value >= 1,
+            f"trainer.{key}",
+            value,
+            "null (TensorFlow decides) or an integer >= 1",
+        )
+    _require(t.grid_images >= 1, "trainer.grid_images", t.grid_images, "an integer >= 1")

@@ -1,0 +1,68 @@
+"""Pictures of a run, written as PNG: reconstructions, VAE samples, loss curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def reconstruction_grid(rows: Sequence[tuple[str, np.ndarray]], titles: Sequence[str], path: Path) -> None:
+    """A labelled grid: one row per (label, images), e.g. original / noisy input / reconstruction."""
+    columns = len(titles)
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(1.3 * columns, 1.45 * len(rows) + 0.3), squeeze=False
+    )
+    for r, (label, images) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            axis.imshow(np.clip(images[c], 0.0, 1.0), cmap="binary", vmin=0.0, vmax=1.0)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if r == 0:
+                axis.set_title(titles[c], fontsize=7)
+        axes[r][0].set_ylabel(label, fontsize=8)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def sample_grid(images: np.ndarray, path: Path, title: str, columns: int = 10) -> None:
+    """New images in a grid (e.g. VAE decodings of codings drawn from N(0, I))."""
+    rows = int(np.ceil(len(images) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.2 * rows + 0.4), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(np.clip(images[index], 0.0, 1.0), cmap="binary", vmin=0.0, vmax=1.0)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def loss_curve(history: dict[str, list[float]], path: Path) -> None:
+    """Training and validation loss per epoch (log scale when it spans a decade or more)."""
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    for key, label in (("loss", "training"), ("val_loss", "validation")):
+        values = history.get(key, [])
+        if values:
+            axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
+    values = [v for key in ("loss", "val_loss") for v in history.get(key, []) if np.isfinite(v) and v > 0]
+    if values and max(values) / min(values) >= 10:
+        axis.set_yscale("log")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

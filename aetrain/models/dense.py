@@ -1,0 +1,48 @@
+"""Stacked (fully connected) autoencoder, as the seed's dropout and sparse ones."""
+
+from __future__ import annotations
+
+import keras
+
+from aetrain.config import RunConfig
+from aetrain.models.noise import build_noise_layer
+from aetrain.models.sparsity import build_sparsity_layers, coding_activation
+
+IMAGE_SHAPE = (28, 28)
+PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+
+
+def build_dense_encoder(cfg: RunConfig) -> keras.Sequential:
+    """Flatten -> [noise] -> Dense(hidden...) -> Dense(latent_size) -> [sparsity]."""
+    variant = cfg.variant
+    layers = [keras.Input(shape=IMAGE_SHAPE), keras.layers.Flatten()]
+    noise = build_noise_layer(cfg.noise, cfg.seed)
+    if noise is not None:
+        layers.append(noise)
+    layers += [keras.layers.Dense(units, activation=variant.activation) for units in variant.hidden_units]
+    layers.append(
+        keras.layers.Dense(
+            cfg.latent_size, activation=coding_activation(cfg.sparsity, variant.activation), name="codings"
+        )
+    )
+    layers += build_sparsity_layers(cfg.sparsity)
+    return keras.Sequential(layers, name="encoder")
+
+
+def build_dense_decoder(cfg: RunConfig, hidden_units: list[int]) -> keras.Sequential:
+    """Dense(hidden...) -> Dense(784) -> Reshape(28, 28)."""
+    variant = cfg.variant
+    layers = [keras.Input(shape=(cfg.latent_size,))]
+    layers += [keras.layers.Dense(units, activation=variant.activation) for units in hidden_units]
+    layers += [
+        keras.layers.Dense(PIXELS, activation=variant.output_activation),
+        keras.layers.Reshape(IMAGE_SHAPE),
+    ]
+    return keras.Sequential(layers, name="decoder")
+
+
+def build_dense_autoencoder(cfg: RunConfig) -> keras.Sequential:
+    """The decoder mirrors the encoder's hidden layers."""
+    encoder = build_dense_encoder(cfg)
+    decoder = build_dense_decoder(cfg, list(reversed(cfg.variant.hidden_units)))
+    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), encoder, decoder], name="dense_autoencoder")

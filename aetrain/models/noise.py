@@ -1,0 +1,29 @@
+"""Input corruption for denoising autoencoders: active while training only, as Keras layers do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+from aetrain.config import DropoutNoise, GaussianNoise, Noise, NoNoise
+
+NOISE_LAYER_NAME = "noise"
+
+NOISE_LAYERS: dict[type, Callable[[Noise, int], keras.layers.Layer | None]] = {
+    NoNoise: lambda cfg, seed: None,
+    GaussianNoise: lambda cfg, seed: keras.layers.GaussianNoise(cfg.stddev, seed=seed, name=NOISE_LAYER_NAME),
+    DropoutNoise: lambda cfg, seed: keras.layers.Dropout(cfg.rate, seed=seed, name=NOISE_LAYER_NAME),
+}
+
+
+def build_noise_layer(cfg: Noise, seed: int) -> keras.layers.Layer | None:
+    """The corruption layer the encoder starts with, or None for a plain autoencoder."""
+    return NOISE_LAYERS[type(cfg)](cfg, seed)
+
+
+def find_noise_layer(model: keras.Model) -> keras.layers.Layer | None:
+    """The model's noise layer (to show noisy inputs in pictures), or None."""
+    encoder = model.get_layer("encoder")
+    names = {layer.name: layer for layer in encoder.layers}
+    return names.get(NOISE_LAYER_NAME)

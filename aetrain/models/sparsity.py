@@ -1,0 +1,65 @@
+"""Sparsity penalties on the coding layer: L1 on the codings, or KL toward a target activation."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from aetrain.config import KLSparsity, L1Sparsity, NoSparsity, Sparsity
+
+
+def kl_sparsity_penalty(codings, target: float):
+    """sum_j [p log(p/q_j) + (1-p) log((1-p)/(1-q_j))], q_j = mean activation of unit j over the batch.
+
+    ``codings`` are sigmoid activations, shape (batch, units); ``p`` is ``target``. q is clipped away
+    from 0 and 1 so a dead or saturated unit gives a large, finite penalty instead of inf.
+    """
+    epsilon = keras.config.epsilon()
+    q = ops.clip(ops.mean(ops.cast(codings, "float32"), axis=0), epsilon, 1.0 - epsilon)
+    p = target
+    return ops.sum(p * ops.log(p / q) + (1.0 - p) * ops.log((1.0 - p) / (1.0 - q)))
+
+
+@keras.saving.register_keras_serializable(package="aetrain")
+class KLSparsityRegularization(keras.layers.Layer):
+    """Adds ``weight * kl_sparsity_penalty(codings, target)`` to the loss; passes codings through.
+
+    A layer rather than an activity regularizer: Keras divides activity penalties by the batch size,
+    but this penalty is already a batch statistic, so ``weight`` here multiplies the formula as written.
+    """
+
+    def __init__(self, target: float, weight: float, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 < target < 1.0:
+            raise ValueError(f"target must lie strictly between 0 and 1, got {target}")
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0, got {weight}")
+        self.target = float(target)
+        self.weight = float(weight)
+
+    def call(self, codings):
+        self.add_loss(self.weight * kl_sparsity_penalty(codings, self.target))
+        return codings
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "target": self.target, "weight": self.weight}
+
+
+SPARSITY_LAYERS = {
+    NoSparsity: lambda cfg: [],
+    L1Sparsity: lambda cfg: [keras.layers.ActivityRegularization(l1=cfg.weight, name="l1_sparsity")],
+    KLSparsity: lambda cfg: [KLSparsityRegularization(cfg.target, cfg.weight, name="kl_sparsity")],
+}
+
+
+def build_sparsity_layers(cfg: Sparsity) -> list[keras.layers.Layer]:
+    """The layers that follow the coding layer (none when sparsity is off)."""
+    return SPARSITY_LAYERS[type(cfg)](cfg)
+
+
+def coding_activation(cfg: Sparsity, default: str) -> str:
+    """Sparse codings are sigmoid activations (a unit is 'on' near 1, 'off' near 0), as in the seed."""
+    return default if isinstance(cfg, NoSparsity) else "sigmoid"

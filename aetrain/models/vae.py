@@ -1,0 +1,115 @@
+"""Variational autoencoder: Gaussian codings, the reparameterization trick, and the latent loss."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from aetrain.config import RunConfig
+from aetrain.models.dense import IMAGE_SHAPE, PIXELS, build_dense_decoder
+from aetrain.models.noise import build_noise_layer
+
+
+def latent_loss_log_var(mean, log_var):
+    """-1/2 sum_i [1 + gamma_i - exp(gamma_i) - mu_i^2], gamma = log sigma^2: KL(N(mu, sigma^2) || N(0, I)).
+
+    The seed's stable form; one value per example (sum over coding units).
+    """
+    return -0.5 * ops.sum(1.0 + log_var - ops.exp(log_var) - ops.square(mean), axis=-1)
+
+
+def latent_loss_sigma(mean, sigma):
+    """-1/2 sum_i [1 + log(sigma_i^2) - sigma_i^2 - mu_i^2]: the seed's first form, same value."""
+    variance = ops.square(sigma)
+    return -0.5 * ops.sum(1.0 + ops.log(variance) - variance - ops.square(mean), axis=-1)
+
+
+LATENT_LOSSES = {
+    "log_var": lambda mean, log_var: latent_loss_log_var(mean, log_var),
+    "sigma": lambda mean, log_var: latent_loss_sigma(mean, ops.exp(0.5 * log_var)),
+}
+
+
+@keras.saving.register_keras_serializable(package="aetrain")
+class LatentLoss(keras.layers.Layer):
+    """Adds ``weight * batch-mean latent loss`` to the model's loss; passes (mean, log_var) through.
+
+    Keras 3 refuses ``add_loss`` on a functional model's symbolic tensors, so the loss lives in a layer
+    on the path from the encoder to the codings.
+    """
+
+    def __init__(self, form: str = "log_var", weight: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if form not in LATENT_LOSSES:
+            raise ValueError(f"form must be one of {sorted(LATENT_LOSSES)}, got {form!r}")
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0, got {weight}")
+        self.form = form
+        self.weight = float(weight)
+
+    def call(self, inputs):
+        mean, log_var = inputs
+        per_example = LATENT_LOSSES[self.form](ops.cast(mean, "float32"), ops.cast(log_var, "float32"))
+        self.add_loss(self.weight * ops.mean(per_example))
+        return mean, log_var
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "form": self.form, "weight": self.weight}
+
+
+@keras.saving.register_keras_serializable(package="aetrain")
+class Sampling(keras.layers.Layer):
+    """Codings = mean + sigma * eps, eps ~ N(0, I) while training; the mean at inference.
+
+    Using the mean outside training makes reconstructions, validation loss and reloaded
+    checkpoints deterministic; new images come from decoding N(0, I) samples instead.
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        mean, log_var = inputs
+        if not training:
+            return mean
+        epsilon = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
+        return mean + ops.exp(0.5 * log_var) * epsilon
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+def build_vae_encoder(cfg: RunConfig) -> keras.Model:
+    """Flatten -> [noise] -> Dense(hidden...) -> (mean, log_var) -> LatentLoss -> Sampling."""
+    variant = cfg.variant
+    inputs = keras.Input(shape=IMAGE_SHAPE)
+    x = keras.layers.Flatten()(inputs)
+    noise = build_noise_layer(cfg.noise, cfg.seed)
+    if noise is not None:
+        x = noise(x)
+    for units in variant.hidden_units:
+        x = keras.layers.Dense(units, activation=variant.activation)(x)
+    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean")(x)
+    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var")(x)
+    # Per-pixel scale: the reconstruction loss is a per-pixel MSE, so the latent loss is divided by 784.
+    mean, log_var = LatentLoss(variant.latent_loss, variant.beta / PIXELS, name="latent_loss")(
+        [mean, log_var]
+    )
+    codings = Sampling(seed=cfg.seed, name="codings")([mean, log_var])
+    return keras.Model(inputs, [mean, log_var, codings], name="encoder")
+
+
+def build_vae(cfg: RunConfig) -> keras.Model:
+    encoder = build_vae_encoder(cfg)
+    decoder = build_dense_decoder(cfg, list(reversed(cfg.variant.hidden_units)))
+    inputs = keras.Input(shape=IMAGE_SHAPE)
+    _, _, codings = encoder(inputs)
+    return keras.Model(inputs, decoder(codings), name="variational_autoencoder")

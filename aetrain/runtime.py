@@ -1,0 +1,88 @@
+"""Process-wide TensorFlow set-up: a quiet import, threads, determinism, precision, the device.
+
+Called by ``cli.py`` and ``train.py`` only; models and data stay free of global state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+from aetrain.config import TrainerConfig
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send the C++ side's stderr to /dev/null: TF 2.20+ logs before absl honours TF_CPP_MIN_LOG_LEVEL."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest capture, notebooks
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def import_tensorflow_quietly(verbose: bool = False):
+    """Import TensorFlow without its start-up log lines (unless ``verbose``); returns the module."""
+    if verbose:
+        import tensorflow as tf
+
+        return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # CUDA probing logs here, once
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def configure_tensorflow(trainer: TrainerConfig, seed: int) -> None:
+    """Threads, determinism, precision and seeds for one run (safe to call again in a multirun)."""
+    tf = import_tensorflow_quietly()
+    import keras
+
+    keras.utils.clear_session(free_memory=True)
+    _set_threads(tf, trainer.intra_op_threads, trainer.inter_op_threads)
+    if trainer.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_dtype_policy(trainer.precision)
+    keras.utils.set_random_seed(seed)
+
+
+def _set_threads(tf, intra: int | None, inter: int | None) -> None:
+    """Thread pools can only be sized before TF's first op; a later identical request is fine."""
+    current = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
+    wanted = (intra or 0, inter or 0)
+    if current == wanted:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(wanted[0])
+        tf.config.threading.set_inter_op_parallelism_threads(wanted[1])
+    except RuntimeError:
+        pass  # TF already started in this process (a sequential multirun): keep its pools
+
+
+def describe_device() -> str:
+    """'GPU: <name>' when TensorFlow sees one (it then runs there), else 'CPU (<n> cores)'."""
+    tf = import_tensorflow_quietly()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name', gpus[0].name)}" + (
+            f" (x{len(gpus)})" if len(gpus) > 1 else ""
+        )
+    return f"CPU ({os.cpu_count()} cores)"

@@ -1,0 +1,185 @@
+"""One training run, start to finish: data -> model -> fit -> evaluate -> the run folder's contents.
+
+This module owns what lands in the run folder: ``checkpoints/``, ``metrics.json``, and the pictures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from aetrain.atomic_files import write_text_atomically
+from aetrain.config import NoNoise, RunConfig, VAEVariant
+from aetrain.runtime import configure_tensorflow, describe_device
+
+log = logging.getLogger("aetrain")
+
+SAMPLES = 30
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the message says when and what was kept."""
+
+
+def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
+    """Train the configured autoencoder, write the run folder, return the best validation loss."""
+    configure_tensorflow(cfg.trainer, cfg.seed)
+    from aetrain.callbacks import CheckpointBestAndLast, RecordHistory, RichProgress, StopOnNonFiniteLoss
+    from aetrain.data import load_fashion_mnist, make_dataset
+    from aetrain.evaluation import evaluate_test_set
+    from aetrain.models import build_model
+    from aetrain.optimization import build_optimizer
+
+    log.info(f"device: {describe_device()}")
+    started = time.perf_counter()
+    data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
+    log.info(
+        f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
+        f"images from {data.source} ({time.perf_counter() - started:.2f} s)"
+    )
+
+    model = build_model(cfg)
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
+    model.compile(
+        optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
+        loss="mse",
+        jit_compile=cfg.trainer.jit_compile,
+        steps_per_execution=cfg.trainer.steps_per_execution,
+    )
+    log.info(f"model: {model.name}, {model.count_params():,} parameters")
+
+    train_data = make_dataset(data.x_train, cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
+    val_data = make_dataset(data.x_val, cfg.trainer.batch_size, shuffle=False)
+    recorder = RecordHistory()
+    history = recorder.history
+    progress = RichProgress(cfg.trainer.epochs, steps_per_epoch, console, show_bar=cfg.trainer.progress)
+    checkpoints = CheckpointBestAndLast(
+        output_dir / "checkpoints",
+        metadata=lambda epoch: {"config": cfg.to_dict(), "epoch": epoch, "history": history},
+    )
+    guard = StopOnNonFiniteLoss()
+
+    fit_start = time.perf_counter()
+    model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=cfg.trainer.epochs,
+        verbose=0,
+        shuffle=False,
+        callbacks=[recorder, guard, checkpoints, progress],
+    )
+    train_seconds = time.perf_counter() - fit_start
+
+    if checkpoints.best_weights is not None:
+        model.set_weights(checkpoints.best_weights)
+    metrics = {
+        "variant": cfg.variant.name,
+        "noise": cfg.noise.name,
+        "sparsity": cfg.sparsity.name,
+        "latent_size": cfg.latent_size,
+        "config": cfg.to_dict(),
+        "parameters": model.count_params(),
+        "device": describe_device(),
+        "history": history,
+        "epochs_completed": len(history.get("loss", [])),
+        "best_epoch": checkpoints.best_epoch,
+        "best_val_loss": checkpoints.best if checkpoints.best_epoch else None,
+        "train_seconds": train_seconds,
+        "epoch_seconds": progress.epoch_seconds,
+        "images_per_second": _steady_throughput(len(data.x_train), progress.epoch_seconds),
+        "status": "diverged" if guard.failure else "completed",
+    }
+    if guard.failure:
+        metrics["failure"] = guard.failure
+        write_metrics(output_dir, metrics)
+        kept = (
+            f"best.keras from epoch {checkpoints.best_epoch} is kept"
+            if checkpoints.best_epoch
+            else "no checkpoint was good enough to keep"
+        )
+        raise TrainingDiverged(
+            f"Training diverged: {guard.failure}; {kept}. Lower trainer.learning_rate "
+            f"(now {cfg.trainer.learning_rate}) or use a smaller trainer.batch_size, then run again. "
+            f"Details are in {output_dir / 'metrics.json'}."
+        )
+
+    metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
+    write_metrics(output_dir, metrics)
+    write_pictures(model, data, cfg, history, output_dir)
+    show_summary(console, metrics, output_dir)
+    return metrics["best_val_loss"]
+
+
+def _steady_throughput(images: int, epoch_seconds: list[float]) -> float | None:
+    """Training images per second, leaving out the first epoch (tracing) when there are more."""
+    steady = epoch_seconds[1:] or epoch_seconds
+    return images / statistics.median(steady) if steady else None
+
+
+def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
+    """metrics.json, written atomically (a reader never sees half a file)."""
+    return write_text_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
+
+
+def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]], output_dir: Path) -> None:
+    """reconstructions.png (with the noisy inputs when noise is on), loss.png, samples.png for a VAE."""
+    import keras
+    import numpy as np
+
+    from aetrain.data import CLASS_NAMES
+    from aetrain.images import loss_curve, reconstruction_grid, sample_grid
+    from aetrain.models.noise import find_noise_layer
+
+    count = min(cfg.trainer.grid_images, len(data.x_test))
+    originals = data.x_test[:count]
+    titles = [CLASS_NAMES[int(label)] for label in data.y_test[:count]]
+    rows = [("original", originals)]
+    noise = find_noise_layer(model)
+    if not isinstance(cfg.noise, NoNoise) and noise is not None:
+        noisy = keras.ops.convert_to_numpy(noise(originals, training=True))
+        rows.append(("noisy input", noisy))
+        rows.append(("reconstruction\nof noisy", model.predict(noisy, verbose=0)))
+    rows.append(("reconstruction", model.predict(originals, verbose=0)))
+    reconstruction_grid(rows, titles, output_dir / "reconstructions.png")
+    loss_curve(history, output_dir / "loss.png")
+    if isinstance(cfg.variant, VAEVariant):
+        codings = (
+            np.random.default_rng(cfg.seed).standard_normal((SAMPLES, cfg.latent_size)).astype("float32")
+        )
+        samples = model.get_layer("decoder").predict(codings, verbose=0)
+        sample_grid(
+            samples,
+            output_dir / "samples.png",
+            f"decoded from codings drawn from N(0, I), {cfg.latent_size}-D",
+        )
+
+
+def show_summary(console: Console, metrics: dict[str, Any], output_dir: Path) -> None:
+    table = Table(title="aetrain: final metrics", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = {
+        "model": (
+            f"{metrics['variant']} / noise {metrics['noise']} / sparsity {metrics['sparsity']}"
+            f" / latent {metrics['latent_size']}"
+        ),
+        "best val loss": f"{metrics['best_val_loss']:.5f} (epoch {metrics['best_epoch']})",
+        **{f"test {k}": f"{v:.5f}" if isinstance(v, float) else str(v) for k, v in metrics["test"].items()},
+        "train time": f"{metrics['train_seconds']:.1f} s",
+        "throughput": f"{metrics['images_per_second']:,.0f} images/s"
+        if metrics["images_per_second"]
+        else "n/a",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
+    console.print(f"[bold]outputs:[/bold] {output_dir}")
+    log.info(f"test metrics: {json.dumps(metrics['test'])}; outputs in {output_dir}")

@@ -1,0 +1,52 @@
+"""Shared fixtures: composed configs, a tiny Fashion-MNIST on disk, quiet TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from idx_files import small_fashion_arrays, write_fashion_files  # noqa: E402
+
+from aetrain.cli import config_dir  # noqa: E402
+from aetrain.config import RunConfig, validate  # noqa: E402
+
+TINY_TRAIN, TINY_TEST = 320, 200
+
+
+def compose_config(*overrides: str):
+    """The config Hydra would compose for ``aetrain OVERRIDES`` (unchecked DictConfig)."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """320 training and 200 test images in the original IDX gz format."""
+    folder = tmp_path_factory.mktemp("fashion-mnist")
+    return write_fashion_files(folder, small_fashion_arrays(TINY_TRAIN, TINY_TEST))
+
+
+@pytest.fixture
+def make_config(tiny_data_dir, tmp_path, monkeypatch):
+    """RunConfig for ``aetrain trainer=smoke OVERRIDES`` on the tiny data, caches in tmp_path."""
+    monkeypatch.setenv("AETRAIN_CACHE_DIR", str(tmp_path / "cache"))
+
+    def make(*overrides: str) -> RunConfig:
+        return validate(
+            compose_config(
+                "trainer=smoke",
+                f"data.dir={tiny_data_dir}",
+                "data.limit=256",
+                "data.val_size=64",
+                "data.test_limit=null",
+                "trainer.batch_size=32",
+                "trainer.progress=false",
+                *overrides,
+            )
+        )
+
+    return make

@@ -1,0 +1,137 @@
+"""Every shipped config composes and validates; bad values are refused naming the key."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import compose_config
+
+from aetrain.cli import config_dir
+from aetrain.config import (
+    OPTIMIZERS,
+    ConfigError,
+    ConvVariant,
+    GaussianNoise,
+    KLSparsity,
+    RunConfig,
+    VAEVariant,
+    validate,
+)
+
+CONF = config_dir()
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def test_config_dir_has_every_group_of_the_contract():
+    assert set(options("variant")) >= {"dense", "conv", "vae"}
+    assert set(options("noise")) == {"none", "gaussian", "dropout"}
+    assert set(options("sparsity")) == {"none", "l1", "kl"}
+    assert set(options("trainer")) >= {"default", "smoke"}
+    assert set(options("experiment")) >= {
+        "seed_conv", "seed_dropout", "seed_gaussian", "seed_sparse_l1", "seed_sparse_kl", "seed_vae",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_validates(experiment):
+    assert isinstance(validate(compose_config(f"experiment={experiment}")), RunConfig)
+
+
+@pytest.mark.parametrize("group", ["variant", "noise", "sparsity", "trainer", "data"])
+def test_every_group_option_validates(group):
+    for option in options(group):
+        overrides = [f"{group}={option}"]
+        if group == "sparsity" and option != "none":
+            overrides.append("variant=dense")
+        assert isinstance(validate(compose_config(*overrides)), RunConfig), option
+
+
+def test_the_issue_example_override_line():
+    cfg = validate(
+        compose_config(
+            "variant=conv", "noise=gaussian", "noise.stddev=0.3", "sparsity=kl",
+            "sparsity.target=0.05", "latent_size=64",
+        )
+    )  # fmt: skip
+    assert isinstance(cfg.variant, ConvVariant)
+    assert cfg.noise == GaussianNoise(stddev=0.3)
+    assert cfg.sparsity == KLSparsity(target=0.05, weight=5e-3)
+    assert cfg.latent_size == 64
+
+
+def test_smoke_trainer_shrinks_data_and_epochs():
+    cfg = validate(compose_config("trainer=smoke"))
+    assert cfg.trainer.epochs == 1
+    assert cfg.data.limit is not None and cfg.data.limit <= 1000
+
+
+def test_seed_experiments_pin_the_seed_architectures():
+    vae = validate(compose_config("experiment=seed_vae"))
+    assert isinstance(vae.variant, VAEVariant)
+    assert (vae.variant.hidden_units, vae.latent_size) == ([150, 100], 10)
+    kl = validate(compose_config("experiment=seed_sparse_kl"))
+    assert kl.sparsity == KLSparsity(target=0.1, weight=5e-3)
+    assert kl.latent_size == 300
+
+
+BAD = [
+    # (overrides, key the error must name)
+    (["latent_size=0"], "latent_size"),
+    (["latent_size=-3"], "latent_size"),
+    (["seed=-1"], "seed"),
+    (["sparsity=kl", "sparsity.target=1.5"], "sparsity.target"),
+    (["sparsity=kl", "sparsity.target=0"], "sparsity.target"),
+    (["sparsity=l1", "sparsity.weight=-0.1"], "sparsity.weight"),
+    (["sparsity=kl", "variant=vae"], "sparsity"),
+    (["sparsity=l1", "variant=vae"], "sparsity"),
+    (["noise=dropout", "noise.rate=-0.2"], "noise.rate"),
+    (["noise=dropout", "noise.rate=1.0"], "noise.rate"),
+    (["noise=gaussian", "noise.stddev=-1"], "noise.stddev"),
+    (["trainer.epochs=0"], "trainer.epochs"),
+    (["trainer.epochs=ten"], "trainer.epochs"),
+    (["trainer.learning_rate=0"], "trainer.learning_rate"),
+    (["trainer.optimizer=adagrad"], "trainer.optimizer"),
+    (["trainer.precision=float8"], "trainer.precision"),
+    (["+trainer.momentum=0.9"], "trainer.momentum"),
+    (["+variant.depth=3"], "variant.depth"),
+    (["variant.activation=relux"], "variant.activation"),
+    (["variant=vae", "variant.latent_loss=kl"], "variant.latent_loss"),
+    (["variant=vae", "variant.beta=-1"], "variant.beta"),
+    (["variant=conv", "variant.encoder_filters=[16,32]"], "variant.encoder_filters"),
+    (["variant.hidden_units=[]"], "variant.hidden_units"),
+    (["data.val_size=0"], "data.val_size"),
+    (["data.limit=100", "data.val_size=100"], "data.limit"),
+    (["+lr=0.1"], "lr"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key"), BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_values_are_refused_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError) as caught:
+        validate(compose_config(*overrides))
+    assert caught.value.key == key
+    message = str(caught.value)
+    assert f"`{key}`" in message and "Allowed:" in message
+    assert "\n" not in message  # one paragraph
+
+
+def test_config_module_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys, aetrain.config, aetrain.cli; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_optimizer_names_match_the_registry():
+    from aetrain.optimization import OPTIMIZERS as REGISTRY
+
+    assert set(OPTIMIZERS) == set(REGISTRY)
+
+
+def test_run_config_round_trips_through_a_plain_dict():
+    cfg = validate(compose_config("experiment=seed_sparse_kl"))
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg

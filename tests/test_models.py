@@ -1,0 +1,165 @@
+"""The models the configs build: the seed's layer lists, parameter counts, noise and sampling behaviour."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import compose_config
+
+from aetrain.config import validate
+from aetrain.models import build_model, encode
+from aetrain.models.noise import find_noise_layer
+
+
+def build(*overrides: str):
+    return build_model(validate(compose_config(*overrides)))
+
+
+def layer_list(model, part: str) -> list[tuple]:
+    """(class, units/filters, activation, strides, padding, rate) per layer: what the seed writes."""
+    rows = []
+    for layer in model.get_layer(part).layers:
+        c = layer.get_config()
+        size = c.get("units", c.get("filters", c.get("target_shape")))
+        activation = c.get("activation")
+        rows.append(
+            (type(layer).__name__, size and tuple(size) if isinstance(size, list) else size,
+             activation, tuple(c["strides"]) if "strides" in c else None, c.get("padding"),
+             c.get("rate", c.get("l1")))
+        )  # fmt: skip
+    return rows
+
+
+SEED_CONV_ENCODER = [
+    ("Reshape", (28, 28, 1), None, None, None, None),
+    ("Conv2D", 16, "relu", (1, 1), "same", None),
+    ("MaxPooling2D", None, None, (2, 2), "valid", None),
+    ("Conv2D", 32, "relu", (1, 1), "same", None),
+    ("MaxPooling2D", None, None, (2, 2), "valid", None),
+    ("Conv2D", 64, "relu", (1, 1), "same", None),
+    ("MaxPooling2D", None, None, (2, 2), "valid", None),
+    ("Conv2D", 30, "relu", (1, 1), "same", None),
+    ("GlobalAveragePooling2D", None, None, None, None, None),
+]
+SEED_CONV_DECODER = [
+    ("Dense", 144, "linear", None, None, None),
+    ("Reshape", (3, 3, 16), None, None, None, None),
+    ("Conv2DTranspose", 32, "relu", (2, 2), "valid", None),
+    ("Conv2DTranspose", 16, "relu", (2, 2), "same", None),
+    ("Conv2DTranspose", 1, "linear", (2, 2), "same", None),
+    ("Reshape", (28, 28), None, None, None, None),
+]
+DENSE_DECODER = [
+    ("Dense", 100, "relu", None, None, None),
+    ("Dense", 784, "linear", None, None, None),
+    ("Reshape", (28, 28), None, None, None, None),
+]
+
+
+def test_seed_conv_matches_the_seed_layer_for_layer():
+    model = build("experiment=seed_conv")
+    assert layer_list(model, "encoder") == SEED_CONV_ENCODER
+    assert layer_list(model, "decoder") == SEED_CONV_DECODER
+
+
+def test_seed_dropout_matches_the_seed_layer_for_layer():
+    model = build("experiment=seed_dropout")
+    assert layer_list(model, "encoder") == [
+        ("Flatten", None, None, None, None, None),
+        ("Dropout", None, None, None, None, 0.5),
+        ("Dense", 100, "relu", None, None, None),
+        ("Dense", 30, "relu", None, None, None),
+    ]
+    assert layer_list(model, "decoder") == DENSE_DECODER
+
+
+def test_seed_sparse_l1_matches_the_seed_layer_for_layer():
+    model = build("experiment=seed_sparse_l1")
+    assert layer_list(model, "encoder") == [
+        ("Flatten", None, None, None, None, None),
+        ("Dense", 100, "relu", None, None, None),
+        ("Dense", 300, "sigmoid", None, None, None),
+        ("ActivityRegularization", None, None, None, None, 1e-4),
+    ]
+    assert layer_list(model, "decoder") == DENSE_DECODER
+
+
+@pytest.mark.parametrize(
+    ("experiment", "parameters"),
+    [("seed_conv", 54_479), ("seed_dropout", 163_814), ("seed_gaussian", 163_814), ("seed_sparse_l1", 218_084),
+     ("seed_sparse_kl", 218_084)],
+)  # fmt: skip
+def test_seed_parameter_counts(experiment, parameters):
+    model = build(f"experiment={experiment}")
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == parameters
+
+
+def test_seed_vae_has_the_books_shape():
+    model = build("experiment=seed_vae")
+    encoder = model.get_layer("encoder")
+    dense_units = [layer.units for layer in encoder.layers if type(layer).__name__ == "Dense"]
+    assert dense_units == [150, 100, 10, 10]  # hidden, hidden, mean, log_var
+    assert [type(layer).__name__ for layer in encoder.layers][-2:] == ["LatentLoss", "Sampling"]
+    decoder_units = [layer.units for layer in model.get_layer("decoder").layers if hasattr(layer, "units")]
+    assert decoder_units == [100, 150, 784]
+
+
+VALID_COMBINATIONS = [
+    (variant, noise, sparsity)
+    for variant, noise, sparsity in itertools.product(
+        ["dense", "conv", "vae"], ["none", "gaussian", "dropout"], ["none", "l1", "kl"]
+    )
+    if not (variant == "vae" and sparsity != "none")
+]
+
+
+@pytest.mark.parametrize(("variant", "noise", "sparsity"), VALID_COMBINATIONS)
+def test_every_combination_builds_and_reconstructs_the_input_shape(variant, noise, sparsity):
+    model = build(f"variant={variant}", f"noise={noise}", f"sparsity={sparsity}", "latent_size=8")
+    images = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    assert tuple(model(images, training=True).shape) == (3, 28, 28)
+    assert encode(model, images).shape == (3, 8)
+    if sparsity != "none":
+        codings = encode(model, images)
+        assert ((codings > 0) & (codings < 1)).all()  # sigmoid codings
+        assert len(model.losses) == 1
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "dropout"])
+def test_noise_corrupts_while_training_only(noise):
+    model = build("variant=dense", f"noise={noise}")
+    layer = find_noise_layer(model)
+    images = np.full((2, 784), 0.5, dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    assert not np.allclose(np.asarray(layer(images, training=True)), images)
+    x = np.full((2, 28, 28), 0.5, dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(model(x, training=False)), np.asarray(model(x, training=False)))
+
+
+def test_noise_layer_gives_fresh_noise_each_call():
+    """A SeedGenerator, not an integer seed: the same noise every step would teach nothing."""
+    layer = find_noise_layer(build("noise=gaussian"))
+    images = np.zeros((1, 784), dtype=np.float32)
+    assert not np.allclose(np.asarray(layer(images, training=True)), np.asarray(layer(images, training=True)))
+
+
+def test_vae_samples_codings_while_training_and_uses_the_mean_otherwise():
+    model = build("variant=vae", "latent_size=4")
+    encoder = model.get_layer("encoder")
+    images = np.random.default_rng(1).random((5, 28, 28), dtype=np.float32)
+    mean, _, codings = (np.asarray(t) for t in encoder(images, training=False))
+    np.testing.assert_array_equal(codings, mean)
+    _, _, first = (np.asarray(t) for t in encoder(images, training=True))
+    _, _, second = (np.asarray(t) for t in encoder(images, training=True))
+    assert not np.allclose(first, mean) and not np.allclose(first, second)
+
+
+def test_same_seed_gives_same_initial_weights():
+    first, second = build("variant=conv", "seed=3"), build("variant=conv", "seed=3")
+    other = build("variant=conv", "seed=4")
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(first.get_weights(), other.get_weights(), strict=True))
