@@ -1,3 +1,10 @@
-"""aetrain: train autoencoders on Fashion-MNIST from Hydra configs."""
+"""aetrain: train autoencoders on Fashion-MNIST from Hydra configs.
+
+``import aetrain`` is all ``keras.models.load_model`` needs to reload an aetrain checkpoint.
+"""
+
+from aetrain.keras_registration import register_custom_objects_with_keras
 
 __version__ = "0.1.0"
+
+register_custom_objects_with_keras()

@@ -7,12 +7,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import pytest  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from idx_files import small_fashion_arrays, write_fashion_files  # noqa: E402
+import pytest
+from hydra import compose, initialize_config_dir
 
-from aetrain.cli import config_dir  # noqa: E402
-from aetrain.config import RunConfig, validate  # noqa: E402
+from aetrain.cli import config_dir
+from aetrain.config import RunConfig, validate
+
+from idx_files import small_fashion_arrays, write_fashion_files
 
 TINY_TRAIN, TINY_TEST = 320, 200
 

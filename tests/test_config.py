@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import compose_config
 
 from aetrain.cli import config_dir
 from aetrain.config import (
@@ -16,6 +15,8 @@ from aetrain.config import (
     VAEVariant,
     validate,
 )
+
+from conftest import compose_config
 
 CONF = config_dir()
 
@@ -30,8 +31,13 @@ def test_config_dir_has_every_group_of_the_contract():
     assert set(options("sparsity")) == {"none", "l1", "kl"}
     assert set(options("trainer")) >= {"default", "smoke"}
     assert set(options("experiment")) >= {
-        "seed_conv", "seed_dropout", "seed_gaussian", "seed_sparse_l1", "seed_sparse_kl", "seed_vae",
-    }  # fmt: skip
+        "seed_conv",
+        "seed_dropout",
+        "seed_gaussian",
+        "seed_sparse_l1",
+        "seed_sparse_kl",
+        "seed_vae",
+    }
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
@@ -51,10 +57,14 @@ def test_every_group_option_validates(group):
 def test_the_issue_example_override_line():
     cfg = validate(
         compose_config(
-            "variant=conv", "noise=gaussian", "noise.stddev=0.3", "sparsity=kl",
-            "sparsity.target=0.05", "latent_size=64",
+            "variant=conv",
+            "noise=gaussian",
+            "noise.stddev=0.3",
+            "sparsity=kl",
+            "sparsity.target=0.05",
+            "latent_size=64",
         )
-    )  # fmt: skip
+    )
     assert isinstance(cfg.variant, ConvVariant)
     assert cfg.noise == GaussianNoise(stddev=0.3)
     assert cfg.sparsity == KLSparsity(target=0.05, weight=5e-3)

@@ -15,6 +15,7 @@ import pytest
 
 from aetrain import data
 from aetrain.data import DataError
+
 from idx_files import write_idx
 
 N_TRAIN, N_TEST = 50, 10

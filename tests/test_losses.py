@@ -18,7 +18,7 @@ KL_BY_HAND = 0.1 * math.log(0.1 / 0.3) + 0.9 * math.log(0.9 / 0.7)
 
 
 def test_kl_sparsity_penalty_matches_hand_computation():
-    assert KL_BY_HAND == pytest.approx(0.1163215, abs=1e-6)
+    assert pytest.approx(0.1163215, abs=1e-6) == KL_BY_HAND
     value = float(kl_sparsity_penalty(CODINGS, target=0.1))
     assert value == pytest.approx(KL_BY_HAND, rel=1e-5)
 

@@ -6,11 +6,12 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import compose_config
 
 from aetrain.config import validate
 from aetrain.models import build_model, encode
 from aetrain.models.noise import find_noise_layer
+
+from conftest import compose_config
 
 
 def build(*overrides: str):
@@ -25,10 +26,15 @@ def layer_list(model, part: str) -> list[tuple]:
         size = c.get("units", c.get("filters", c.get("target_shape")))
         activation = c.get("activation")
         rows.append(
-            (type(layer).__name__, size and tuple(size) if isinstance(size, list) else size,
-             activation, tuple(c["strides"]) if "strides" in c else None, c.get("padding"),
-             c.get("rate", c.get("l1")))
-        )  # fmt: skip
+            (
+                type(layer).__name__,
+                size and tuple(size) if isinstance(size, list) else size,
+                activation,
+                tuple(c["strides"]) if "strides" in c else None,
+                c.get("padding"),
+                c.get("rate", c.get("l1")),
+            )
+        )
     return rows
 
 
@@ -88,9 +94,14 @@ def test_seed_sparse_l1_matches_the_seed_layer_for_layer():
 
 @pytest.mark.parametrize(
     ("experiment", "parameters"),
-    [("seed_conv", 54_479), ("seed_dropout", 163_814), ("seed_gaussian", 163_814), ("seed_sparse_l1", 218_084),
-     ("seed_sparse_kl", 218_084)],
-)  # fmt: skip
+    [
+        ("seed_conv", 54_479),
+        ("seed_dropout", 163_814),
+        ("seed_gaussian", 163_814),
+        ("seed_sparse_l1", 218_084),
+        ("seed_sparse_kl", 218_084),
+    ],
+)
 def test_seed_parameter_counts(experiment, parameters):
     model = build(f"experiment={experiment}")
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -162,4 +173,6 @@ def test_same_seed_gives_same_initial_weights():
     other = build("variant=conv", "seed=4")
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert not all(np.array_equal(a, b) for a, b in zip(first.get_weights(), other.get_weights(), strict=True))
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(first.get_weights(), other.get_weights(), strict=True)
+    )

@@ -1,0 +1,100 @@
+"""Checkpoints reload to the same outputs in a fresh process, say what they are, and are never partial."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from aetrain.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from aetrain.config import validate
+from aetrain.models import build_model
+
+from conftest import compose_config
+
+RELOAD_SCRIPT = """
+import sys, numpy as np
+import aetrain, keras
+model = keras.models.load_model(sys.argv[1])
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+"""
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["variant=conv"],
+        ["variant=vae", "noise=gaussian"],
+        ["variant=dense", "sparsity=kl"],
+        ["variant=dense", "noise=dropout", "sparsity=l1"],
+    ],
+    ids=lambda o: " ".join(o),
+)
+def test_checkpoint_reloads_in_a_fresh_process_with_identical_outputs(tmp_path, overrides):
+    cfg = validate(compose_config(*overrides, "latent_size=6"))
+    model = build_model(cfg)
+    model.compile(optimizer="adam", loss="mse")
+    images = np.random.default_rng(3).random((4, 28, 28), dtype=np.float32)
+    model.fit(images, images, epochs=1, verbose=0)  # optimizer state exists, weights moved
+    path = tmp_path / "best.keras"
+    save_checkpoint(model, path, {"config": cfg.to_dict(), "epoch": 1})
+    np.save(tmp_path / "images.npy", images)
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RELOAD_SCRIPT,
+            str(path),
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.npy"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0))
+
+
+def test_checkpoint_carries_the_config_that_made_it(tmp_path):
+    cfg = validate(compose_config("experiment=seed_sparse_kl"))
+    path = tmp_path / "last.keras"
+    save_checkpoint(build_model(cfg), path, {"config": cfg.to_dict(), "epoch": 3})
+    metadata = read_metadata(path)
+    assert metadata["epoch"] == 3
+    assert metadata["config"]["sparsity"] == {"name": "kl", "target": 0.1, "weight": 0.005}
+    assert validate(metadata["config"]) == cfg
+
+
+def test_reload_keeps_optimizer_state(tmp_path):
+    cfg = validate(compose_config("variant=dense", "latent_size=4"))
+    model = build_model(cfg)
+    model.compile(optimizer="adam", loss="mse")
+    images = np.random.default_rng(0).random((8, 28, 28), dtype=np.float32)
+    model.fit(images, images, epochs=2, verbose=0)
+    save_checkpoint(model, tmp_path / "last.keras", {})
+    reloaded = load_checkpoint(tmp_path / "last.keras")
+    assert int(reloaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
+    for a, b in zip(model.optimizer.variables, reloaded.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    cfg = validate(compose_config("variant=dense", "latent_size=4"))
+    model = build_model(cfg)
+    path = tmp_path / "best.keras"
+    save_checkpoint(model, path, {"epoch": 1})
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(model, path, {"epoch": 2})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
+    assert json.loads(zipfile.ZipFile(path).read("aetrain.json"))["epoch"] == 1
