@@ -110,22 +110,9 @@ def test_help_and_cfg_job_work_as_in_any_hydra_app(tmp_path):
 def test_wheel_ships_the_configs_and_runs_from_another_directory(tmp_path):
     """`pip install .` must work: the wheel carries conf/ as aetrain/conf."""
     repo = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(repo),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    wheel_command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    build = subprocess.run([*wheel_command, "-w", str(tmp_path), str(repo)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
     (wheel,) = tmp_path.glob("aetrain-*.whl")
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
