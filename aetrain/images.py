@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 
 def reconstruction_grid(rows: Sequence[tuple[str, np.ndarray]], titles: Sequence[str], path: Path) -> None:
@@ -54,6 +55,7 @@ def loss_curve(history: dict[str, list[float]], path: Path) -> None:
     values = [v for key in ("loss", "val_loss") for v in history.get(key, []) if np.isfinite(v) and v > 0]
     if values and max(values) / min(values) >= 10:
         axis.set_yscale("log")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("epoch")
     axis.set_ylabel("loss")
     axis.grid(alpha=0.3)
