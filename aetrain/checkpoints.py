@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from aetrain.atomic_files import atomic_path
+
+if TYPE_CHECKING:  # read_metadata needs only zipfile: commands check a path before TensorFlow loads
+    import keras
 
 METADATA_NAME = "aetrain.json"
 
@@ -36,6 +37,8 @@ def read_metadata(path: Path) -> dict[str, Any]:
 
 def load_checkpoint(path: Path, compile: bool = True) -> keras.Model:
     """Reload an aetrain checkpoint; importing aetrain.models registers its custom layers first."""
+    import keras
+
     import aetrain.models  # noqa: F401  (registration side effect)
 
     return keras.models.load_model(path, compile=compile)

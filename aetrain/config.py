@@ -62,15 +62,33 @@ class ConvVariant:
 
 
 @dataclass
-class VAEVariant:
+class VariationalVariant:
+    """What every variational variant shares: Gaussian codings and a latent loss weighted by ``beta``.
+
+    Code that treats all VAEs alike (validation, evaluation, generation) checks
+    ``isinstance(variant, VariationalVariant)``, never the variant's name.
+    """
+
+    name: str = "vae"
+    latent_loss: str = "log_var"
+    beta: float = 1.0
+
+
+@dataclass
+class VAEVariant(VariationalVariant):
     """Dense variational autoencoder with a Gaussian coding layer (mean and log-variance)."""
 
     name: str = "vae"
     hidden_units: list[int] = field(default_factory=lambda: [150, 100])
     activation: str = "selu"
     output_activation: str = "sigmoid"
-    latent_loss: str = "log_var"
-    beta: float = 1.0
+
+
+@dataclass
+class ConvVAEVariant(ConvVariant, VariationalVariant):
+    """The conv autoencoder's layers with Gaussian codings: conv stages -> Flatten -> (mean, log_var)."""
+
+    name: str = "conv_vae"
 
 
 @dataclass
@@ -138,14 +156,20 @@ class TrainerConfig:
     deterministic: bool = False
     progress: bool = True
     grid_images: int = 10
+    tensorboard: bool = False
 
 
-VARIANT_SCHEMAS = {"dense": DenseVariant, "conv": ConvVariant, "vae": VAEVariant}
+VARIANT_SCHEMAS = {
+    "dense": DenseVariant,
+    "conv": ConvVariant,
+    "vae": VAEVariant,
+    "conv_vae": ConvVAEVariant,
+}
 NOISE_SCHEMAS = {"none": NoNoise, "gaussian": GaussianNoise, "dropout": DropoutNoise}
 SPARSITY_SCHEMAS = {"none": NoSparsity, "l1": L1Sparsity, "kl": KLSparsity}
 DATA_SCHEMAS = {"fashion_mnist": DataConfig}
 
-Variant = DenseVariant | ConvVariant | VAEVariant
+Variant = DenseVariant | ConvVariant | VAEVariant | ConvVAEVariant
 Noise = NoNoise | GaussianNoise | DropoutNoise
 Sparsity = NoSparsity | L1Sparsity | KLSparsity
 
@@ -290,7 +314,7 @@ def _check_variant(v: Variant) -> None:
             v.hidden_units,
             "a non-empty list of integers >= 1",
         )
-    if isinstance(v, VAEVariant):
+    if isinstance(v, VariationalVariant):
         _require(
             v.latent_loss in LATENT_LOSS_FORMS,
             "variant.latent_loss",
@@ -352,10 +376,10 @@ def _check_sparsity(run: RunConfig) -> None:
             "It is the mean activation each sigmoid coding unit should have.",
         )
     _require(
-        not isinstance(run.variant, VAEVariant),
+        not isinstance(run.variant, VariationalVariant),
         "sparsity",
         s.name,
-        "sparsity=none with variant=vae",
+        f"sparsity=none with variant={run.variant.name}",
         "Sparsity penalties act on a sigmoid coding layer; a VAE's codings are Gaussian samples "
         "regularised by its own latent loss (tune variant.beta instead).",
     )

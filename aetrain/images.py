@@ -1,4 +1,4 @@
-"""Pictures of a run, written as PNG: reconstructions, VAE samples, loss curves."""
+"""Pictures of a run, written as PNG: reconstructions, VAE samples and manifolds, loss curves, coding maps."""
 
 from __future__ import annotations
 
@@ -41,6 +41,42 @@ def sample_grid(images: np.ndarray, path: Path, title: str, columns: int = 10) -
         if index < len(images):
             axis.imshow(np.clip(images[index], 0.0, 1.0), cmap="binary", vmin=0.0, vmax=1.0)
     figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def manifold_grid(images: np.ndarray, coordinates: np.ndarray, path: Path, title: str) -> None:
+    """Decoded images tiled on the 2-D coding grid they came from (rows: z2 falling, columns: z1 rising)."""
+    size = len(coordinates)
+    side = images.shape[-1]
+    tiles = images.reshape(size, size, side, side).transpose(0, 2, 1, 3).reshape(size * side, size * side)
+    figure, axis = plt.subplots(figsize=(6.4, 6.6))
+    axis.imshow(np.clip(tiles, 0.0, 1.0), cmap="binary", vmin=0.0, vmax=1.0)
+    ticks = np.arange(size) * side + side / 2
+    labels = [f"{c:.1f}" for c in coordinates]
+    axis.set_xticks(ticks, labels, fontsize=6)
+    axis.set_yticks(ticks, labels[::-1], fontsize=6)
+    axis.set_xlabel("coding z1")
+    axis.set_ylabel("coding z2")
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def coding_map(
+    points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: Path, title: str
+) -> None:
+    """A 2-D scatter of codings, one colour per class, with a legend naming the classes."""
+    figure, axis = plt.subplots(figsize=(7.2, 5.6))
+    colours = plt.get_cmap("tab10")
+    for index, name in enumerate(class_names):
+        chosen = labels == index
+        if chosen.any():
+            axis.scatter(*points[chosen].T, s=4, alpha=0.6, color=colours(index), label=name)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=7, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     figure.tight_layout()
     _save(figure, path)
 

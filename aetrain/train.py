@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aetrain.atomic_files import write_text_atomically
-from aetrain.config import NoNoise, RunConfig, VAEVariant
+from aetrain.config import NoNoise, RunConfig, VariationalVariant
 from aetrain.runtime import configure_tensorflow, describe_device
 
 log = logging.getLogger("aetrain")
@@ -66,6 +66,11 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         metadata=lambda epoch: {"config": cfg.to_dict(), "epoch": epoch, "history": history},
     )
     guard = StopOnNonFiniteLoss()
+    callbacks = [recorder, guard, checkpoints, progress]
+    if cfg.trainer.tensorboard:
+        import keras
+
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(output_dir / "tensorboard")))
 
     fit_start = time.perf_counter()
     model.fit(
@@ -74,7 +79,7 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         epochs=cfg.trainer.epochs,
         verbose=0,
         shuffle=False,
-        callbacks=[recorder, guard, checkpoints, progress],
+        callbacks=callbacks,
     )
     train_seconds = time.perf_counter() - fit_start
 
@@ -150,7 +155,7 @@ def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]],
     rows.append(("reconstruction", model.predict(originals, verbose=0)))
     reconstruction_grid(rows, titles, output_dir / "reconstructions.png")
     loss_curve(history, output_dir / "loss.png")
-    if isinstance(cfg.variant, VAEVariant):
+    if isinstance(cfg.variant, VariationalVariant):
         codings = (
             np.random.default_rng(cfg.seed).standard_normal((SAMPLES, cfg.latent_size)).astype("float32")
         )

@@ -51,3 +51,42 @@ def make_config(tiny_data_dir, tmp_path, monkeypatch):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tiny_data_dir, tmp_path_factory):
+    """Run folders of one-epoch trainings on the tiny data, made once per session and shared.
+
+    ``trained_runs("variant=conv_vae", ...)`` trains on first use and returns the run folder after.
+    """
+    import io
+
+    from rich.console import Console
+
+    from aetrain import train
+
+    made: dict[tuple[str, ...], Path] = {}
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AETRAIN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+    def trained(*overrides: str) -> Path:
+        if overrides not in made:
+            cfg = validate(
+                compose_config(
+                    "trainer=smoke",
+                    f"data.dir={tiny_data_dir}",
+                    "data.limit=256",
+                    "data.val_size=64",
+                    "data.test_limit=null",
+                    "trainer.batch_size=32",
+                    "trainer.progress=false",
+                    *overrides,
+                )
+            )
+            folder = tmp_path_factory.mktemp("run")
+            train.run(cfg, folder, Console(file=io.StringIO(), width=100))
+            made[overrides] = folder
+        return made[overrides]
+
+    yield trained
+    patch.undo()

@@ -96,6 +96,8 @@ BAD = [
     (["sparsity=l1", "sparsity.weight=-0.1"], "sparsity.weight"),
     (["sparsity=kl", "variant=vae"], "sparsity"),
     (["sparsity=l1", "variant=vae"], "sparsity"),
+    (["sparsity=kl", "variant=conv_vae"], "sparsity"),
+    (["sparsity=l1", "variant=conv_vae"], "sparsity"),
     (["noise=dropout", "noise.rate=-0.2"], "noise.rate"),
     (["noise=dropout", "noise.rate=1.0"], "noise.rate"),
     (["noise=gaussian", "noise.stddev=-1"], "noise.stddev"),
@@ -109,6 +111,9 @@ BAD = [
     (["variant.activation=relux"], "variant.activation"),
     (["variant=vae", "variant.latent_loss=kl"], "variant.latent_loss"),
     (["variant=vae", "variant.beta=-1"], "variant.beta"),
+    (["variant=conv_vae", "variant.beta=-1"], "variant.beta"),
+    (["variant=conv_vae", "variant.encoder_filters=[8,8]"], "variant.encoder_filters"),
+    (["trainer.tensorboard=maybe"], "trainer.tensorboard"),
     (["variant=conv", "variant.encoder_filters=[16,32]"], "variant.encoder_filters"),
     (["variant.hidden_units=[]"], "variant.hidden_units"),
     (["data.val_size=0"], "data.val_size"),
@@ -145,3 +150,17 @@ def test_optimizer_names_match_the_registry():
 def test_run_config_round_trips_through_a_plain_dict():
     cfg = validate(compose_config("experiment=seed_sparse_kl"))
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_conv_vae_is_a_variational_variant_with_the_conv_layers():
+    from aetrain.config import ConvVAEVariant, VariationalVariant
+
+    cfg = validate(compose_config("variant=conv_vae", "variant.beta=4", "latent_size=2"))
+    assert isinstance(cfg.variant, ConvVAEVariant) and isinstance(cfg.variant, VariationalVariant)
+    assert (cfg.variant.beta, cfg.variant.latent_loss, cfg.variant.encoder_filters) == (
+        4.0,
+        "log_var",
+        [16, 32, 64],
+    )
+    assert not cfg.trainer.tensorboard  # off unless asked for
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg  # what a checkpoint stores reads back the same

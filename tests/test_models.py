@@ -121,9 +121,9 @@ def test_seed_vae_has_the_books_shape():
 VALID_COMBINATIONS = [
     (variant, noise, sparsity)
     for variant, noise, sparsity in itertools.product(
-        ["dense", "conv", "vae"], ["none", "gaussian", "dropout"], ["none", "l1", "kl"]
+        ["dense", "conv", "vae", "conv_vae"], ["none", "gaussian", "dropout"], ["none", "l1", "kl"]
     )
-    if not (variant == "vae" and sparsity != "none")
+    if not (variant in ("vae", "conv_vae") and sparsity != "none")
 ]
 
 
@@ -176,3 +176,38 @@ def test_same_seed_gives_same_initial_weights():
     assert not all(
         np.array_equal(a, b) for a, b in zip(first.get_weights(), other.get_weights(), strict=True)
     )
+
+
+def test_conv_vae_shares_the_conv_stages_and_decoder_and_the_vae_coding_head():
+    model = build("variant=conv_vae", "latent_size=3")
+    encoder_layers = [type(layer).__name__ for layer in model.get_layer("encoder").layers]
+    assert encoder_layers[:8] == ["InputLayer", "Reshape"] + ["Conv2D", "MaxPooling2D"] * 3
+    assert encoder_layers[-3:] == ["Dense", "LatentLoss", "Sampling"]
+    assert layer_list(model, "decoder") == [
+        ("Dense", 144, "linear", None, None, None),
+        ("Reshape", (3, 3, 16), None, None, None, None),
+        ("Conv2DTranspose", 32, "relu", (2, 2), "valid", None),
+        ("Conv2DTranspose", 16, "relu", (2, 2), "same", None),
+        ("Conv2DTranspose", 1, "sigmoid", (2, 2), "same", None),
+        ("Reshape", (28, 28), None, None, None, None),
+    ]
+    images = np.random.default_rng(2).random((4, 28, 28), dtype=np.float32)
+    mean, log_var, codings = (np.asarray(t) for t in model.get_layer("encoder")(images, training=False))
+    assert mean.shape == log_var.shape == (4, 3)
+    np.testing.assert_array_equal(codings, mean)  # the mean outside training, as the dense VAE
+    assert tuple(model(images, training=True).shape) == (4, 28, 28)
+
+
+@pytest.mark.parametrize("variant", ["vae", "conv_vae"])
+def test_latent_loss_scales_with_beta(variant):
+    """variant.beta multiplies the latent loss: weight beta / 784 next to the per-pixel MSE."""
+    images = np.random.default_rng(4).random((8, 28, 28), dtype=np.float32)
+    losses = {}
+    for beta in (1.0, 3.0, 0.0):
+        model = build(f"variant={variant}", f"variant.beta={beta}", "latent_size=4")
+        assert model.get_layer("encoder").get_layer("latent_loss").weight == pytest.approx(beta / 784)
+        model(images, training=False)
+        (losses[beta],) = (float(loss) for loss in model.losses)
+    assert losses[1.0] > 0
+    assert losses[3.0] == pytest.approx(3.0 * losses[1.0], rel=1e-5)
+    assert losses[0.0] == 0.0

@@ -82,3 +82,14 @@ def test_diverging_run_stops_records_and_raises(make_config, tmp_path):
     assert metrics["status"] == "diverged"
     assert "loss became" in metrics["failure"]
     assert metrics["epochs_completed"] <= 1
+
+
+def test_tensorboard_logs_go_to_the_run_folder_when_asked(trained_runs):
+    run = trained_runs("variant=dense", "trainer.tensorboard=true")
+    for split in ("train", "validation"):
+        (events,) = (run / "tensorboard" / split).glob("events.out.tfevents.*")
+        assert events.stat().st_size > 0
+
+
+def test_no_tensorboard_folder_by_default(trained_runs):
+    assert not (trained_runs("sparsity=kl", "latent_size=16") / "tensorboard").exists()

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import keras
 
-from aetrain.config import ConvVariant, DenseVariant, RunConfig, VAEVariant
+from aetrain.config import ConvVAEVariant, ConvVariant, DenseVariant, RunConfig, VAEVariant
 from aetrain.models.conv import build_conv_autoencoder
+from aetrain.models.conv_vae import build_conv_vae
 from aetrain.models.dense import build_dense_autoencoder
 from aetrain.models.sparsity import KLSparsityRegularization
 from aetrain.models.vae import LatentLoss, Sampling, build_vae
@@ -20,6 +21,7 @@ VARIANT_BUILDERS: dict[type, Callable[[RunConfig], keras.Model]] = {
     DenseVariant: build_dense_autoencoder,
     ConvVariant: build_conv_autoencoder,
     VAEVariant: build_vae,
+    ConvVAEVariant: build_conv_vae,
 }
 
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (KLSparsityRegularization, LatentLoss, Sampling)}

@@ -13,10 +13,10 @@ CODING_GRID = 3  # 28 -> 14 -> 7 -> 3 after three 2x2 poolings
 KERNEL = 3  # with stride 2 and valid padding, 3 -> 7: the decoder's sizes depend on it
 
 
-def build_conv_encoder(cfg: RunConfig) -> keras.Sequential:
-    """Reshape -> [noise] -> (Conv2D + MaxPool) x3 -> Conv2D(latent_size) -> GlobalAvgPool -> [sparsity]."""
+def build_conv_stages(cfg: RunConfig) -> list[keras.layers.Layer]:
+    """Reshape -> [noise] -> (Conv2D + MaxPool) x3: the 3x3 feature maps both conv encoders start from."""
     variant = cfg.variant
-    layers = [keras.Input(shape=IMAGE_SHAPE), keras.layers.Reshape([*IMAGE_SHAPE, 1])]
+    layers = [keras.layers.Reshape([*IMAGE_SHAPE, 1])]
     noise = build_noise_layer(cfg.noise, cfg.seed)
     if noise is not None:
         layers.append(noise)
@@ -25,6 +25,13 @@ def build_conv_encoder(cfg: RunConfig) -> keras.Sequential:
             keras.layers.Conv2D(filters, KERNEL, padding="same", activation=variant.activation),
             keras.layers.MaxPool2D(pool_size=2),
         ]
+    return layers
+
+
+def build_conv_encoder(cfg: RunConfig) -> keras.Sequential:
+    """Conv stages -> Conv2D(latent_size) -> GlobalAvgPool -> [sparsity]."""
+    variant = cfg.variant
+    layers = [keras.Input(shape=IMAGE_SHAPE), *build_conv_stages(cfg)]
     layers += [
         keras.layers.Conv2D(
             cfg.latent_size,

@@ -87,6 +87,29 @@ class Sampling(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
+def build_gaussian_codings(cfg: RunConfig, features):
+    """features -> (mean, log_var) -> LatentLoss -> Sampling: the coding head every VAE variant shares.
+
+    Returns the symbolic ``[mean, log_var, codings]``, the encoder's outputs. The latent loss is
+    weighted ``beta / 784`` because the reconstruction loss is a per-pixel MSE (the book's scaling).
+    """
+    variant = cfg.variant
+    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean")(features)
+    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var")(features)
+    mean, log_var = LatentLoss(variant.latent_loss, variant.beta / PIXELS, name="latent_loss")(
+        [mean, log_var]
+    )
+    codings = Sampling(seed=cfg.seed, name="codings")([mean, log_var])
+    return [mean, log_var, codings]
+
+
+def assemble_vae(encoder: keras.Model, decoder: keras.Model, name: str) -> keras.Model:
+    """image -> encoder -> sampled codings -> decoder, as one model with both sub-models inside."""
+    inputs = keras.Input(shape=IMAGE_SHAPE)
+    _, _, codings = encoder(inputs)
+    return keras.Model(inputs, decoder(codings), name=name)
+
+
 def build_vae_encoder(cfg: RunConfig) -> keras.Model:
     """Flatten -> [noise] -> Dense(hidden...) -> (mean, log_var) -> LatentLoss -> Sampling."""
     variant = cfg.variant
@@ -97,19 +120,10 @@ def build_vae_encoder(cfg: RunConfig) -> keras.Model:
         x = noise(x)
     for units in variant.hidden_units:
         x = keras.layers.Dense(units, activation=variant.activation)(x)
-    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean")(x)
-    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var")(x)
-    # Per-pixel scale: the reconstruction loss is a per-pixel MSE, so the latent loss is divided by 784.
-    mean, log_var = LatentLoss(variant.latent_loss, variant.beta / PIXELS, name="latent_loss")(
-        [mean, log_var]
-    )
-    codings = Sampling(seed=cfg.seed, name="codings")([mean, log_var])
-    return keras.Model(inputs, [mean, log_var, codings], name="encoder")
+    return keras.Model(inputs, build_gaussian_codings(cfg, x), name="encoder")
 
 
 def build_vae(cfg: RunConfig) -> keras.Model:
     encoder = build_vae_encoder(cfg)
     decoder = build_dense_decoder(cfg, list(reversed(cfg.variant.hidden_units)))
-    inputs = keras.Input(shape=IMAGE_SHAPE)
-    _, _, codings = encoder(inputs)
-    return keras.Model(inputs, decoder(codings), name="variational_autoencoder")
+    return assemble_vae(encoder, decoder, "variational_autoencoder")

@@ -1,0 +1,110 @@
+"""Companion commands for a finished run: ``aetrain-evaluate``, ``aetrain-generate``, ``aetrain-look``.
+
+Plain argparse (one PATH, a few options), not Hydra: they read the run's config from its checkpoint
+instead of composing one. Like ``aetrain``, they touch the process here only. Exit codes: 0 done,
+2 a path or run the command cannot use, 3 a data problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+
+from aetrain.data import DataError
+from aetrain.trained_run import RunPathError, TrainedRun, locate_trained_run
+
+EXIT_USAGE, EXIT_DATA = 2, 3
+
+
+class CommandRefused(Exception):
+    """A valid run this command cannot work with (e.g. generating from a non-variational model)."""
+
+
+@dataclass
+class LoadedRun:
+    """A trained run ready to use: its config and checkpoint, the model, the data, where outputs go."""
+
+    run: TrainedRun
+    model: Any
+    data: Any
+    output_dir: Path
+
+
+def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """PATH plus the options every companion command takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="a run folder (uses its checkpoints/best.keras) or a .keras checkpoint written by aetrain",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="folder with the four Fashion-MNIST *-ubyte.gz files (default: the run's data.dir if it "
+        "exists here, else the usual search)",
+    )
+    parser.add_argument("--out", help="folder for the outputs (default: the run folder)")
+    parser.add_argument(
+        "--limit", type=positive_int, help="use only the first N test images (default: all 10,000)"
+    )
+    parser.add_argument("--seed", type=int, help="seed for sampling (default: the run's seed)")
+    return parser
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def run_command(body: Callable[[argparse.Namespace, Console], None], args: argparse.Namespace) -> int:
+    """Run ``body``; a bad path or an unusable run is one red paragraph and exit code 2, no traceback."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    console = Console()
+    try:
+        body(args, console)
+    except (RunPathError, CommandRefused) as error:
+        console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
+        return EXIT_USAGE
+    except DataError as error:
+        console.print(Panel(str(error), title="aetrain: data problem", border_style="red"))
+        return EXIT_DATA
+    return 0
+
+
+def locate(args: argparse.Namespace) -> TrainedRun:
+    """The run PATH names (cheap: no TensorFlow yet)."""
+    return locate_trained_run(args.path)
+
+
+def load(run: TrainedRun, args: argparse.Namespace) -> LoadedRun:
+    """Import TensorFlow quietly, load the checkpoint and the run's data splits (test set cut to --limit)."""
+    from aetrain.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from aetrain.checkpoints import load_checkpoint
+    from aetrain.data import load_fashion_mnist
+
+    cfg = run.config
+    data_dir = args.data_dir
+    if data_dir is None and cfg.data.dir is not None and Path(cfg.data.dir).is_dir():
+        data_dir = cfg.data.dir
+    data = load_fashion_mnist(
+        data_dir, limit=cfg.data.limit, val_size=cfg.data.val_size, test_limit=args.limit
+    )
+    model = load_checkpoint(run.checkpoint, compile=False)
+    output_dir = Path(args.out) if args.out else run.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return LoadedRun(run=run, model=model, data=data, output_dir=output_dir)
+
+
+def seed_of(run: TrainedRun, args: argparse.Namespace) -> int:
+    return run.config.seed if args.seed is None else args.seed

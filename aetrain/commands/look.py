@@ -1,0 +1,105 @@
+"""``aetrain-look PATH``: the test set's codings in 2-D (PCA, t-SNE); denoising.png for denoising runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from aetrain.commands import command_parser, load, locate, positive_int, run_command, seed_of
+from aetrain.config import NoNoise, VariationalVariant
+
+TSNE_POINTS, DENOISING_IMAGES = 2000, 10
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "aetrain-look",
+        "Look at a trained autoencoder: codings_pca.png (the test set's codings on their two principal "
+        "components, coloured by class), codings_tsne.png (t-SNE, when scikit-learn is installed), and "
+        "denoising.png (clean, noisy, reconstructed) for runs trained with noise. Writes into the run "
+        "folder (or --out).",
+    )
+    parser.add_argument(
+        "--tsne-points",
+        type=positive_int,
+        default=TSNE_POINTS,
+        help=f"t-SNE on the first N of the test images in use ({TSNE_POINTS}; t-SNE is slow)",
+    )
+    parser.add_argument("--no-tsne", action="store_true", help="skip t-SNE even when scikit-learn is there")
+    parser.add_argument(
+        "--images",
+        type=positive_int,
+        default=DENOISING_IMAGES,
+        help=f"columns of denoising.png ({DENOISING_IMAGES})",
+    )
+    return parser
+
+
+def look(args: argparse.Namespace, console: Console) -> None:
+    run = locate(args)
+    loaded = load(run, args)  # TensorFlow loads here, quietly
+    from aetrain.data import CLASS_NAMES
+    from aetrain.evaluation import corrupt
+    from aetrain.images import coding_map, reconstruction_grid
+    from aetrain.look import pca_2d, tsne_2d, tsne_available
+    from aetrain.models import encode
+
+    cfg, model, data, out = run.config, loaded.model, loaded.data, loaded.output_dir
+    seed = seed_of(run, args)
+    codings = encode(model, data.x_test)
+    kind = "mean codings" if isinstance(cfg.variant, VariationalVariant) else "codings"
+    written = []
+
+    points, explained = pca_2d(codings)
+    coding_map(
+        points,
+        data.y_test,
+        CLASS_NAMES,
+        out / "codings_pca.png",
+        f"{cfg.variant.name}: PCA of {len(codings):,} test {kind} ({cfg.latent_size}-D); "
+        f"PC1 {100 * explained[0]:.0f} %, PC2 {100 * explained[1]:.0f} % of the variance",
+    )
+    written.append(out / "codings_pca.png")
+
+    if args.no_tsne:
+        pass
+    elif tsne_available():
+        count = min(args.tsne_points, len(codings))
+        with console.status(f"t-SNE on {count:,} codings"):
+            embedded = tsne_2d(codings[:count], seed)
+        coding_map(
+            embedded,
+            data.y_test[:count],
+            CLASS_NAMES,
+            out / "codings_tsne.png",
+            f"{cfg.variant.name}: t-SNE of {count:,} test {kind} ({cfg.latent_size}-D), seed {seed}",
+        )
+        written.append(out / "codings_tsne.png")
+    else:
+        console.print("codings_tsne.png skipped: t-SNE needs scikit-learn (pip install 'aetrain[tsne]').")
+
+    if isinstance(cfg.noise, NoNoise):
+        console.print("denoising.png skipped: this run was trained without noise (noise=none).")
+    else:
+        count = min(args.images, len(data.x_test))
+        clean = data.x_test[:count]
+        noisy = corrupt(model, clean)
+        reconstructed = model.predict(noisy, verbose=0)
+        reconstruction_grid(
+            [("clean", clean), (f"noisy\n({cfg.noise.name})", noisy), ("reconstructed", reconstructed)],
+            [CLASS_NAMES[int(label)] for label in data.y_test[:count]],
+            out / "denoising.png",
+        )
+        written.append(out / "denoising.png")
+    for path in written:
+        console.print(f"[bold]written:[/bold] {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(look, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
