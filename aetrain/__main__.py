@@ -1,3 +1,3 @@
-from aetrain.cli import main
+from aetrain.cli import entry
 
-main()
+entry()

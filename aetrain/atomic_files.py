@@ -8,6 +8,26 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from aetrain.run_folders import unwritable_message
+
+
+class RunFolderWriteError(OSError):
+    """A file of the run folder could not be written (full disk, permissions); nothing partial is left.
+
+    The message names the file and the fix; ``errno`` is the underlying error's.
+    """
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+        self.path = path
+        self.message = (
+            f"{unwritable_message(path.parent, cause)} The file was {path}; any earlier version of it "
+            "is intact and no partial file was left."
+        )
+
+    def __str__(self) -> str:
+        return self.message
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
@@ -15,11 +35,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
     A crash or kill -9 at any moment leaves either the previous ``target`` or the new one; a failed
     block removes the temp file. The temp name keeps ``target``'s suffix (Keras insists on ``.keras``)
-    and starts with a dot and ``partial`` so nobody mistakes it for a finished file.
+    and starts with a dot and ``partial`` so nobody mistakes it for a finished file. Any OSError on
+    the way (a full disk, a folder made read-only) becomes a :class:`RunFolderWriteError` naming
+    ``target``.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-partial-", suffix=target.suffix)
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        prefix = f".{target.stem}-partial-"
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=target.suffix)
+        os.close(fd)
+    except OSError as err:
+        raise RunFolderWriteError(target, err) from err
     tmp = Path(name)
     try:
         yield tmp
@@ -28,9 +54,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
         _fsync_directory(target.parent)
-    except BaseException:
+    except BaseException as failure:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(failure, OSError) and not isinstance(failure, RunFolderWriteError):
+            raise RunFolderWriteError(target, failure) from failure
         raise
 
 

@@ -1,4 +1,10 @@
-"""Small Keras callbacks for a training run: live progress, atomic checkpoints, a divergence guard."""
+"""Small Keras callbacks for a training run: live progress, atomic checkpoints, a divergence guard,
+a stop on request (Ctrl-C).
+
+``fit`` still calls ``on_epoch_end`` after a callback stops training in the middle of an epoch (the NaN
+guard, a stop request). That epoch is partial: it is neither recorded nor checkpointed, so
+``last.keras`` and the history always describe whole epochs and a resumed run can continue exactly.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from rich.progress import (
 )
 
 from aetrain.checkpoints import save_checkpoint
+from aetrain.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")
 
@@ -69,6 +76,8 @@ class RichProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._stop_bar()
+        if self.model.stop_training:
+            return  # a partial epoch (see the module docstring)
         seconds = time.perf_counter() - self._epoch_start
         self.epoch_seconds.append(seconds)
         figures = "  ".join(f"{k} {float(v):.5f}" for k, v in (logs or {}).items() if k != "learning_rate")
@@ -86,11 +95,13 @@ class RichProgress(keras.callbacks.Callback):
 class RecordHistory(keras.callbacks.Callback):
     """Per-epoch logs as plain floats, in a dict that checkpoints can embed while training runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: dict[str, list[float]] | None = None) -> None:
         super().__init__()
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training:
+            return  # a partial epoch (see the module docstring)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
 
@@ -98,14 +109,23 @@ class RecordHistory(keras.callbacks.Callback):
 class CheckpointBestAndLast(keras.callbacks.Callback):
     """``best.keras`` when val_loss improves, ``last.keras`` every epoch; both written atomically.
 
-    Also keeps the best weights in memory so the final evaluation uses them without a reload.
+    Also keeps the best weights in memory so the final evaluation uses them without a reload. A
+    resumed run passes the best value and epoch so far, so ``best.keras`` is only replaced by a
+    better epoch (its weights are then on disk, not in memory).
     """
 
-    def __init__(self, directory: Path, metadata: Callable[[int], dict[str, Any]], monitor: str = "val_loss"):
+    def __init__(
+        self,
+        directory: Path,
+        metadata: Callable[[int], dict[str, Any]],
+        monitor: str = "val_loss",
+        best: float = math.inf,
+        best_epoch: int | None = None,
+    ):
         super().__init__()
         self.directory, self.metadata, self.monitor = directory, metadata, monitor
-        self.best = math.inf
-        self.best_epoch: int | None = None
+        self.best = best
+        self.best_epoch = best_epoch
         self.best_weights: list | None = None
 
     @property
@@ -117,6 +137,8 @@ class CheckpointBestAndLast(keras.callbacks.Callback):
         return self.directory / "last.keras"
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training:
+            return  # a partial epoch (see the module docstring): last.keras keeps the last whole one
         value = float((logs or {}).get(self.monitor, math.nan))
         if math.isfinite(value) and value < self.best:
             self.best, self.best_epoch = value, epoch + 1
@@ -140,4 +162,22 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.failure = f"loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+
+class StopOnRequest(keras.callbacks.Callback):
+    """Stop at the end of the current batch once ``request`` is set (by a signal handler in cli.py)."""
+
+    def __init__(self, request: StopRequest) -> None:
+        super().__init__()
+        self.request = request
+        self.stopped_in_epoch: int | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.request.requested and self.stopped_in_epoch is None:
+            self.stopped_in_epoch = self._epoch + 1
             self.model.stop_training = True

@@ -12,11 +12,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aetrain.atomic_files import atomic_path
+from aetrain.resume import METADATA_NAME, read_metadata
+
+__all__ = [
+    "METADATA_NAME",
+    "copy_optimizer_state",
+    "load_checkpoint",
+    "read_metadata",
+    "restore_seed_generator_states",
+    "save_checkpoint",
+    "seed_generator_states",
+]
 
 if TYPE_CHECKING:  # read_metadata needs only zipfile: commands check a path before TensorFlow loads
     import keras
 
-METADATA_NAME = "aetrain.json"
+SEED_STATE_SUFFIX = "seed_generator_state"
 
 
 def save_checkpoint(model: keras.Model, path: Path, metadata: dict[str, Any]) -> None:
@@ -27,14 +38,6 @@ def save_checkpoint(model: keras.Model, path: Path, metadata: dict[str, Any]) ->
             archive.writestr(METADATA_NAME, json.dumps(metadata, indent=2, default=float))
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
-    """The aetrain metadata stored in a checkpoint ({} for a plain Keras file)."""
-    with zipfile.ZipFile(path) as archive:
-        if METADATA_NAME not in archive.namelist():
-            return {}
-        return json.loads(archive.read(METADATA_NAME))
-
-
 def load_checkpoint(path: Path, compile: bool = True) -> keras.Model:
     """Reload an aetrain checkpoint; importing aetrain.models registers its custom layers first."""
     import keras
@@ -42,3 +45,47 @@ def load_checkpoint(path: Path, compile: bool = True) -> keras.Model:
     import aetrain.models  # noqa: F401  (registration side effect)
 
     return keras.models.load_model(path, compile=compile)
+
+
+def seed_generator_states(model: keras.Model) -> list[list[int]]:
+    """The states of the model's random generators (noise, VAE sampling), in layer order.
+
+    Keras does not save them with the weights; a resumed run restores them from the checkpoint's
+    metadata so its noise continues where the stopped run's would have.
+    """
+    from keras import ops
+
+    return [[int(x) for x in ops.convert_to_numpy(v)] for v in _seed_state_variables(model)]
+
+
+def restore_seed_generator_states(model: keras.Model, states: list[list[int]]) -> None:
+    """Set the generators back to ``states`` (from :func:`seed_generator_states` of the same model)."""
+    variables = _seed_state_variables(model)
+    if len(variables) != len(states):
+        raise ValueError(f"the model has {len(variables)} random generators, the checkpoint {len(states)}")
+    from keras import ops
+
+    for variable, state in zip(variables, states, strict=True):
+        variable.assign(ops.convert_to_tensor(state, dtype=variable.dtype))
+
+
+def copy_optimizer_state(
+    source: keras.optimizers.Optimizer, target: keras.optimizers.Optimizer, model: keras.Model
+) -> None:
+    """Give ``target`` (freshly built from the config) the step count and moments of ``source``.
+
+    The reloaded optimizer carries the learning-rate schedule of the old run; a resumed run with more
+    epochs needs a schedule built for the new length, so the state moves to a new optimizer instead.
+    """
+    target.build(model.trainable_variables)
+    if len(source.variables) != len(target.variables):
+        raise ValueError(
+            f"optimizer state does not match: {len(source.variables)} saved variables, "
+            f"{len(target.variables)} expected"
+        )
+    for saved, fresh in zip(source.variables, target.variables, strict=True):
+        fresh.assign(saved)
+
+
+def _seed_state_variables(model: keras.Model) -> list:
+    return [v for v in model.variables if v.path.endswith(SEED_STATE_SUFFIX)]

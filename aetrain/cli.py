@@ -1,20 +1,26 @@
 """The ``aetrain`` command: compose the Hydra config, check it, train. Process concerns live here only.
 
-Exit codes: 0 done, 2 a config value aetrain refuses, 3 a data problem, 4 training diverged
-(Hydra's own composition errors keep Hydra's exit code 1).
+Exit codes: 0 done, 2 a config value aetrain refuses, 3 a data problem, 4 training diverged,
+5 the run folder cannot be written (permissions, full disk), 130 / 143 stopped by SIGINT / SIGTERM
+(resumable with trainer.resume). Hydra's own composition errors keep Hydra's exit code 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -22,10 +28,16 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 
 from aetrain.config import ConfigError, validate
+from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir, run_dir_or_resumed
+from aetrain.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")
 
-EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED = 2, 3, 4
+EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED, EXIT_OUTPUT = 2, 3, 4, 5
+
+# conf/config.yaml names run folders through these: a folder no other run has, or the resumed one.
+OmegaConf.register_new_resolver("aetrain.unique_dir", claim_unique_dir, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("aetrain.run_dir", run_dir_or_resumed, use_cache=True, replace=True)
 
 
 def config_dir() -> Path:
@@ -42,13 +54,39 @@ class RunFailed(Exception):
         self.exit_code = exit_code
 
 
+class RunInterrupted(RunFailed):
+    """Training stopped on a signal; the sweep, if any, stops too. ``resume`` continues it."""
+
+    def __init__(self, message: str, exit_code: int, resume: str | None) -> None:
+        super().__init__(message, exit_code)
+        self.resume = resume
+
+
+class AbortNow(BaseException):
+    """A second Ctrl-C / SIGTERM: leave at once (files on disk are whole: every write is atomic)."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     console = Console(stderr=False)
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        return _train(cfg, output_dir, console)
+        with stop_on_signals() as stop:
+            return _train(cfg, output_dir, console, stop)
+    except RunInterrupted as interruption:
+        console.print(Panel(str(interruption), title="aetrain: stopped", border_style="yellow"))
+        log.warning(str(interruption))
+        if interruption.resume:  # unwrapped, to copy and paste
+            console.print(
+                f"Resume with:\n{interruption.resume}", soft_wrap=True, markup=False, highlight=False
+            )
+            log.info(f"resume with: {interruption.resume}")
+        sys.exit(interruption.exit_code)
     except RunFailed as failure:
         console.print(Panel(str(failure), title="aetrain: run failed", border_style="red"))
         log.error(str(failure))
@@ -57,7 +95,7 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(failure.exit_code)
 
 
-def _train(cfg: DictConfig, output_dir: Path, console: Console) -> float:
+def _train(cfg: DictConfig, output_dir: Path, console: Console, stop: StopRequest | None = None) -> float:
     try:
         run_cfg = validate(cfg)
     except ConfigError as error:
@@ -70,16 +108,123 @@ def _train(cfg: DictConfig, output_dir: Path, console: Console) -> float:
         )
     )
 
+    from aetrain.atomic_files import RunFolderWriteError
     from aetrain.data import DataError
-    from aetrain.train import TrainingDiverged, run
+    from aetrain.train import TrainingDiverged, TrainingInterrupted, run
 
     try:
-        return run(run_cfg, output_dir, console)
+        return run(run_cfg, output_dir, console, stop)
+    except ConfigError as error:  # trainer.resume: the folder or its config
+        raise RunFailed(str(error), EXIT_CONFIG) from None
     except DataError as error:
         raise RunFailed(str(error), EXIT_DATA) from None
     except TrainingDiverged as error:
         raise RunFailed(str(error), EXIT_DIVERGED) from None
+    except RunFolderWriteError as error:
+        raise RunFailed(str(error), EXIT_OUTPUT) from None
+    except TrainingInterrupted as error:
+        resume = resume_command(output_dir) if error.epochs_completed else None
+        raise RunInterrupted(str(error), error.exit_code, resume) from None
+
+
+# --- process edges: signals, the run folder before Hydra writes it, the console script ----------
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """SIGINT / SIGTERM ask training to stop at the next batch end (it saves, then exits 130 / 143);
+    a second signal aborts at once. The previous handlers come back afterwards (multirun, tests)."""
+    stop = StopRequest()
+
+    def handle(signal_number: int, frame) -> None:
+        if stop.requested:
+            raise AbortNow(128 + signal_number)
+        stop.ask(signal_number)
+        print(
+            f"\naetrain: {signal.Signals(signal_number).name} received: stopping after this batch "
+            "(send it again to abort at once).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def resume_command(output_dir: Path) -> str:
+    """The command line that continues this run: its own overrides plus trainer.resume."""
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")]
+    return shlex.join(["aetrain", *overrides, f"trainer.resume={output_dir}"])
+
+
+class RunFolderCheck(Callback):
+    """Hydra callback (conf/config.yaml): before Hydra creates or writes the run folder, check that it
+    can be written and, for trainer.resume, that the folder holds a run this config may continue."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        run_dir = Path(str(config.hydra.run.dir))
+        resume = OmegaConf.select(config, "trainer.resume")
+        try:
+            if resume:
+                _check_resume(config, Path(resume), run_dir)
+            check_writable(run_dir)
+        except ConfigError as error:
+            _exit_before_run(str(error), EXIT_CONFIG)
+        except RunFolderUnwritable as error:
+            _exit_before_run(str(error), EXIT_OUTPUT)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            check_writable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+        except RunFolderUnwritable as error:
+            _exit_before_run(str(error), EXIT_OUTPUT)
+
+
+def _check_resume(config: DictConfig, resume: Path, run_dir: Path) -> None:
+    from aetrain.resume import check_resumable, read_saved_run
+
+    task_config = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    check_resumable(validate(task_config), read_saved_run(resume))
+    if run_dir.resolve() != resume.expanduser().resolve():
+        raise ConfigError(
+            "hydra.run.dir",
+            str(run_dir),
+            f"the resumed folder {resume} (leave hydra.run.dir unset)",
+            "A resumed run writes into the folder it continues.",
+        )
+
+
+def _exit_before_run(message: str, exit_code: int) -> None:
+    Console(stderr=False).print(Panel(message, title="aetrain: run refused", border_style="red"))
+    sys.exit(exit_code)
+
+
+HYDRA_ERROR_HINT = (
+    "aetrain: Hydra refused the command line `{command}` (its reason is above). `aetrain --help` "
+    "lists the config groups and their options; `aetrain --cfg job` prints every key with its value. "
+    "Override keys that exist (key=value): aetrain refuses keys its schema does not have."
+)
+
+
+def entry() -> None:
+    """The console script: Hydra's main, a hint after Hydra's own errors, a quiet exit on abort."""
+    try:
+        main()
+    except AbortNow as abort:
+        print("aetrain: aborted; the checkpoints on disk are whole (every write is atomic).", file=sys.stderr)
+        sys.exit(abort.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C before training started
+        print("aetrain: interrupted before training started.", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    except SystemExit as exit_:
+        if exit_.code == 1:
+            print(HYDRA_ERROR_HINT.format(command=shlex.join(sys.argv[1:])), file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":
-    main()
+    entry()

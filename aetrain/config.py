@@ -157,6 +157,7 @@ class TrainerConfig:
     progress: bool = True
     grid_images: int = 10
     tensorboard: bool = False
+    resume: str | None = None
 
 
 VARIANT_SCHEMAS = {
@@ -430,3 +431,9 @@ def _check_trainer(t: TrainerConfig) -> None:
             "null (TensorFlow decides) or an integer >= 1",
         )
     _require(t.grid_images >= 1, "trainer.grid_images", t.grid_images, "an integer >= 1")
+    _require(
+        t.resume is None or t.resume.strip() != "",
+        "trainer.resume",
+        t.resume,
+        "null (a new run) or the folder of a run to continue",
+    )

@@ -427,3 +427,28 @@ def make_dataset(
 
 def _input_is_target(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return batch, batch
+
+
+def make_training_dataset(
+    images: np.ndarray, batch_size: int, *, seed: int, first_epoch: int = 0
+) -> tf.data.Dataset:
+    """Endless (x, x) batches, one epoch after another, for ``fit(steps_per_epoch=...)``.
+
+    Epoch ``e`` visits the images in an order drawn from ``(seed, e)`` alone (a stateless shuffle),
+    not from how many epochs this process has already run: a run resumed at epoch ``e`` sees exactly
+    the batches an uninterrupted run would have. Each epoch ends with its own smaller last batch.
+    """
+    import tensorflow as tf
+
+    pixels = tf.constant(np.asarray(images, dtype=np.float32))
+    count = len(images)
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
+    batches = epochs.flat_map(one_epoch).map(lambda indices: tf.gather(pixels, indices))
+    return batches.map(_input_is_target).prefetch(tf.data.AUTOTUNE)

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from aetrain.atomic_files import atomic_path
+
 
 def reconstruction_grid(rows: Sequence[tuple[str, np.ndarray]], titles: Sequence[str], path: Path) -> None:
     """A labelled grid: one row per (label, images), e.g. original / noisy input / reconstruction."""
@@ -101,6 +103,8 @@ def loss_curve(history: dict[str, list[float]], path: Path) -> None:
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=110)
+    finally:
+        plt.close(figure)

@@ -18,7 +18,9 @@ from rich.table import Table
 
 from aetrain.atomic_files import write_text_atomically
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
+from aetrain.resume import SavedRun, check_resumable, read_saved_run
 from aetrain.runtime import configure_tensorflow, describe_device
+from aetrain.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")
 
@@ -29,24 +31,58 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or inf; the message says when and what was kept."""
 
 
-def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
-    """Train the configured autoencoder, write the run folder, return the best validation loss."""
+class TrainingInterrupted(RuntimeError):
+    """A stop request (Ctrl-C, SIGTERM) ended training between batches; ``last.keras`` holds the last
+    whole epoch and ``metrics.json`` the history so far."""
+
+    def __init__(self, message: str, exit_code: int, epochs_completed: int) -> None:
+        super().__init__(message)
+        self.exit_code, self.epochs_completed = exit_code, epochs_completed
+
+
+def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None = None) -> float:
+    """Train the configured autoencoder, write the run folder, return the best validation loss.
+
+    ``cfg.trainer.resume`` continues a stopped run (see aetrain.resume); ``stop``, once set, ends
+    training at the next batch end with :class:`TrainingInterrupted`.
+    """
+    from aetrain.data import load_fashion_mnist
+
+    saved = read_saved_run(cfg.trainer.resume) if cfg.trainer.resume else None
+    if saved is not None:
+        check_resumable(cfg, saved)
+    # The data is checked before TensorFlow loads: a bad file is reported in a fraction of a second.
+    started = time.perf_counter()
+    data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
+    load_seconds = time.perf_counter() - started
+
     configure_tensorflow(cfg.trainer, cfg.seed)
-    from aetrain.callbacks import CheckpointBestAndLast, RecordHistory, RichProgress, StopOnNonFiniteLoss
-    from aetrain.data import load_fashion_mnist, make_dataset
+    from aetrain.callbacks import (
+        CheckpointBestAndLast,
+        RecordHistory,
+        RichProgress,
+        StopOnNonFiniteLoss,
+        StopOnRequest,
+    )
+    from aetrain.checkpoints import (
+        copy_optimizer_state,
+        load_checkpoint,
+        restore_seed_generator_states,
+        seed_generator_states,
+    )
+    from aetrain.data import make_dataset, make_training_dataset
     from aetrain.evaluation import evaluate_test_set
     from aetrain.models import build_model
     from aetrain.optimization import build_optimizer
 
     log.info(f"device: {describe_device()}")
-    started = time.perf_counter()
-    data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
     log.info(
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
-        f"images from {data.source} ({time.perf_counter() - started:.2f} s)"
+        f"images from {data.source} ({load_seconds:.2f} s)"
     )
 
-    model = build_model(cfg)
+    model = load_checkpoint(saved.last_checkpoint) if saved else build_model(cfg)
+    restored_optimizer = model.optimizer if saved else None
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
     model.compile(
         optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
@@ -54,19 +90,34 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         jit_compile=cfg.trainer.jit_compile,
         steps_per_execution=cfg.trainer.steps_per_execution,
     )
+    first_epoch = 0
+    if saved is not None:
+        copy_optimizer_state(restored_optimizer, model.optimizer, model)
+        restore_seed_generator_states(model, saved.random_state)
+        first_epoch = saved.epoch
+        log.info(f"resuming {saved.folder} after epoch {saved.epoch} of {cfg.trainer.epochs}")
     log.info(f"model: {model.name}, {model.count_params():,} parameters")
 
-    train_data = make_dataset(data.x_train, cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
+    train_data = make_training_dataset(
+        data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch
+    )
     val_data = make_dataset(data.x_val, cfg.trainer.batch_size, shuffle=False)
-    recorder = RecordHistory()
+    recorder = RecordHistory(saved.history if saved else None)
     history = recorder.history
     progress = RichProgress(cfg.trainer.epochs, steps_per_epoch, console, show_bar=cfg.trainer.progress)
     checkpoints = CheckpointBestAndLast(
         output_dir / "checkpoints",
-        metadata=lambda epoch: {"config": cfg.to_dict(), "epoch": epoch, "history": history},
+        metadata=lambda epoch: {
+            "config": cfg.to_dict(),
+            "epoch": epoch,
+            "history": history,
+            "random_state": seed_generator_states(model),
+        },
+        **_best_so_far(saved),
     )
     guard = StopOnNonFiniteLoss()
-    callbacks = [recorder, guard, checkpoints, progress]
+    stopper = StopOnRequest(stop or StopRequest())
+    callbacks = [recorder, guard, stopper, checkpoints, progress]
     if cfg.trainer.tensorboard:
         import keras
 
@@ -77,14 +128,14 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         train_data,
         validation_data=val_data,
         epochs=cfg.trainer.epochs,
+        initial_epoch=first_epoch,
+        steps_per_epoch=steps_per_epoch,
         verbose=0,
-        shuffle=False,
+        shuffle=False,  # make_training_dataset shuffles, per epoch
         callbacks=callbacks,
     )
     train_seconds = time.perf_counter() - fit_start
 
-    if checkpoints.best_weights is not None:
-        model.set_weights(checkpoints.best_weights)
     metrics = {
         "variant": cfg.variant.name,
         "noise": cfg.noise.name,
@@ -95,6 +146,7 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         "device": describe_device(),
         "history": history,
         "epochs_completed": len(history.get("loss", [])),
+        "resumed_from_epoch": first_epoch if saved else None,
         "best_epoch": checkpoints.best_epoch,
         "best_val_loss": checkpoints.best if checkpoints.best_epoch else None,
         "train_seconds": train_seconds,
@@ -115,12 +167,48 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
             f"(now {cfg.trainer.learning_rate}) or use a smaller trainer.batch_size, then run again. "
             f"Details are in {output_dir / 'metrics.json'}."
         )
+    if stopper.stopped_in_epoch is not None:
+        raise _interrupted(stopper, stop, metrics, cfg, output_dir)
 
+    if checkpoints.best_weights is not None:
+        model.set_weights(checkpoints.best_weights)
+    elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
+        model.set_weights(load_checkpoint(checkpoints.best_path, compile=False).get_weights())
     metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
     write_metrics(output_dir, metrics)
     write_pictures(model, data, cfg, history, output_dir)
     show_summary(console, metrics, output_dir)
     return metrics["best_val_loss"]
+
+
+def _best_so_far(saved: SavedRun | None) -> dict[str, Any]:
+    """The best validation loss and its epoch in a resumed run's history (it has a best.keras)."""
+    if saved is None or not saved.best_checkpoint.is_file():
+        return {}
+    losses = [v if math.isfinite(v) else math.inf for v in saved.history.get("val_loss", [])]
+    if not losses or min(losses) == math.inf:
+        return {}
+    best = min(losses)
+    return {"best": best, "best_epoch": losses.index(best) + 1}
+
+
+def _interrupted(stopper, stop: StopRequest, metrics: dict[str, Any], cfg: RunConfig, output_dir: Path):
+    """Record the stop in metrics.json and build the exception that tells the user what was kept."""
+    done = metrics["epochs_completed"]
+    metrics["status"] = "interrupted"
+    metrics["interruption"] = f"{stop.signal_name} during epoch {stopper.stopped_in_epoch}"
+    write_metrics(output_dir, metrics)
+    kept = (
+        f"checkpoints/last.keras holds epoch {done}, the last complete one"
+        if done
+        else "no epoch was complete, so there is no checkpoint to resume from: run the same command again"
+    )
+    return TrainingInterrupted(
+        f"Training stopped by {stop.signal_name} during epoch {stopper.stopped_in_epoch} of "
+        f"{cfg.trainer.epochs}; {kept}. {output_dir / 'metrics.json'} has the history so far.",
+        stop.exit_code,
+        done,
+    )
 
 
 def _steady_throughput(images: int, epoch_seconds: list[float]) -> float | None:

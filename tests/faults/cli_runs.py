@@ -1,0 +1,88 @@
+"""Run the real ``aetrain`` command in subprocesses, and read what its output says."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+AETRAIN = shutil.which("aetrain", path=str(Path(sys.executable).parent)) or "aetrain"
+# Importing this "tensorflow" fails: a run that reports its error with it on the path did so
+# before importing TensorFlow.
+NO_TENSORFLOW = Path(__file__).resolve().parent / "no_tensorflow"
+# Long enough (24 batches of 8 per epoch, 12 epochs) that a signal sent after epoch 1 lands mid-run.
+SLOW_RUN = ["trainer.batch_size=8", "trainer.epochs=12"]
+
+
+def environment(cwd: Path, without_tensorflow: bool = False, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "AETRAIN_CACHE_DIR": str(cwd / "cache"), "COLUMNS": "120", **extra}
+    if without_tensorflow:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NO_TENSORFLOW), env.get("PYTHONPATH")]))
+    return env
+
+
+def aetrain(*args: str, cwd: Path, without_tensorflow: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [AETRAIN, *args],
+        cwd=cwd,
+        env=environment(cwd, without_tensorflow),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def start_aetrain(*args: str, cwd: Path, without_tensorflow: bool = False) -> subprocess.Popen:
+    return subprocess.Popen(
+        [AETRAIN, *args],
+        cwd=cwd,
+        env=environment(cwd, without_tensorflow),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def smoke_args(data_dir: Path, *overrides: str) -> list[str]:
+    """A tiny, quiet run: 192 training and 64 validation images."""
+    return [
+        "trainer=smoke",
+        f"data.dir={data_dir}",
+        "data.limit=256",
+        "data.val_size=64",
+        "trainer.progress=false",
+        *overrides,
+    ]
+
+
+def plain_text(output: str) -> str:
+    """Console output without rich's panel borders and line wrapping: one line of words."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
+
+
+def is_whole_checkpoint(path: Path) -> bool:
+    """A complete .keras zip (the central directory is written last) with aetrain's metadata."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None and "aetrain.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def partial_files(folder: Path) -> list[Path]:
+    """Temp files of interrupted atomic writes (dot-prefixed ``*-partial-*``)."""
+    return sorted(folder.rglob(".*-partial-*"))
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> None:
+    """Poll until ``path`` exists (e.g. the first checkpoint), failing if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)

@@ -1,0 +1,1 @@
+raise ImportError("the fault tests forbid importing TensorFlow here")

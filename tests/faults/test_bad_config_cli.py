@@ -1,0 +1,80 @@
+"""Bad command lines through the real ``aetrain``: a clear paragraph, the right exit code, no traceback,
+and (for aetrain's own checks) no TensorFlow import: a fake ``tensorflow`` that fails on import is on
+the path of every run here."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from cli_runs import AETRAIN, environment, plain_text
+
+# (overrides, exit code, words the message must contain). Exit 2: aetrain's checks, naming the key
+# and the value; exit 1: Hydra's own composition errors.
+BAD_COMMAND_LINES = [
+    (["latent_size=0"], 2, ["`latent_size`", "= 0", "an integer >= 1"]),
+    (["latent_size=abc"], 2, ["`latent_size`", "'abc'", "an integer"]),
+    (["seed=-1"], 2, ["`seed`", "-1", "an integer >= 0"]),
+    (["trainer.epochs=0"], 2, ["`trainer.epochs`", "0", "an integer >= 1"]),
+    (["trainer.epochs=null"], 2, ["`trainer.epochs`", "None"]),
+    (["trainer.batch_size=1.5"], 2, ["`trainer.batch_size`", "1.5", "int"]),
+    (["trainer.learning_rate=-1"], 2, ["`trainer.learning_rate`", "-1", "a number > 0"]),
+    (["trainer.optimizer=adamx"], 2, ["`trainer.optimizer`", "'adamx'", "'adam'"]),
+    (["trainer.deterministic=maybe"], 2, ["`trainer.deterministic`", "'maybe'", "bool"]),
+    (["trainer.precision=float16"], 2, ["`trainer.precision`", "'float16'", "mixed_float16"]),
+    (["trainer.warmup_epochs=20"], 2, ["`trainer.warmup_epochs`", "20", "below trainer.epochs"]),
+    (["noise=dropout", "noise.rate=1.5"], 2, ["`noise.rate`", "1.5", "strictly between 0 and 1"]),
+    (["noise=gaussian", "noise.stddev=0"], 2, ["`noise.stddev`", "0", "a number > 0"]),
+    (["sparsity=kl", "sparsity.target=1.5"], 2, ["`sparsity.target`", "1.5", "between 0 and 1"]),
+    (["variant=vae", "sparsity=l1"], 2, ["`sparsity`", "'l1'", "sparsity=none with variant=vae"]),
+    (["variant=conv", "variant.encoder_filters=[16,32]"], 2, ["`variant.encoder_filters`", "[16, 32]"]),
+    (["variant.activation=relux"], 2, ["`variant.activation`", "'relux'", "'relu'"]),
+    (["data.limit=100", "data.val_size=200"], 2, ["`data.limit`", "100", "data.val_size (200)"]),
+    (["+trainer.momentum=0.9"], 2, ["`trainer.momentum`", "0.9", "no setting called 'momentum'"]),
+    (["+lr=0.1"], 2, ["`lr`", "0.1", "aetrain has no such setting"]),
+    (["trainer.resume=/no/such/run"], 2, ["`trainer.resume`", "/no/such/run", "There is no folder"]),
+    (["foo=1"], 1, ["Could not override 'foo'", "aetrain --cfg job"]),
+    (["variant=nope"], 1, ["Could not find 'variant/nope'", "conv", "dense", "vae", "aetrain --help"]),
+    (["latent_size=${oops"], 1, ["latent_size=${oops", "aetrain --help"]),
+]
+
+
+@pytest.fixture(scope="module")
+def refused_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, str]]:
+    """Every bad command line, all started at once (each in its own folder) to keep this fast."""
+    started = {}
+    for overrides, _, _ in BAD_COMMAND_LINES:
+        cwd = tmp_path_factory.mktemp("refused")
+        started[" ".join(overrides)] = subprocess.Popen(
+            [AETRAIN, *overrides],
+            cwd=cwd,
+            env=environment(cwd, without_tensorflow=True),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    results = {}
+    for name, process in started.items():
+        stdout, stderr = process.communicate(timeout=120)
+        results[name] = (process.returncode, stdout + stderr)
+    return results
+
+
+@pytest.mark.parametrize(
+    ("overrides", "exit_code", "words"), BAD_COMMAND_LINES, ids=[" ".join(o) for o, _, _ in BAD_COMMAND_LINES]
+)
+def test_bad_command_line_is_refused_clearly(refused_runs, overrides, exit_code, words):
+    returncode, output = refused_runs[" ".join(overrides)]
+    text = plain_text(output)
+    assert returncode == exit_code, output
+    for word in words:
+        assert word in text, f"{word!r} missing from: {text}"
+    assert "Traceback" not in output
+    assert "forbid importing TensorFlow" not in output  # refused before TensorFlow was imported
+    if exit_code == 2:
+        assert "Allowed:" in text and "Fix it on the command line" in text
+
+
+def test_there_are_at_least_15_distinct_bad_inputs():
+    keys = {overrides[-1].split("=")[0].lstrip("+") for overrides, _, _ in BAD_COMMAND_LINES}
+    assert len(keys) >= 15
