@@ -22,6 +22,7 @@ LATENT_LOSS_FORMS = ("log_var", "sigma")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored")  # tf.distribute strategies; aetrain.distribution builds them
 
 
 class ConfigError(ValueError):
@@ -138,6 +139,7 @@ class TrainerConfig:
     deterministic: bool = False
     progress: bool = True
     grid_images: int = 10
+    strategy: str = "default"
 
 
 VARIANT_SCHEMAS = {"dense": DenseVariant, "conv": ConvVariant, "vae": VAEVariant}
@@ -406,3 +408,10 @@ def _check_trainer(t: TrainerConfig) -> None:
             "null (TensorFlow decides) or an integer >= 1",
         )
     _require(t.grid_images >= 1, "trainer.grid_images", t.grid_images, "an integer >= 1")
+    _require(
+        t.strategy in STRATEGIES,
+        "trainer.strategy",
+        t.strategy,
+        f"one of {list(STRATEGIES)}",
+        "`mirrored` copies the model onto every GPU (or every logical CPU device) of one machine.",
+    )
