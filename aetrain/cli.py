@@ -8,6 +8,7 @@ Exit codes: 0 done, 2 a config value aetrain refuses, 3 a data problem, 4 traini
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shlex
@@ -27,8 +28,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 
-from aetrain.config import ConfigError, validate
+from aetrain.config import ConfigError, TrainerConfig, validate
 from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir, run_dir_or_resumed
+from aetrain.runtime import available_cores, threads_per_job
 from aetrain.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")
@@ -44,6 +46,15 @@ def config_dir() -> Path:
     """The configs: packaged as aetrain/conf in a wheel, the repo's top-level conf/ in a checkout."""
     packaged = Path(__file__).resolve().parent / "conf"
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "conf"
+
+
+# What a sweep records in a failed job's metrics.json, by exit code.
+FAILURE_STATUS = {
+    EXIT_CONFIG: "refused",
+    EXIT_DATA: "failed",
+    EXIT_DIVERGED: "diverged",
+    EXIT_OUTPUT: "failed",
+}
 
 
 class RunFailed(Exception):
@@ -75,10 +86,11 @@ def main(cfg: DictConfig) -> float | None:
     console = Console(stderr=False)
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         with stop_on_signals() as stop:
-            return _train(cfg, output_dir, console, stop)
-    except RunInterrupted as interruption:
+            return _train(cfg, output_dir, console, in_sweep, stop)
+    except RunInterrupted as interruption:  # a signal stops the sweep too
         console.print(Panel(str(interruption), title="aetrain: stopped", border_style="yellow"))
         log.warning(str(interruption))
         if interruption.resume:  # unwrapped, to copy and paste
@@ -90,16 +102,33 @@ def main(cfg: DictConfig) -> float | None:
     except RunFailed as failure:
         console.print(Panel(str(failure), title="aetrain: run failed", border_style="red"))
         log.error(str(failure))
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            return None  # the sweep goes on; the job's metrics.json / log say why
-        sys.exit(failure.exit_code)
+        if not in_sweep:
+            sys.exit(failure.exit_code)
+        _record_failed_job(output_dir, FAILURE_STATUS[failure.exit_code], str(failure))
+    except Exception as error:
+        if not in_sweep:
+            raise
+        # Hydra's launchers re-raise a job's exception and end the sweep: record it, go on.
+        log.exception(f"job {hydra_cfg.job.num} failed")
+        _record_failed_job(output_dir, "failed", f"{type(error).__name__}: {error}")
+    return None  # the sweep goes on; an Optuna sweeper counts the trial as failed
 
 
-def _train(cfg: DictConfig, output_dir: Path, console: Console, stop: StopRequest | None = None) -> float:
+def _record_failed_job(output_dir: Path, status: str, message: str) -> None:
+    from aetrain.train import record_failure
+
+    record_failure(output_dir, status, message)
+
+
+def _train(
+    cfg: DictConfig, output_dir: Path, console: Console, in_sweep: bool, stop: StopRequest | None = None
+) -> float:
     try:
         run_cfg = validate(cfg)
     except ConfigError as error:
         raise RunFailed(str(error), EXIT_CONFIG) from None
+    if in_sweep:
+        run_cfg.trainer = _share_cores(run_cfg.trainer, HydraConfig.get().launcher)
     console.print(
         Panel(
             Syntax(OmegaConf.to_yaml(run_cfg.to_dict()), "yaml", background_color="default"),
@@ -224,6 +253,18 @@ def entry() -> None:
         if exit_.code == 1:
             print(HYDRA_ERROR_HINT.format(command=shlex.join(sys.argv[1:])), file=sys.stderr)
         raise
+
+
+def _share_cores(trainer: TrainerConfig, launcher: DictConfig) -> TrainerConfig:
+    """Cap TF's thread pools when the launcher runs jobs side by side (unless set explicitly)."""
+    cap = threads_per_job(launcher, available_cores())
+    if cap is None:
+        return trainer
+    return dataclasses.replace(
+        trainer,
+        intra_op_threads=trainer.intra_op_threads or cap,
+        inter_op_threads=trainer.inter_op_threads or cap,
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ LATENT_LOSS_FORMS = ("log_var", "sigma")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored")  # tf.distribute strategies; aetrain.distribution builds them
 
 
 class ConfigError(ValueError):
@@ -158,6 +159,7 @@ class TrainerConfig:
     grid_images: int = 10
     tensorboard: bool = False
     resume: str | None = None
+    strategy: str = "default"
 
 
 VARIANT_SCHEMAS = {
@@ -436,4 +438,11 @@ def _check_trainer(t: TrainerConfig) -> None:
         "trainer.resume",
         t.resume,
         "null (a new run) or the folder of a run to continue",
+    )
+    _require(
+        t.strategy in STRATEGIES,
+        "trainer.strategy",
+        t.strategy,
+        f"one of {list(STRATEGIES)}",
+        "`mirrored` copies the model onto every GPU (or every logical CPU device) of one machine.",
     )

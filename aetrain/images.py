@@ -15,8 +15,16 @@ from matplotlib.ticker import MaxNLocator
 from aetrain.atomic_files import atomic_path
 
 
-def reconstruction_grid(rows: Sequence[tuple[str, np.ndarray]], titles: Sequence[str], path: Path) -> None:
-    """A labelled grid: one row per (label, images), e.g. original / noisy input / reconstruction."""
+def reconstruction_grid(
+    rows: Sequence[tuple[str, np.ndarray]],
+    titles: Sequence[str],
+    path: Path,
+    horizontal_labels: bool = False,
+) -> None:
+    """A labelled grid: one row per (label, images), e.g. original / noisy input / reconstruction.
+
+    ``horizontal_labels`` writes row labels across, for labels of several lines (a sweep's overrides).
+    """
     columns = len(titles)
     figure, axes = plt.subplots(
         len(rows), columns, figsize=(1.3 * columns, 1.45 * len(rows) + 0.3), squeeze=False
@@ -29,7 +37,10 @@ def reconstruction_grid(rows: Sequence[tuple[str, np.ndarray]], titles: Sequence
             axis.set_yticks([])
             if r == 0:
                 axis.set_title(titles[c], fontsize=7)
-        axes[r][0].set_ylabel(label, fontsize=8)
+        if horizontal_labels:
+            axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+        else:
+            axes[r][0].set_ylabel(label, fontsize=8)
     figure.tight_layout()
     _save(figure, path)
 

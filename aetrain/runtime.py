@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from aetrain.config import TrainerConfig
 
@@ -76,6 +77,15 @@ def _set_threads(tf, intra: int | None, inter: int | None) -> None:
         pass  # TF already started in this process (a sequential multirun): keep its pools
 
 
+def thread_pools() -> dict[str, int]:
+    """The sizes TensorFlow's thread pools were given (0: TensorFlow's own choice, one per core)."""
+    tf = import_tensorflow_quietly()
+    return {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
 def describe_device() -> str:
     """'GPU: <name>' when TensorFlow sees one (it then runs there), else 'CPU (<n> cores)'."""
     tf = import_tensorflow_quietly()
@@ -86,3 +96,27 @@ def describe_device() -> str:
             f" (x{len(gpus)})" if len(gpus) > 1 else ""
         )
     return f"CPU ({os.cpu_count()} cores)"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: what SLURM or taskset granted)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def threads_per_job(launcher: Mapping[str, Any], cores: int) -> int | None:
+    """TensorFlow threads for one job of a sweep, so jobs running at once share the cores.
+
+    A joblib launcher runs ``n_jobs`` jobs at once (-1: one per core, -2: all but one, as joblib
+    counts), so each gets ``cores // n_jobs``; a submitit launcher grants ``cpus_per_task``. Any other
+    launcher runs one job at a time: None, TensorFlow decides.
+    """
+    if launcher.get("cpus_per_task"):
+        return int(launcher["cpus_per_task"])
+    n_jobs = launcher.get("n_jobs")
+    if not n_jobs:
+        return None
+    at_once = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
+    return max(cores // at_once, 1)

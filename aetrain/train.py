@@ -16,10 +16,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.atomic_files import write_text_atomically
+from aetrain.atomic_files import atomic_path, write_text_atomically
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
 from aetrain.resume import SavedRun, check_resumable, read_saved_run
-from aetrain.runtime import configure_tensorflow, describe_device
+from aetrain.runtime import configure_tensorflow, describe_device, thread_pools
 from aetrain.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")
@@ -71,6 +71,7 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
         seed_generator_states,
     )
     from aetrain.data import make_dataset, make_training_dataset
+    from aetrain.distribution import build_strategy
     from aetrain.evaluation import evaluate_test_set
     from aetrain.models import build_model
     from aetrain.optimization import build_optimizer
@@ -81,22 +82,27 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
         f"images from {data.source} ({load_seconds:.2f} s)"
     )
 
-    model = load_checkpoint(saved.last_checkpoint) if saved else build_model(cfg)
-    restored_optimizer = model.optimizer if saved else None
+    strategy = build_strategy(cfg.trainer.strategy)
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
-    model.compile(
-        optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
-        loss="mse",
-        jit_compile=cfg.trainer.jit_compile,
-        steps_per_execution=cfg.trainer.steps_per_execution,
-    )
     first_epoch = 0
-    if saved is not None:
-        copy_optimizer_state(restored_optimizer, model.optimizer, model)
-        restore_seed_generator_states(model, saved.random_state)
-        first_epoch = saved.epoch
-        log.info(f"resuming {saved.folder} after epoch {saved.epoch} of {cfg.trainer.epochs}")
-    log.info(f"model: {model.name}, {model.count_params():,} parameters")
+    with strategy.scope():  # variables (weights, optimizer slots) are created on every replica
+        model = load_checkpoint(saved.last_checkpoint) if saved else build_model(cfg)
+        restored_optimizer = model.optimizer if saved else None
+        model.compile(
+            optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
+            loss="mse",
+            jit_compile=cfg.trainer.jit_compile,
+            steps_per_execution=cfg.trainer.steps_per_execution,
+        )
+        if saved is not None:
+            copy_optimizer_state(restored_optimizer, model.optimizer, model)
+            restore_seed_generator_states(model, saved.random_state)
+            first_epoch = saved.epoch
+            log.info(f"resuming {saved.folder} after epoch {saved.epoch} of {cfg.trainer.epochs}")
+    log.info(
+        f"model: {model.name}, {model.count_params():,} parameters; strategy {cfg.trainer.strategy} "
+        f"over {strategy.num_replicas_in_sync} replica(s)"
+    )
 
     train_data = make_training_dataset(
         data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch
@@ -144,6 +150,8 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
         "config": cfg.to_dict(),
         "parameters": model.count_params(),
         "device": describe_device(),
+        "replicas": strategy.num_replicas_in_sync,
+        "thread_pools": thread_pools(),
         "history": history,
         "epochs_completed": len(history.get("loss", [])),
         "resumed_from_epoch": first_epoch if saved else None,
@@ -222,6 +230,18 @@ def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
     return write_text_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
 
 
+def record_failure(output_dir: Path, status: str, message: str) -> Path:
+    """Mark a job that did not finish in its metrics.json, so a sweep keeps a record of why.
+
+    ``status`` is ``refused`` (config), ``failed`` (data or an unexpected error) or ``diverged``;
+    figures a diverged run already wrote are kept.
+    """
+    path = output_dir / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    metrics.update(status=status, error=message)
+    return write_metrics(output_dir, metrics)
+
+
 def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]], output_dir: Path) -> None:
     """reconstructions.png (with the noisy inputs when noise is on), loss.png, samples.png for a VAE."""
     import keras
@@ -240,8 +260,13 @@ def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]],
         noisy = keras.ops.convert_to_numpy(noise(originals, training=True))
         rows.append(("noisy input", noisy))
         rows.append(("reconstruction\nof noisy", model.predict(noisy, verbose=0)))
-    rows.append(("reconstruction", model.predict(originals, verbose=0)))
+    reconstructions = model.predict(originals, verbose=0)
+    rows.append(("reconstruction", reconstructions))
     reconstruction_grid(rows, titles, output_dir / "reconstructions.png")
+    with atomic_path(output_dir / "reconstructions.npz") as tmp:  # aetrain-report compares runs with it
+        np.savez_compressed(
+            tmp, originals=originals, reconstructions=reconstructions, labels=data.y_test[:count]
+        )
     loss_curve(history, output_dir / "loss.png")
     if isinstance(cfg.variant, VariationalVariant):
         codings = (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from aetrain.cli import config_dir
 from aetrain.config import (
@@ -106,6 +108,7 @@ BAD = [
     (["trainer.learning_rate=0"], "trainer.learning_rate"),
     (["trainer.optimizer=adagrad"], "trainer.optimizer"),
     (["trainer.precision=float8"], "trainer.precision"),
+    (["trainer.strategy=tpu"], "trainer.strategy"),
     (["+trainer.momentum=0.9"], "trainer.momentum"),
     (["+variant.depth=3"], "variant.depth"),
     (["variant.activation=relux"], "variant.activation"),
@@ -164,3 +167,23 @@ def test_conv_vae_is_a_variational_variant_with_the_conv_layers():
     )
     assert not cfg.trainer.tensorboard  # off unless asked for
     assert RunConfig.from_dict(cfg.to_dict()) == cfg  # what a checkpoint stores reads back the same
+
+
+def test_strategy_names_match_the_registry():
+    from aetrain.config import STRATEGIES
+    from aetrain.distribution import STRATEGY_BUILDERS
+
+    assert set(STRATEGIES) == set(STRATEGY_BUILDERS)
+    assert validate(compose_config()).trainer.strategy == "default"
+
+
+@pytest.mark.parametrize("search", options("hparams_search"))
+def test_every_search_composes_into_a_valid_first_trial(search):
+    """Each searched key must exist in the composed config, or every trial would be refused."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert params, search
+    for key in params:
+        assert OmegaConf.select(cfg, key) is not None, key
+    assert isinstance(validate(cfg), RunConfig)

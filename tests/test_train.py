@@ -93,3 +93,30 @@ def test_tensorboard_logs_go_to_the_run_folder_when_asked(trained_runs):
 
 def test_no_tensorboard_folder_by_default(trained_runs):
     assert not (trained_runs("sparsity=kl", "latent_size=16") / "tensorboard").exists()
+
+
+def test_run_saves_the_grid_reconstructions_for_the_sweep_report(trained_run, tiny_data_dir):
+    cfg, output_dir, _, metrics = trained_run("variant=dense", "trainer.grid_images=6")
+    saved = np.load(output_dir / "reconstructions.npz")
+    data = load_fashion_mnist(tiny_data_dir, cfg.data.limit, cfg.data.val_size)
+    np.testing.assert_array_equal(saved["originals"], data.x_test[:6])
+    np.testing.assert_array_equal(saved["labels"], data.y_test[:6])
+    model = load_checkpoint(output_dir / "checkpoints" / "best.keras")
+    np.testing.assert_allclose(saved["reconstructions"], model.predict(data.x_test[:6], verbose=0), atol=1e-6)
+    assert metrics["replicas"] == 1 and set(metrics["thread_pools"]) == {"intra_op", "inter_op"}
+
+
+def test_record_failure_keeps_what_a_diverged_run_wrote(tmp_path):
+    train.write_metrics(tmp_path, {"status": "diverged", "epochs_completed": 1, "failure": "loss became nan"})
+    train.record_failure(tmp_path, "diverged", "Training diverged: lower the learning rate")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 1 and metrics["failure"] == "loss became nan"
+    assert metrics["error"] == "Training diverged: lower the learning rate"
+
+
+def test_record_failure_writes_metrics_for_a_job_that_never_started(tmp_path):
+    train.record_failure(tmp_path / "job", "refused", "Invalid config: `latent_size` = 0.")
+    assert json.loads((tmp_path / "job" / "metrics.json").read_text()) == {
+        "status": "refused",
+        "error": "Invalid config: `latent_size` = 0.",
+    }

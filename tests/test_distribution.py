@@ -1,0 +1,67 @@
+"""trainer.strategy=mirrored on a CPU split into two logical devices, in a fresh process.
+
+The split must happen before TensorFlow initialises its devices, hence the subprocess. The runs
+go one after another in that process, as a sequential sweep runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+MIRRORED_RUNS = """
+import io, json, sys
+from pathlib import Path
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from rich.console import Console
+from aetrain import train
+from aetrain.config import validate
+sys.path.insert(0, sys.argv[1])
+from conftest import compose_config
+
+data_dir, out = sys.argv[2], Path(sys.argv[3])
+# Plain SGD, so a gradient summed over the replicas instead of averaged would show in the losses.
+common = ["trainer=smoke", f"data.dir={data_dir}", "data.limit=256", "data.val_size=64",
+          "trainer.progress=false", "trainer.epochs=2", "trainer.optimizer=sgd",
+          "trainer.learning_rate=4.0", "trainer.schedule=constant"]
+for name, extra in [("mirrored", ["trainer.strategy=mirrored"]), ("default", []),
+                    ("mirrored_vae", ["trainer.strategy=mirrored", "variant=vae",
+                                      "trainer.learning_rate=0.01"])]:
+    train.run(validate(compose_config(*common, *extra)), out / name, Console(file=io.StringIO()))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_RUNS, str(TESTS), str(tiny_data_dir), str(tmp_path)],
+        env={**os.environ, "AETRAIN_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = {
+        name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("mirrored", "default")
+    }
+    assert metrics["mirrored"]["replicas"] == 2 and metrics["default"]["replicas"] == 1
+    # Same data, seed and global batch: two replicas averaging their gradients take the same steps.
+    for key in ("loss", "val_loss"):
+        assert metrics["mirrored"]["history"][key] == pytest.approx(
+            metrics["default"]["history"][key], rel=1e-4
+        )
+    assert metrics["mirrored"]["test"]["mse"] == pytest.approx(metrics["default"]["test"]["mse"], rel=1e-4)
+    # A second mirrored model in the same process (a sweep's next job) trains too.
+    vae = json.loads((tmp_path / "mirrored_vae" / "metrics.json").read_text())
+    assert vae["status"] == "completed" and vae["replicas"] == 2 and vae["test"]["latent_loss"] > 0
