@@ -178,7 +178,7 @@ CRASHING_RUN = """
 import sys
 import aetrain.train
 
-def run(cfg, output_dir, console):
+def run(cfg, output_dir, console, stop=None):
     if cfg.seed == 2:
         raise RuntimeError("out of memory on purpose")
     return 0.5
