@@ -20,7 +20,7 @@ ACTIVATIONS = ("relu", "selu", "elu", "gelu", "tanh", "sigmoid", "swish", "leaky
 OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
 LATENT_LOSS_FORMS = ("log_var", "sigma")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "one_cycle")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 

@@ -32,7 +32,13 @@ class TrainingDiverged(RuntimeError):
 def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
     """Train the configured autoencoder, write the run folder, return the best validation loss."""
     configure_tensorflow(cfg.trainer, cfg.seed)
-    from aetrain.callbacks import CheckpointBestAndLast, RecordHistory, RichProgress, StopOnNonFiniteLoss
+    from aetrain.callbacks import (
+        CheckpointBestAndLast,
+        RecordHistory,
+        RecordStartup,
+        RichProgress,
+        StopOnNonFiniteLoss,
+    )
     from aetrain.data import load_fashion_mnist, make_dataset
     from aetrain.evaluation import evaluate_test_set
     from aetrain.models import build_model
@@ -41,9 +47,10 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
     log.info(f"device: {describe_device()}")
     started = time.perf_counter()
     data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
+    data_seconds = time.perf_counter() - started
     log.info(
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
-        f"images from {data.source} ({time.perf_counter() - started:.2f} s)"
+        f"images from {data.source} ({data_seconds:.2f} s)"
     )
 
     model = build_model(cfg)
@@ -66,6 +73,7 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         metadata=lambda epoch: {"config": cfg.to_dict(), "epoch": epoch, "history": history},
     )
     guard = StopOnNonFiniteLoss()
+    startup = RecordStartup()
 
     fit_start = time.perf_counter()
     model.fit(
@@ -74,7 +82,7 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         epochs=cfg.trainer.epochs,
         verbose=0,
         shuffle=False,
-        callbacks=[recorder, guard, checkpoints, progress],
+        callbacks=[startup, recorder, guard, checkpoints, progress],
     )
     train_seconds = time.perf_counter() - fit_start
 
@@ -92,6 +100,8 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         "epochs_completed": len(history.get("loss", [])),
         "best_epoch": checkpoints.best_epoch,
         "best_val_loss": checkpoints.best if checkpoints.best_epoch else None,
+        "data_seconds": data_seconds,
+        "startup_seconds": startup.seconds,
         "train_seconds": train_seconds,
         "epoch_seconds": progress.epoch_seconds,
         "images_per_second": _steady_throughput(len(data.x_train), progress.epoch_seconds),
