@@ -1,4 +1,4 @@
-"""``python -m bench [--quick]``: the seed's recipe against aetrain's defaults on Fashion-MNIST, in one session.
+"""``python -m bench [--quick]``: the seed's recipe against aetrain's defaults, on Fashion-MNIST.
 
 1. the seed's recipe (conv autoencoder, plain Keras, NumPy fit, batch 32, Nadam, MSE, 10 epochs): its
    final validation/test MSE is the quality target, its training wall time the baseline;
@@ -100,7 +100,6 @@ def seed_recipe_on_aetrain_model(variant: str, data, epochs: int) -> dict:
     from aetrain.cli import config_dir
     from aetrain.config import validate
     from aetrain.models import build_model
-
     from bench.seed_recipe import train_seed_recipe
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -160,8 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     loads["end"] = report.load_average()
 
     text = render(
-        plan, args, session_start, loads, loading, baseline, conv, target, reached_epoch, reached_seconds,
-        throughput, len(data.x_train),
+        plan,
+        args,
+        session_start,
+        loads,
+        loading,
+        baseline,
+        conv,
+        target,
+        reached_epoch,
+        reached_seconds,
+        throughput,
+        len(data.x_train),
     )
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +216,8 @@ def render(plan, args, session_start, loads, loading, baseline, conv, target, re
     startup = report.markdown_table(
         ["figure", "value"],
         [
-            ["data loading, first run (decode gz, check, write .npz cache)", report.seconds(loading["first"])],
+            ["data loading, first run (decode gz, check, write .npz cache)",
+             report.seconds(loading["first"])],
             ["data loading, cached (.npz)", report.seconds(loading["cached"])],
             ["data loading inside `aetrain variant=conv` (cached)", report.seconds(m.get("data_seconds"))],
             ["`aetrain variant=conv`: process start to end of first training step",
@@ -215,7 +225,8 @@ def render(plan, args, session_start, loads, loading, baseline, conv, target, re
             *[[f"`aetrain variant={v}`: process start to end of first training step",
                report.seconds(run.metrics.get("startup_seconds"))] for v, (_, run) in throughput.items()
               if v != "conv"],
-            [f"`aetrain variant=conv trainer.epochs={plan.epochs}`: whole command", report.seconds(conv.wall_seconds)],
+            [f"`aetrain variant=conv trainer.epochs={plan.epochs}`: whole command",
+             report.seconds(conv.wall_seconds)],
         ],
     )  # fmt: skip
     machine = report.machine_info()
@@ -244,7 +255,8 @@ def render(plan, args, session_start, loads, loading, baseline, conv, target, re
         speed,
         "",
         "Seed recipe: batch 32, Nadam, float32, NumPy `fit`, on the same model (conv: the seed's own, from "
-        "plain Keras layers; dense, vae: the model aetrain builds). Steady state: median epoch after the first.",
+        "plain Keras layers; dense, vae: the model aetrain builds). Steady state: median epoch after the "
+        "first.",
         "",
         "## Start-up and data",
         "",

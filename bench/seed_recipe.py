@@ -1,4 +1,4 @@
-"""The seed's recipe exactly as a reader of the book runs it: plain Keras, NumPy ``fit``, batch 32, Nadam, MSE.
+"""The seed's recipe as a reader of the book runs it: plain Keras, NumPy ``fit``, batch 32, Nadam, MSE.
 
 The conv model is written out layer by layer from plain ``keras.layers`` (not built by aetrain), so
 the baseline cannot drift when aetrain changes. For the throughput of the other variants the same
