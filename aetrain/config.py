@@ -21,7 +21,7 @@ OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
 LATENT_LOSS_FORMS = ("log_var", "sigma")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "one_cycle")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
 class ConfigError(ValueError):
@@ -58,7 +58,7 @@ class ConvVariant:
     decoder_start_channels: int = 16
     decoder_filters: list[int] = field(default_factory=lambda: [32, 16])
     activation: str = "relu"
-    output_activation: str = "sigmoid"
+    output_activation: str = "linear"
 
 
 @dataclass
@@ -126,11 +126,11 @@ class TrainerConfig:
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = "adam"
-    learning_rate: float = 2e-3
-    schedule: str = "cosine"
+    learning_rate: float = 1e-2
+    schedule: str = "one_cycle"
     warmup_epochs: float = 0.0
     weight_decay: float = 0.0
-    precision: str = "float32"
+    precision: str = "auto"
     jit_compile: bool = False
     steps_per_execution: int = 1
     intra_op_threads: int | None = None

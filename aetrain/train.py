@@ -31,7 +31,7 @@ class TrainingDiverged(RuntimeError):
 
 def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
     """Train the configured autoencoder, write the run folder, return the best validation loss."""
-    configure_tensorflow(cfg.trainer, cfg.seed)
+    precision = configure_tensorflow(cfg.trainer, cfg.seed)
     from aetrain.callbacks import (
         CheckpointBestAndLast,
         RecordHistory,
@@ -44,7 +44,7 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
     from aetrain.models import build_model
     from aetrain.optimization import build_optimizer
 
-    log.info(f"device: {describe_device()}")
+    log.info(f"device: {describe_device()}, precision {precision}")
     started = time.perf_counter()
     data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
     data_seconds = time.perf_counter() - started
@@ -96,6 +96,7 @@ def run(cfg: RunConfig, output_dir: Path, console: Console) -> float:
         "config": cfg.to_dict(),
         "parameters": model.count_params(),
         "device": describe_device(),
+        "precision": precision,
         "history": history,
         "epochs_completed": len(history.get("loss", [])),
         "best_epoch": checkpoints.best_epoch,

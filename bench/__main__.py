@@ -187,7 +187,8 @@ def render(plan, args, session_start, loads, loading, baseline, conv, target, re
     trainer = m["config"]["trainer"]
     recipe = (
         f"batch {trainer['batch_size']}, {trainer['optimizer']} lr {trainer['learning_rate']:g}, "
-        f"{trainer['schedule']}, {trainer['precision']}, output {m['config']['variant']['output_activation']}"
+        f"{trainer['schedule']}, {m.get('precision', trainer['precision'])}, "
+        f"output {m['config']['variant']['output_activation']}"
     )
     quality = report.markdown_table(
         ["run (conv, same layers)", "epochs", "training wall time", "final val MSE", "test MSE",
@@ -208,7 +209,8 @@ def render(plan, args, session_start, loads, loading, baseline, conv, target, re
         rows.append([
             variant, report.rate(seed_rate), report.rate(run.metrics["images_per_second"]),
             report.ratio(run.metrics["images_per_second"], seed_rate),
-            f"batch {t['batch_size']}, {t['precision']}, steps/exec {t['steps_per_execution']}",
+            f"batch {t['batch_size']}, {run.metrics.get('precision', t['precision'])}, "
+            f"steps/exec {t['steps_per_execution']}",
         ])  # fmt: skip
     speed = report.markdown_table(
         ["variant", "seed recipe images/s", "aetrain images/s", "ratio", "aetrain default"], rows
