@@ -20,16 +20,20 @@ DEFAULT_SETS = {
         "variant=conv trainer.batch_size=32 trainer.precision=float32",
         "variant=conv trainer.precision=float32",
         "variant=conv",
+        "variant=conv trainer.batch_size=64",
         "variant=conv trainer.batch_size=256",
-        "variant=conv trainer.steps_per_execution=1",
+        "variant=conv trainer.steps_per_execution=8",
         "variant=conv trainer.progress=false",
     ],
     "dense": [
         "variant=dense trainer.batch_size=32",
         "variant=dense",
-        "variant=dense trainer.steps_per_execution=1",
+        "variant=dense trainer.steps_per_execution=8",
         "variant=dense trainer.precision=float32",
-        "variant=dense trainer.precision=mixed_bfloat16",
+        "variant=dense trainer.batch_size=256",
+        "variant=vae",
+        "variant=vae trainer.steps_per_execution=8",
+        "variant=vae trainer.precision=float32",
     ],
     "xla": ["variant=conv", "variant=conv trainer.jit_compile=true"],
 }
@@ -53,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     from aetrain.data import load_fashion_mnist, make_dataset
     from aetrain.models import build_model
     from aetrain.optimization import build_optimizer
+    from aetrain.runtime import import_tensorflow_quietly, resolve_precision
+
+    has_gpu = bool(import_tensorflow_quietly().config.list_physical_devices("GPU"))
 
     images = load_fashion_mnist().x_train[: args.images]
     configs = args.config or DEFAULT_SETS[args.set]
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = validate(compose(config_name="config", overrides=overrides.split()))
         trainer = cfg.trainer
-        keras.mixed_precision.set_dtype_policy(trainer.precision)
+        keras.mixed_precision.set_dtype_policy(resolve_precision(trainer.precision, has_gpu=has_gpu))
         model = build_model(cfg)
         steps = -(-len(images) // trainer.batch_size)
         model.compile(
