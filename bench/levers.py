@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", action="append", help="override strings instead of a set (repeatable)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=16384, help="training images per epoch")
+    parser.add_argument("--intra", type=int, default=0, help="intra-op threads (0: TensorFlow decides)")
+    parser.add_argument("--inter", type=int, default=0, help="inter-op threads (0: TensorFlow decides)")
     args = parser.parse_args(argv)
 
     import keras
@@ -59,7 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     from aetrain.optimization import build_optimizer
     from aetrain.runtime import import_tensorflow_quietly, resolve_precision
 
-    has_gpu = bool(import_tensorflow_quietly().config.list_physical_devices("GPU"))
+    tf = import_tensorflow_quietly()
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter)
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
 
     images = load_fashion_mnist().x_train[: args.images]
     configs = args.config or DEFAULT_SETS[args.set]
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             started = time.perf_counter()
             model.fit(dataset, epochs=1, verbose=0, callbacks=callbacks)
             rates[overrides].append(len(images) / (time.perf_counter() - started))
-    print(f"1-minute load average after: {os.getloadavg()[0]:.2f}")
+    print(f"threads intra {args.intra} inter {args.inter}; 1-minute load after: {os.getloadavg()[0]:.2f}")
     print("| configuration (aetrain overrides) | images/s, median | rounds |\n|---|---|---|")
     for overrides, values in rates.items():
         rounds = " ".join(f"{value:,.0f}" for value in values)
