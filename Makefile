@@ -8,7 +8,7 @@ SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train smoke test test-fast lint format clean
+.PHONY: help setup data train smoke test test-fast bench bench-quick lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,13 +42,19 @@ test: setup ## the whole test suite, slow CLI tests included
 test-fast: setup ## the tests that take seconds (no real CLI trainings)
 	$(BIN)/pytest -q -m "not slow"
 
+bench: setup ## the benchmark on all of Fashion-MNIST (~10 min on 2 cores): writes bench/RESULTS.md
+	$(BIN)/python -m bench $(ARGS)
+
+bench-quick: setup ## the benchmark's CI-sized smoke run (1 epoch, 3,000 images): bench/RESULTS-quick.md
+	$(BIN)/python -m bench --quick $(ARGS)
+
 lint: setup ## ruff lint + format check
-	$(BIN)/ruff check aetrain tests
-	$(BIN)/ruff format --check aetrain tests
+	$(BIN)/ruff check aetrain tests bench
+	$(BIN)/ruff format --check aetrain tests bench
 
 format: setup ## ruff autofix + format
-	$(BIN)/ruff check --fix aetrain tests
-	$(BIN)/ruff format aetrain tests
+	$(BIN)/ruff check --fix aetrain tests bench
+	$(BIN)/ruff format aetrain tests bench
 
 clean: ## remove the virtualenv and caches (keeps outputs/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

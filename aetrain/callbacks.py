@@ -27,6 +27,7 @@ from rich.progress import (
 )
 
 from aetrain.checkpoints import save_checkpoint
+from aetrain.runtime import seconds_since_process_start
 from aetrain.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")
@@ -181,3 +182,20 @@ class StopOnRequest(keras.callbacks.Callback):
         if self.request.requested and self.stopped_in_epoch is None:
             self.stopped_in_epoch = self._epoch + 1
             self.model.stop_training = True
+
+
+class RecordStartup(keras.callbacks.Callback):
+    """Seconds from the process's start to the end of the first training step: what a user waits for.
+
+    It covers the imports, the config, loading the data, building the model and tracing the step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: float | None = None
+        self._done = False
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self._done:
+            self._done = True
+            self.seconds = seconds_since_process_start()

@@ -20,8 +20,8 @@ ACTIVATIONS = ("relu", "selu", "elu", "gelu", "tanh", "sigmoid", "swish", "leaky
 OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
 LATENT_LOSS_FORMS = ("log_var", "sigma")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+SCHEDULES = ("constant", "cosine", "one_cycle")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored")  # tf.distribute strategies; aetrain.distribution builds them
 
 
@@ -59,7 +59,7 @@ class ConvVariant:
     decoder_start_channels: int = 16
     decoder_filters: list[int] = field(default_factory=lambda: [32, 16])
     activation: str = "relu"
-    output_activation: str = "sigmoid"
+    output_activation: str = "linear"
 
 
 @dataclass
@@ -145,11 +145,11 @@ class TrainerConfig:
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = "adam"
-    learning_rate: float = 2e-3
-    schedule: str = "cosine"
+    learning_rate: float = 1e-2
+    schedule: str = "one_cycle"
     warmup_epochs: float = 0.0
     weight_decay: float = 0.0
-    precision: str = "float32"
+    precision: str = "auto"
     jit_compile: bool = False
     steps_per_execution: int = 1
     intra_op_threads: int | None = None

@@ -410,18 +410,21 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (x, x) float32 pairs: an autoencoder's input is its own target.
 
-    The pair is made after batching, so the images are held once, not twice. There is no
-    ``.cache()``: the arrays are already in memory and a cache would only hold a second copy.
-    Shuffling spans the whole set and reshuffles every epoch; a seed makes the order repeatable.
+    The pipeline shuffles and batches image *indices* and gathers each batch with one vectorised
+    ``tf.gather``: cheaper than slicing, shuffling and re-stacking 55,000 separate 3 KB images every
+    epoch (about 0.15 s of CPU per epoch, measured; see the README's Performance section). The
+    images are held once, in memory, so ``.cache()`` would only add a second copy. Shuffling spans
+    the whole set and reshuffles every epoch; a seed makes the order repeatable.
     """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(images, dtype=np.float32))
+    pixels = tf.constant(np.asarray(images, dtype=np.float32))
+    dataset = tf.data.Dataset.range(len(images))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size).map(_input_is_target)
+    dataset = dataset.batch(batch_size).map(lambda indices: _input_is_target(tf.gather(pixels, indices)))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -1,6 +1,8 @@
-"""Optimizer and learning-rate schedule from the trainer config (a registry, no string chains)."""
+"""Optimizer and learning-rate schedule from the trainer config (registries, no string chains)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import keras
 
@@ -14,13 +16,18 @@ OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
     "sgd": keras.optimizers.SGD,
 }
 
+# One-cycle (Smith & Topin 2018, as fastai runs it): start at peak/25, rise linearly to the peak over
+# the warm-up (30% of the run unless trainer.warmup_epochs says otherwise), cosine-anneal to ~0.
+ONE_CYCLE_START_DIVISOR = 25.0
+ONE_CYCLE_WARMUP_FRACTION = 0.3
 
-def learning_rate_schedule(trainer: TrainerConfig, steps_per_epoch: int):
-    """A constant rate, or cosine decay to 0 over the run after ``warmup_epochs`` of linear warm-up."""
-    if trainer.schedule == "constant":
-        return trainer.learning_rate
-    total_steps = trainer.epochs * steps_per_epoch
-    warmup_steps = round(trainer.warmup_epochs * steps_per_epoch)
+
+def constant_rate(trainer: TrainerConfig, total_steps: int, warmup_steps: int):
+    return trainer.learning_rate
+
+
+def cosine_rate(trainer: TrainerConfig, total_steps: int, warmup_steps: int):
+    """Cosine decay to 0 over the run, after ``warmup_steps`` of linear warm-up from 0."""
     if warmup_steps == 0:
         return keras.optimizers.schedules.CosineDecay(trainer.learning_rate, decay_steps=total_steps)
     return keras.optimizers.schedules.CosineDecay(
@@ -29,6 +36,32 @@ def learning_rate_schedule(trainer: TrainerConfig, steps_per_epoch: int):
         warmup_target=trainer.learning_rate,
         warmup_steps=warmup_steps,
     )
+
+
+def one_cycle_rate(trainer: TrainerConfig, total_steps: int, warmup_steps: int):
+    """Linear from peak/25 to the peak, then cosine to 0: a high rate early, a fine finish."""
+    if warmup_steps == 0:
+        warmup_steps = max(round(ONE_CYCLE_WARMUP_FRACTION * total_steps), 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=trainer.learning_rate / ONE_CYCLE_START_DIVISOR,
+        decay_steps=max(total_steps - warmup_steps, 1),
+        warmup_target=trainer.learning_rate,
+        warmup_steps=warmup_steps,
+    )
+
+
+SCHEDULES: dict[str, Callable] = {
+    "constant": constant_rate,
+    "cosine": cosine_rate,
+    "one_cycle": one_cycle_rate,
+}
+
+
+def learning_rate_schedule(trainer: TrainerConfig, steps_per_epoch: int):
+    """The rate (a float or a Keras schedule) that ``trainer.schedule`` names, over the whole run."""
+    total_steps = trainer.epochs * steps_per_epoch
+    warmup_steps = round(trainer.warmup_epochs * steps_per_epoch)
+    return SCHEDULES[trainer.schedule](trainer, total_steps, warmup_steps)
 
 
 def build_optimizer(trainer: TrainerConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:

@@ -9,6 +9,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from aetrain.config import TrainerConfig
@@ -48,8 +49,11 @@ def import_tensorflow_quietly(verbose: bool = False):
     return tf
 
 
-def configure_tensorflow(trainer: TrainerConfig, seed: int) -> None:
-    """Threads, determinism, precision and seeds for one run (safe to call again in a multirun)."""
+def configure_tensorflow(trainer: TrainerConfig, seed: int) -> str:
+    """Threads, determinism, precision and seeds for one run (safe to call again in a multirun).
+
+    Returns the precision policy in force (``trainer.precision=auto`` resolved for this machine).
+    """
     tf = import_tensorflow_quietly()
     import keras
 
@@ -57,8 +61,38 @@ def configure_tensorflow(trainer: TrainerConfig, seed: int) -> None:
     _set_threads(tf, trainer.intra_op_threads, trainer.inter_op_threads)
     if trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_dtype_policy(trainer.precision)
+    precision = resolve_precision(trainer.precision, has_gpu=bool(tf.config.list_physical_devices("GPU")))
+    keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(seed)
+    return precision
+
+
+# CPU features that run bfloat16 matrix maths natively (oneDNN uses them); without them it is emulated.
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def resolve_precision(requested: str, has_gpu: bool, flags: set[str] | None = None) -> str:
+    """``auto``: float16 compute on a GPU (tensor cores), bfloat16 on a CPU with AMX or AVX512-BF16,
+    float32 elsewhere. Any other value is taken as asked. Weights stay float32 in every mixed policy,
+    and the models keep their output layer in float32."""
+    if requested != "auto":
+        return requested
+    if has_gpu:
+        return "mixed_float16"
+    flags = cpu_flags() if flags is None else flags
+    return "mixed_bfloat16" if any(flag in flags for flag in BFLOAT16_CPU_FLAGS) else "float32"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where that file does not exist."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "flags":
+                return set(value.split())
+    except OSError:
+        pass
+    return set()
 
 
 def _set_threads(tf, intra: int | None, inter: int | None) -> None:
@@ -120,3 +154,18 @@ def threads_per_job(launcher: Mapping[str, Any], cores: int) -> int | None:
         return None
     at_once = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
     return max(cores // at_once, 1)
+
+
+def seconds_since_process_start() -> float | None:
+    """How long this process has run, from Linux's /proc (10 ms resolution); None elsewhere.
+
+    Measured from the kernel's start of the process, so it includes the interpreter's start and every
+    import (TensorFlow's is most of it), which a timer started in Python would miss.
+    """
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after "comm)"
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

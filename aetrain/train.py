@@ -54,12 +54,13 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
     # The data is checked before TensorFlow loads: a bad file is reported in a fraction of a second.
     started = time.perf_counter()
     data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
-    load_seconds = time.perf_counter() - started
+    data_seconds = time.perf_counter() - started
 
-    configure_tensorflow(cfg.trainer, cfg.seed)
+    precision = configure_tensorflow(cfg.trainer, cfg.seed)
     from aetrain.callbacks import (
         CheckpointBestAndLast,
         RecordHistory,
+        RecordStartup,
         RichProgress,
         StopOnNonFiniteLoss,
         StopOnRequest,
@@ -76,10 +77,10 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
     from aetrain.models import build_model
     from aetrain.optimization import build_optimizer
 
-    log.info(f"device: {describe_device()}")
+    log.info(f"device: {describe_device()}, precision {precision}")
     log.info(
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
-        f"images from {data.source} ({load_seconds:.2f} s)"
+        f"images from {data.source} ({data_seconds:.2f} s)"
     )
 
     strategy = build_strategy(cfg.trainer.strategy)
@@ -123,7 +124,8 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
     )
     guard = StopOnNonFiniteLoss()
     stopper = StopOnRequest(stop or StopRequest())
-    callbacks = [recorder, guard, stopper, checkpoints, progress]
+    startup = RecordStartup()
+    callbacks = [startup, recorder, guard, stopper, checkpoints, progress]
     if cfg.trainer.tensorboard:
         import keras
 
@@ -152,11 +154,14 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
         "device": describe_device(),
         "replicas": strategy.num_replicas_in_sync,
         "thread_pools": thread_pools(),
+        "precision": precision,
         "history": history,
         "epochs_completed": len(history.get("loss", [])),
         "resumed_from_epoch": first_epoch if saved else None,
         "best_epoch": checkpoints.best_epoch,
         "best_val_loss": checkpoints.best if checkpoints.best_epoch else None,
+        "data_seconds": data_seconds,
+        "startup_seconds": startup.seconds,
         "train_seconds": train_seconds,
         "epoch_seconds": progress.epoch_seconds,
         "images_per_second": _steady_throughput(len(data.x_train), progress.epoch_seconds),

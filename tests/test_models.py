@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
 
@@ -211,3 +212,20 @@ def test_latent_loss_scales_with_beta(variant):
     assert losses[1.0] > 0
     assert losses[3.0] == pytest.approx(3.0 * losses[1.0], rel=1e-5)
     assert losses[0.0] == 0.0
+
+
+@pytest.mark.parametrize("variant", ["dense", "conv", "vae"])
+def test_mixed_precision_keeps_the_output_layer_and_loss_in_float32(make_config, variant):
+    """bfloat16 has 8 bits of mantissa: the reconstruction and the MSE must stay float32."""
+    cfg = make_config(f"variant={variant}", "trainer.precision=mixed_bfloat16")
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_model(cfg)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    decoder = model.get_layer("decoder")
+    assert [layer.compute_dtype for layer in decoder.layers[-2:]] == ["float32", "float32"]
+    assert decoder.layers[0].compute_dtype == "bfloat16"  # the bulk of the work runs in bfloat16
+    images = np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)
+    output = model(images)
+    assert keras.backend.standardize_dtype(output.dtype) == "float32"

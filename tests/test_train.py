@@ -13,6 +13,7 @@ from rich.console import Console
 from aetrain import train
 from aetrain.checkpoints import load_checkpoint, read_metadata
 from aetrain.data import load_fashion_mnist
+from aetrain.runtime import seconds_since_process_start
 
 
 def quiet_console() -> Console:
@@ -120,3 +121,9 @@ def test_record_failure_writes_metrics_for_a_job_that_never_started(tmp_path):
         "status": "refused",
         "error": "Invalid config: `latent_size` = 0.",
     }
+
+
+def test_run_records_startup_and_data_loading_seconds(trained_run):
+    """Start-up spans the whole process so far: at least the data loading, at most the process's age."""
+    _, _, _, metrics = trained_run("variant=dense")
+    assert 0 < metrics["data_seconds"] < metrics["startup_seconds"] < seconds_since_process_start()

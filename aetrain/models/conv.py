@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from aetrain.config import RunConfig
-from aetrain.models.dense import IMAGE_SHAPE
+from aetrain.models.dense import IMAGE_SHAPE, OUTPUT_DTYPE
 from aetrain.models.noise import build_noise_layer
 from aetrain.models.sparsity import build_sparsity_layers, coding_activation
 
@@ -59,9 +59,9 @@ def build_conv_decoder(cfg: RunConfig) -> keras.Sequential:
             second, KERNEL, strides=2, activation=variant.activation, padding="same"
         ),
         keras.layers.Conv2DTranspose(
-            1, KERNEL, strides=2, padding="same", activation=variant.output_activation
+            1, KERNEL, strides=2, padding="same", activation=variant.output_activation, dtype=OUTPUT_DTYPE
         ),
-        keras.layers.Reshape(IMAGE_SHAPE),
+        keras.layers.Reshape(IMAGE_SHAPE, dtype=OUTPUT_DTYPE),
     ]
     return keras.Sequential(layers, name="decoder")
 

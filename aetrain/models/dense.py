@@ -10,6 +10,9 @@ from aetrain.models.sparsity import build_sparsity_layers, coding_activation
 
 IMAGE_SHAPE = (28, 28)
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+# The output layer computes in float32 under every precision policy: a bfloat16 image (8 bits of
+# mantissa) cannot resolve MSEs near 1e-2, and the loss must see float32 (Keras mixed-precision guide).
+OUTPUT_DTYPE = "float32"
 
 
 def build_dense_encoder(cfg: RunConfig) -> keras.Sequential:
@@ -35,8 +38,8 @@ def build_dense_decoder(cfg: RunConfig, hidden_units: list[int]) -> keras.Sequen
     layers = [keras.Input(shape=(cfg.latent_size,))]
     layers += [keras.layers.Dense(units, activation=variant.activation) for units in hidden_units]
     layers += [
-        keras.layers.Dense(PIXELS, activation=variant.output_activation),
-        keras.layers.Reshape(IMAGE_SHAPE),
+        keras.layers.Dense(PIXELS, activation=variant.output_activation, dtype=OUTPUT_DTYPE),
+        keras.layers.Reshape(IMAGE_SHAPE, dtype=OUTPUT_DTYPE),
     ]
     return keras.Sequential(layers, name="decoder")
 

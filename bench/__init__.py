@@ -1,0 +1,1 @@
+"""aetrain's benchmark: the seed's recipe against aetrain's defaults (`python -m bench`)."""

@@ -1,0 +1,64 @@
+"""The machine a benchmark ran on, and its markdown tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
+
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and which of the flags that matter here it has (Linux /proc/cpuinfo)."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    return model, [flag for flag in INTERESTING_FLAGS if flag in flags]
+
+
+def machine_info() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    model, flags = cpu_model_and_flags()
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "CPU": model,
+        "cores": str(os.cpu_count()),
+        "CPU flags": ", ".join(flags) or "none of " + ", ".join(INTERESTING_FLAGS),
+        "GPU": ", ".join(gpu.name for gpu in gpus) or "none",
+        "TensorFlow / Keras": f"{tf.__version__} / {keras.__version__}",
+        "Python": platform.python_version(),
+    }
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def seconds(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.2f} s"
+
+
+def rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def ratio(numerator: float | None, denominator: float | None) -> str:
+    if not numerator or not denominator or numerator != numerator or denominator != denominator:
+        return "n/a"
+    return f"{numerator / denominator:.2f}x"
