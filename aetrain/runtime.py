@@ -67,6 +67,12 @@ def configure_tensorflow(trainer: TrainerConfig, seed: int) -> str:
     return precision
 
 
+def restore_default_precision() -> None:
+    """Back to Keras's float32 policy after a run (models already built keep their own policies)."""
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_dtype_policy("float32")
+
+
 # CPU features that run bfloat16 matrix maths natively (oneDNN uses them); without them it is emulated.
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 

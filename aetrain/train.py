@@ -19,7 +19,7 @@ from rich.table import Table
 from aetrain.atomic_files import atomic_path, write_text_atomically
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
 from aetrain.resume import SavedRun, check_resumable, read_saved_run
-from aetrain.runtime import configure_tensorflow, describe_device, thread_pools
+from aetrain.runtime import configure_tensorflow, describe_device, restore_default_precision, thread_pools
 from aetrain.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")
@@ -46,6 +46,13 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
     ``cfg.trainer.resume`` continues a stopped run (see aetrain.resume); ``stop``, once set, ends
     training at the next batch end with :class:`TrainingInterrupted`.
     """
+    try:
+        return _run(cfg, output_dir, console, stop)
+    finally:
+        restore_default_precision()  # the policy is global: what runs next in this process starts clean
+
+
+def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None) -> float:
     from aetrain.data import load_fashion_mnist
 
     saved = read_saved_run(cfg.trainer.resume) if cfg.trainer.resume else None

@@ -229,3 +229,20 @@ def test_mixed_precision_keeps_the_output_layer_and_loss_in_float32(make_config,
     images = np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)
     output = model(images)
     assert keras.backend.standardize_dtype(output.dtype) == "float32"
+
+
+@pytest.mark.parametrize("sparsity", ["l1", "kl"])
+def test_sparsity_penalties_train_under_mixed_precision(make_config, sparsity):
+    """The penalty joins the float32 loss sum: under bfloat16 it must be float32 too, or fit fails."""
+    cfg = make_config("variant=dense", f"sparsity={sparsity}", "trainer.precision=mixed_bfloat16")
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_model(cfg)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    model.compile(optimizer="adam", loss="mse")
+    images = np.random.default_rng(5).random((8, 28, 28), dtype=np.float32)
+    history = model.fit(images, images, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    model(images)
+    assert [keras.backend.standardize_dtype(loss.dtype) for loss in model.losses] == ["float32"]

@@ -48,10 +48,16 @@ class KLSparsityRegularization(keras.layers.Layer):
         return {**super().get_config(), "target": self.target, "weight": self.weight}
 
 
+# float32 layers: under mixed precision the codings arrive in bfloat16/float16, but a penalty is a loss
+# term, summed with the others in float32 (and a sum of 300 codings in bfloat16 loses digits).
 SPARSITY_LAYERS = {
     NoSparsity: lambda cfg: [],
-    L1Sparsity: lambda cfg: [keras.layers.ActivityRegularization(l1=cfg.weight, name="l1_sparsity")],
-    KLSparsity: lambda cfg: [KLSparsityRegularization(cfg.target, cfg.weight, name="kl_sparsity")],
+    L1Sparsity: lambda cfg: [
+        keras.layers.ActivityRegularization(l1=cfg.weight, name="l1_sparsity", dtype="float32")
+    ],
+    KLSparsity: lambda cfg: [
+        KLSparsityRegularization(cfg.target, cfg.weight, name="kl_sparsity", dtype="float32")
+    ],
 }
 
 

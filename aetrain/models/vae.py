@@ -94,12 +94,13 @@ def build_gaussian_codings(cfg: RunConfig, features):
     weighted ``beta / 784`` because the reconstruction loss is a per-pixel MSE (the book's scaling).
     """
     variant = cfg.variant
-    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean")(features)
-    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var")(features)
-    mean, log_var = LatentLoss(variant.latent_loss, variant.beta / PIXELS, name="latent_loss")(
-        [mean, log_var]
-    )
-    codings = Sampling(seed=cfg.seed, name="codings")([mean, log_var])
+    # The coding head runs in float32 under mixed precision: exp(log_var) and the latent loss need more
+    # than bfloat16's 8 bits, and the codings are what the evaluation and generation read.
+    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean", dtype="float32")(features)
+    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var", dtype="float32")(features)
+    latent_loss = LatentLoss(variant.latent_loss, variant.beta / PIXELS, name="latent_loss", dtype="float32")
+    mean, log_var = latent_loss([mean, log_var])
+    codings = Sampling(seed=cfg.seed, name="codings", dtype="float32")([mean, log_var])
     return [mean, log_var, codings]
 
 

@@ -25,12 +25,12 @@ def test_only_epochs_progress_and_resume_may_change():
 
 
 def test_every_differing_key_is_named():
-    cfg = validate(compose_config("latent_size=8", "trainer.learning_rate=0.01"))
+    cfg = validate(compose_config("latent_size=8", "trainer.learning_rate=0.05"))
     with pytest.raises(ConfigError) as caught:
         check_resumable(cfg, saved_run())
     assert caught.value.key == "trainer.resume"
     assert "latent_size: saved 30, now 8" in str(caught.value)
-    assert "trainer.learning_rate: saved 0.002, now 0.01" in str(caught.value)
+    assert "trainer.learning_rate: saved 0.01, now 0.05" in str(caught.value)
 
 
 def test_a_finished_run_needs_more_epochs():
