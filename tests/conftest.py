@@ -24,6 +24,22 @@ def compose_config(*overrides: str):
         return compose(config_name="config", overrides=list(overrides))
 
 
+def tiny_run_config(data_dir: Path, *overrides: str) -> RunConfig:
+    """``aetrain trainer=smoke OVERRIDES`` on the tiny data: 192 training, 64 validation images."""
+    return validate(
+        compose_config(
+            "trainer=smoke",
+            f"data.dir={data_dir}",
+            "data.limit=256",
+            "data.val_size=64",
+            "data.test_limit=null",
+            "trainer.batch_size=32",
+            "trainer.progress=false",
+            *overrides,
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """320 training and 200 test images in the original IDX gz format."""
@@ -37,18 +53,7 @@ def make_config(tiny_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("AETRAIN_CACHE_DIR", str(tmp_path / "cache"))
 
     def make(*overrides: str) -> RunConfig:
-        return validate(
-            compose_config(
-                "trainer=smoke",
-                f"data.dir={tiny_data_dir}",
-                "data.limit=256",
-                "data.val_size=64",
-                "data.test_limit=null",
-                "trainer.batch_size=32",
-                "trainer.progress=false",
-                *overrides,
-            )
-        )
+        return tiny_run_config(tiny_data_dir, *overrides)
 
     return make
 
@@ -71,18 +76,7 @@ def trained_runs(tiny_data_dir, tmp_path_factory):
 
     def trained(*overrides: str) -> Path:
         if overrides not in made:
-            cfg = validate(
-                compose_config(
-                    "trainer=smoke",
-                    f"data.dir={tiny_data_dir}",
-                    "data.limit=256",
-                    "data.val_size=64",
-                    "data.test_limit=null",
-                    "trainer.batch_size=32",
-                    "trainer.progress=false",
-                    *overrides,
-                )
-            )
+            cfg = tiny_run_config(tiny_data_dir, *overrides)
             folder = tmp_path_factory.mktemp("run")
             train.run(cfg, folder, Console(file=io.StringIO(), width=100))
             made[overrides] = folder
