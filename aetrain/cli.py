@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 
-from aetrain.config import ConfigError, TrainerConfig, validate
+from aetrain.config import ConfigError, RunConfig, TrainerConfig, validate
 from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir, run_dir_or_resumed
 from aetrain.runtime import available_cores, threads_per_job
 from aetrain.stop_request import StopRequest
@@ -191,17 +191,20 @@ def resume_command(output_dir: Path) -> str:
 
 
 class RunFolderCheck(Callback):
-    """Hydra callback (conf/config.yaml): before Hydra creates or writes the run folder, check that it
-    can be written and, for trainer.resume, that the folder holds a run this config may continue."""
+    """Hydra callback (conf/config.yaml): before Hydra creates or writes the run folder, check the
+    config (a refused one leaves no folder behind), that the folder can be written and, for
+    trainer.resume, that the folder holds a run this config may continue."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         run_dir = Path(str(config.hydra.run.dir))
-        resume = OmegaConf.select(config, "trainer.resume")
         try:
-            if resume:
-                _check_resume(config, Path(resume), run_dir)
+            run_cfg = validate(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
+            if run_cfg.trainer.resume:
+                _check_resume(run_cfg, Path(run_cfg.trainer.resume), run_dir)
             check_writable(run_dir)
         except ConfigError as error:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # claimed by the run-dir resolver, still empty: leave nothing behind
             _exit_before_run(str(error), EXIT_CONFIG)
         except RunFolderUnwritable as error:
             _exit_before_run(str(error), EXIT_OUTPUT)
@@ -213,11 +216,10 @@ class RunFolderCheck(Callback):
             _exit_before_run(str(error), EXIT_OUTPUT)
 
 
-def _check_resume(config: DictConfig, resume: Path, run_dir: Path) -> None:
+def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
     from aetrain.resume import check_resumable, read_saved_run
 
-    task_config = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-    check_resumable(validate(task_config), read_saved_run(resume))
+    check_resumable(run_cfg, read_saved_run(resume))
     if run_dir.resolve() != resume.expanduser().resolve():
         raise ConfigError(
             "hydra.run.dir",

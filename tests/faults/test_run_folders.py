@@ -89,15 +89,22 @@ def start_all(commands: list[list[str]], cwd) -> list[subprocess.CompletedProces
 
 
 def test_runs_started_together_get_distinct_folders(tmp_path):
-    # latent_size=0 is refused at once, after Hydra has made the run folder and written .hydra/ in it.
-    results = start_all([["latent_size=0", f"seed={i}"] for i in range(PARALLEL_RUNS)], tmp_path)
-    assert all(process.returncode == 2 for process, _, _ in results)
+    # A missing data folder fails at once (exit 3), after Hydra has made the run folder and written .hydra/.
+    missing = tmp_path / "no-data"
+    results = start_all([[f"data.dir={missing}", f"seed={i}"] for i in range(PARALLEL_RUNS)], tmp_path)
+    assert all(process.returncode == 3 for process, _, _ in results)
     folders = sorted((tmp_path / "outputs").glob("*/*"))
     assert len(folders) == PARALLEL_RUNS
     seeds = sorted(yaml.safe_load((f / ".hydra" / "overrides.yaml").read_text())[1] for f in folders)
     assert seeds == [f"seed={i}" for i in range(PARALLEL_RUNS)]
     for folder in folders:  # HH-MM-SS, or HH-MM-SS_N when that second was taken
         assert folder.name.split("_")[0].count("-") == 2
+
+
+def test_a_refused_config_leaves_no_run_folder(tmp_path):
+    ((process, _, _),) = start_all([["latent_size=0"]], tmp_path)
+    assert process.returncode == 2
+    assert not list((tmp_path / "outputs").glob("*/*"))
 
 
 def test_multiruns_started_together_get_distinct_sweep_folders(tmp_path):
