@@ -29,6 +29,9 @@ class RunFolderWriteError(OSError):
         return self.message
 
 
+PARTIAL_MARK = "-partial-"
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path beside ``target``; once the block returns, fsync it and rename over ``target``.
@@ -41,7 +44,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        prefix = f".{target.stem}-partial-"
+        prefix = f".{target.stem}{PARTIAL_MARK}"
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=target.suffix)
         os.close(fd)
     except OSError as err:
@@ -60,6 +63,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
         if isinstance(failure, OSError) and not isinstance(failure, RunFolderWriteError):
             raise RunFolderWriteError(target, failure) from failure
         raise
+
+
+def remove_partial_files(folder: Path) -> list[Path]:
+    """Delete the temp files a killed writer left in ``folder`` (only those :func:`atomic_path` names).
+
+    Nothing reads them, but a resumed run cleans them up so they do not pile up in the run folder.
+    """
+    removed = []
+    for leftover in folder.glob(f".*{PARTIAL_MARK}*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+            removed.append(leftover)
+    return removed
 
 
 def write_text_atomically(target: Path, text: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.atomic_files import atomic_path, write_text_atomically
+from aetrain.atomic_files import atomic_path, remove_partial_files, write_text_atomically
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
 from aetrain.resume import SavedRun, check_resumable, read_saved_run
 from aetrain.runtime import configure_tensorflow, describe_device, restore_default_precision, thread_pools
@@ -58,6 +58,8 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     saved = read_saved_run(cfg.trainer.resume) if cfg.trainer.resume else None
     if saved is not None:
         check_resumable(cfg, saved)
+        for folder in (output_dir, output_dir / "checkpoints"):  # what a kill -9 mid-write left
+            remove_partial_files(folder)
     # The data is checked before TensorFlow loads: a bad file is reported in a fraction of a second.
     started = time.perf_counter()
     data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)

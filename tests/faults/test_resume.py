@@ -87,10 +87,13 @@ def test_interrupted_then_resumed_run_matches_the_uninterrupted_one(runs, tmp_pa
     # the printed command, run as printed (from another folder: the paths in it are absolute)
     command = runs["resume_command"].split()
     assert command[0] == "aetrain" and command[-1] == f"trainer.resume={stopped}"
+    leftover = stopped / "checkpoints" / ".last-partial-abc123.keras"  # as a kill -9 mid-write leaves
+    leftover.write_bytes(b"PK\x03\x04 half a zip")
     result = aetrain(*command[1:], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     resumed, whole = metrics(stopped), metrics(runs["whole"])
     assert resumed["status"] == "completed"
+    assert not leftover.exists()  # the resumed run cleaned it up
     assert resumed["resumed_from_epoch"] == before["epochs_completed"]
     for key in COMPARED:
         assert resumed[key] == whole[key], key
