@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,33 +12,17 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-AETRAIN = shutil.which("aetrain", path=str(Path(sys.executable).parent)) or "aetrain"
-
-
-def aetrain(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "AETRAIN_CACHE_DIR": str(cwd / "cache"), "COLUMNS": "120", **(env or {})}
-    return subprocess.run(
-        [AETRAIN, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
-    )
-
-
-def smoke_args(data_dir: Path, run_dir: Path, *overrides: str) -> list[str]:
-    return [
-        "trainer=smoke",
-        f"data.dir={data_dir}",
-        "data.limit=256",
-        "data.val_size=64",
-        "trainer.progress=false",
-        f"hydra.run.dir={run_dir}",
-        *overrides,
-    ]
+from cli_runs import aetrain, smoke_args
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["dense", "conv", "vae"])
 def test_smoke_run_per_variant_writes_a_readable_run_folder(variant, tiny_data_dir, tmp_path):
     run_dir = tmp_path / "run"
-    result = aetrain(*smoke_args(tiny_data_dir, run_dir, f"variant={variant}", "noise=dropout"), cwd=tmp_path)
+    result = aetrain(
+        *smoke_args(tiny_data_dir, f"hydra.run.dir={run_dir}", f"variant={variant}", "noise=dropout"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["variant"] == variant and metrics["status"] == "completed"
@@ -57,8 +40,7 @@ def test_smoke_run_per_variant_writes_a_readable_run_folder(variant, tiny_data_d
 
 @pytest.mark.slow
 def test_default_run_dir_is_timestamped_under_outputs(tiny_data_dir, tmp_path):
-    args = [a for a in smoke_args(tiny_data_dir, tmp_path) if not a.startswith("hydra.run.dir")]
-    result = aetrain(*args, cwd=tmp_path)
+    result = aetrain(*smoke_args(tiny_data_dir), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "outputs").glob("*/*")
     assert run_dir.parent.name.count("-") == 2 and run_dir.name.count("-") == 2  # YYYY-MM-DD/HH-MM-SS

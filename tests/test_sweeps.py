@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 
 from aetrain.runtime import available_cores
 
-BIN = Path(sys.executable).parent
-AETRAIN = shutil.which("aetrain", path=str(BIN)) or "aetrain"
-AETRAIN_REPORT = shutil.which("aetrain-report", path=str(BIN)) or "aetrain-report"
+from cli_runs import AETRAIN, smoke_args
+
+AETRAIN_REPORT = shutil.which("aetrain-report", path=str(Path(sys.executable).parent)) or "aetrain-report"
 
 
 def command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -31,16 +31,7 @@ def command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def sweep(data_dir: Path, sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     """``aetrain -m`` on the tiny data; the sweep's folder is ``sweep_dir``."""
     return command(
-        AETRAIN,
-        "-m",
-        "trainer=smoke",
-        f"data.dir={data_dir}",
-        "data.limit=256",
-        "data.val_size=64",
-        "trainer.progress=false",
-        f"hydra.sweep.dir={sweep_dir}",
-        *overrides,
-        cwd=sweep_dir.parent,
+        AETRAIN, "-m", *smoke_args(data_dir, f"hydra.sweep.dir={sweep_dir}", *overrides), cwd=sweep_dir.parent
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+
 from cli_runs import AETRAIN, environment, plain_text
 
 # (overrides, exit code, words the message must contain). Exit 2: aetrain's checks, naming the key

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runs import aetrain, plain_text, smoke_args
 
 from aetrain import data
 
+from cli_runs import aetrain, plain_text, smoke_args
 from idx_files import write_idx
 
 TRAIN_IMAGES = data.FILES["train_images"]

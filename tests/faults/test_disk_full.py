@@ -10,12 +10,13 @@ import sys
 
 import keras
 import pytest
-from cli_runs import environment, is_whole_checkpoint, partial_files, plain_text, smoke_args
 from rich.console import Console
 
 from aetrain import train
 from aetrain.atomic_files import RunFolderWriteError
 from aetrain.checkpoints import read_metadata
+
+from cli_runs import environment, is_whole_checkpoint, partial_files, plain_text, smoke_args
 
 # Epoch 1 writes best.keras and last.keras; from then on the disk is full.
 FILL_DISK_AFTER_TWO_SAVES = """

@@ -11,6 +11,12 @@ import sys
 import time
 
 import pytest
+from rich.console import Console
+
+from aetrain import train
+from aetrain.checkpoints import read_metadata
+from aetrain.stop_request import StopRequest
+
 from cli_runs import (
     SLOW_RUN,
     environment,
@@ -21,11 +27,6 @@ from cli_runs import (
     start_aetrain,
     wait_for,
 )
-from rich.console import Console
-
-from aetrain import train
-from aetrain.checkpoints import read_metadata
-from aetrain.stop_request import StopRequest
 
 
 def test_stop_requested_before_the_first_epoch_ends_leaves_no_checkpoint(make_config, tmp_path):

@@ -8,11 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from cli_runs import aetrain, partial_files, plain_text, smoke_args
 from rich.console import Console
 
 from aetrain import data, train
 from aetrain.checkpoints import load_checkpoint, read_metadata
+
+from cli_runs import aetrain, partial_files, plain_text, smoke_args
 
 
 def poison_from_epoch(epoch: int, monkeypatch) -> None:

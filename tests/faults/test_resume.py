@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_runs import SLOW_RUN, aetrain, plain_text, smoke_args, start_aetrain, wait_for
 
 from aetrain.checkpoints import load_checkpoint, read_metadata
+
+from cli_runs import SLOW_RUN, aetrain, plain_text, smoke_args, start_aetrain, wait_for
 
 # Gaussian noise: the resumed run must also continue the noise generator's sequence.
 RUN = ["trainer.deterministic=true", "noise=gaussian", *SLOW_RUN]

@@ -9,10 +9,11 @@ import threading
 
 import pytest
 import yaml
-from cli_runs import AETRAIN, environment
 
 from aetrain import run_folders
 from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir
+
+from cli_runs import AETRAIN, environment
 
 PARALLEL_RUNS = 6
 

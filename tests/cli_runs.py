@@ -1,4 +1,5 @@
-"""Run the real ``aetrain`` command in subprocesses, and read what its output says."""
+"""Run the real ``aetrain`` command in subprocesses (tests/test_cli.py, tests/test_sweeps.py,
+tests/faults/), and read what its output says."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 AETRAIN = shutil.which("aetrain", path=str(Path(sys.executable).parent)) or "aetrain"
 # Importing this "tensorflow" fails: a run that reports its error with it on the path did so
 # before importing TensorFlow.
-NO_TENSORFLOW = Path(__file__).resolve().parent / "no_tensorflow"
+NO_TENSORFLOW = Path(__file__).resolve().parent / "faults" / "no_tensorflow"
 # Long enough (24 batches of 8 per epoch, 12 epochs) that a signal sent after epoch 1 lands mid-run.
 SLOW_RUN = ["trainer.batch_size=8", "trainer.epochs=12"]
 
