@@ -86,7 +86,8 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     from aetrain.models import build_model
     from aetrain.optimization import build_optimizer
 
-    log.info(f"device: {describe_device()}, precision {precision}")
+    device = describe_device()
+    log.info(f"device: {device}, precision {precision}")
     log.info(
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
         f"images from {data.source} ({data_seconds:.2f} s)"
@@ -160,7 +161,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         "latent_size": cfg.latent_size,
         "config": cfg.to_dict(),
         "parameters": model.count_params(),
-        "device": describe_device(),
+        "device": device,
         "replicas": strategy.num_replicas_in_sync,
         "thread_pools": thread_pools(),
         "precision": precision,
