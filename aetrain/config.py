@@ -152,6 +152,7 @@ class TrainerConfig:
     precision: str = "auto"
     jit_compile: bool = False
     steps_per_execution: int = 1
+    batch_splits: Any = "auto"  # "auto" or an integer >= 1 (aetrain.batch_splits)
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     deterministic: bool = False
@@ -378,6 +379,14 @@ def _check_sparsity(run: RunConfig) -> None:
             "a number strictly between 0 and 1",
             "It is the mean activation each sigmoid coding unit should have.",
         )
+        _require(
+            run.trainer.batch_splits in ("auto", 1),
+            "trainer.batch_splits",
+            run.trainer.batch_splits,
+            "auto or 1 with sparsity=kl",
+            "The KL penalty is a statistic of the whole batch's mean activation, so slices of the "
+            "batch would not add up to it.",
+        )
     _require(
         not isinstance(run.variant, VariationalVariant),
         "sparsity",
@@ -423,6 +432,13 @@ def _check_trainer(t: TrainerConfig) -> None:
     _require(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {list(PRECISIONS)}")
     _require(
         t.steps_per_execution >= 1, "trainer.steps_per_execution", t.steps_per_execution, "an integer >= 1"
+    )
+    splits = t.batch_splits
+    _require(
+        splits == "auto" or (isinstance(splits, int) and not isinstance(splits, bool) and splits >= 1),
+        "trainer.batch_splits",
+        splits,
+        "auto (one slice per CPU core) or an integer >= 1",
     )
     for key in ("intra_op_threads", "inter_op_threads"):
         value = getattr(t, key)

@@ -49,16 +49,22 @@ def import_tensorflow_quietly(verbose: bool = False):
     return tf
 
 
-def configure_tensorflow(trainer: TrainerConfig, seed: int) -> str:
+def configure_tensorflow(trainer: TrainerConfig, seed: int, batch_splits: int = 1) -> str:
     """Threads, determinism, precision and seeds for one run (safe to call again in a multirun).
 
+    With ``batch_splits`` > 1 (aetrain.batch_splits) the slices run side by side: unless the config
+    sizes the pools, each op gets an equal share of the cores and ``batch_splits`` ops run at once.
     Returns the precision policy in force (``trainer.precision=auto`` resolved for this machine).
     """
     tf = import_tensorflow_quietly()
     import keras
 
     keras.utils.clear_session(free_memory=True)
-    _set_threads(tf, trainer.intra_op_threads, trainer.inter_op_threads)
+    intra, inter = trainer.intra_op_threads, trainer.inter_op_threads
+    if batch_splits > 1:
+        intra = intra or max(1, available_cores() // batch_splits)
+        inter = inter or batch_splits
+    _set_threads(tf, intra, inter)
     if trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
     precision = resolve_precision(trainer.precision, has_gpu=bool(tf.config.list_physical_devices("GPU")))

@@ -19,7 +19,15 @@ from rich.table import Table
 from aetrain.atomic_files import atomic_path, remove_partial_files, write_text_atomically
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
 from aetrain.resume import SavedRun, check_resumable, read_saved_run
-from aetrain.runtime import configure_tensorflow, describe_device, restore_default_precision, thread_pools
+from aetrain.batch_splits import resolve_batch_splits, split_steps
+from aetrain.runtime import (
+    available_cores,
+    configure_tensorflow,
+    describe_device,
+    import_tensorflow_quietly,
+    restore_default_precision,
+    thread_pools,
+)
 from aetrain.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")
@@ -65,7 +73,10 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
     data_seconds = time.perf_counter() - started
 
-    precision = configure_tensorflow(cfg.trainer, cfg.seed)
+    tf = import_tensorflow_quietly()
+    cores = cfg.trainer.intra_op_threads or available_cores()
+    splits = resolve_batch_splits(cfg, cores, has_gpu=bool(tf.config.list_physical_devices("GPU")))
+    precision = configure_tensorflow(cfg.trainer, cfg.seed, batch_splits=splits)
     from aetrain.callbacks import (
         CheckpointBestAndLast,
         RecordHistory,
@@ -110,9 +121,10 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             restore_seed_generator_states(model, saved.random_state)
             first_epoch = saved.epoch
             log.info(f"resuming {saved.folder} after epoch {saved.epoch} of {cfg.trainer.epochs}")
+    split_steps(model, splits)
     log.info(
         f"model: {model.name}, {model.count_params():,} parameters; strategy {cfg.trainer.strategy} "
-        f"over {strategy.num_replicas_in_sync} replica(s)"
+        f"over {strategy.num_replicas_in_sync} replica(s); each batch in {splits} slice(s)"
     )
 
     train_data = make_training_dataset(
@@ -163,6 +175,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         "parameters": model.count_params(),
         "device": device,
         "replicas": strategy.num_replicas_in_sync,
+        "batch_splits": splits,
         "thread_pools": thread_pools(),
         "precision": precision,
         "history": history,

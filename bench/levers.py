@@ -36,6 +36,17 @@ DEFAULT_SETS = {
         "variant=vae trainer.precision=float32",
     ],
     "xla": ["variant=conv", "variant=conv trainer.jit_compile=true"],
+    # run with --intra 1 --inter 2 (the pools batch_splits=2 gets on 2 cores)
+    "splits": [
+        "variant=conv trainer.batch_splits=1",
+        "variant=conv trainer.batch_splits=2",
+        "variant=conv trainer.batch_splits=2 trainer.steps_per_execution=4",
+        "variant=conv trainer.batch_splits=4",
+        "variant=dense trainer.batch_splits=1",
+        "variant=dense trainer.batch_splits=2",
+        "variant=vae trainer.batch_splits=1",
+        "variant=vae trainer.batch_splits=2",
+    ],
 }
 
 
@@ -54,12 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
     from aetrain.callbacks import RichProgress
+    from aetrain.batch_splits import resolve_batch_splits, split_steps
     from aetrain.cli import config_dir
     from aetrain.config import validate
     from aetrain.data import load_fashion_mnist, make_dataset
     from aetrain.models import build_model
     from aetrain.optimization import build_optimizer
-    from aetrain.runtime import import_tensorflow_quietly, resolve_precision
+    from aetrain.runtime import available_cores, import_tensorflow_quietly, resolve_precision
 
     tf = import_tensorflow_quietly()
     tf.config.threading.set_intra_op_parallelism_threads(args.intra)
@@ -83,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             steps_per_execution=trainer.steps_per_execution,
         )
         keras.mixed_precision.set_dtype_policy("float32")
+        split_steps(model, resolve_batch_splits(cfg, available_cores(), has_gpu))
         dataset = make_dataset(images, trainer.batch_size, shuffle=True, seed=cfg.seed)
         # a terminal console that really draws, into a buffer: the bar's cost is counted
         console = Console(file=io.StringIO(), force_terminal=True, width=100)
