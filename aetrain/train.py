@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from aetrain.atomic_files import atomic_path, remove_partial_files, write_text_atomically
+from aetrain.batch_splits import resolve_batch_splits, split_steps
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
 from aetrain.resume import SavedRun, check_resumable, read_saved_run
-from aetrain.batch_splits import resolve_batch_splits, split_steps
 from aetrain.runtime import (
     available_cores,
     configure_tensorflow,

@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     from hydra import compose, initialize_config_dir
     from rich.console import Console
 
-    from aetrain.callbacks import RichProgress
     from aetrain.batch_splits import resolve_batch_splits, split_steps
+    from aetrain.callbacks import RichProgress
     from aetrain.cli import config_dir
     from aetrain.config import validate
     from aetrain.data import load_fashion_mnist, make_dataset
