@@ -26,12 +26,25 @@ def test_quick_bench_prints_and_writes_its_tables(tiny_data_dir, tmp_path):
 
     report = out.read_text()
     assert report in done.stdout  # printed and written alike
-    for heading in ("## Time to quality (conv)", "## Training throughput", "## Start-up and data"):
+    for heading in (
+        "## Targets",
+        "## Time to quality (conv)",
+        "## Training throughput",
+        "## Start-up and data",
+    ):
         assert heading in report
     rows = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
-    assert {"dense", "conv", "vae"} <= set(rows)
-    for variant in ("dense", "conv", "vae"):  # both throughputs are numbers, and so is their ratio
+    assert {"dense", "conv", "vae", "conv_vae"} <= set(rows)
+    for variant in (
+        "dense",
+        "conv",
+        "vae",
+        "conv_vae",
+    ):  # both throughputs are numbers, and so is their ratio
         assert re.search(r"\| [\d,]+ \| [\d,]+ \| \d+\.\d\dx \|", rows[variant]), rows[variant]
+    verdicts = re.findall(r"\| (yes|\*\*no\*\*) \|$", report, flags=re.MULTILINE)
+    assert len(verdicts) == 3 + 4  # time, test MSE, data loading, and each variant's throughput
+    assert re.search(r"training time \| [\d.]+ s vs [\d.]+ s: \d+\.\d\dx less \|", report)
     assert f"{TINY_TRAIN - 64:,} training images" in report
     assert re.search(r"- cores: \d+", report) and "TensorFlow / Keras" in report
     assert re.search(r"data loading, cached \(\.npz\) \| \d+\.\d\d s", report)
