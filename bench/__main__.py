@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from aetrain.data import load_fashion_mnist
     from bench import report
     from bench.aetrain_runs import run_aetrain, seconds_to_reach
+    from bench.figure import plot_time_to_quality
     from bench.seed_recipe import build_seed_conv_autoencoder, train_seed_recipe
 
     session_start = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(
         plan,
         args,
+        out.with_suffix(".png").name,
         session_start,
         loads,
         loading,
@@ -175,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    say(f"written {out}")
+    picture = plot_time_to_quality(baseline, conv.metrics, out.with_suffix(".png"))
+    say(f"written {out} and {picture}")
     return 0
 
 
-def render(plan, args, session_start, loads, loading, baseline, conv, target, reached_epoch,
+def render(plan, args, picture_name, session_start, loads, loading, baseline, conv, target, reached_epoch,
            reached_seconds, throughput, train_images) -> str:  # fmt: skip
     from bench import report
 
@@ -255,6 +258,8 @@ def render(plan, args, session_start, loads, loading, baseline, conv, target, re
         "## Time to quality (conv)",
         "",
         quality,
+        "",
+        f"![validation MSE against training time]({picture_name})",
         "",
         f"Target: the seed recipe's final validation MSE ({target:.5f}, the same {plan.val_size:,} held-out "
         "training images for both). Times are `fit` wall time including validation and, for aetrain, "

@@ -26,6 +26,8 @@ def test_quick_bench_prints_and_writes_its_tables(tiny_data_dir, tmp_path):
 
     report = out.read_text()
     assert report in done.stdout  # printed and written alike
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    assert "](RESULTS-quick.png)" in report
     for heading in (
         "## Targets",
         "## Time to quality (conv)",

@@ -55,3 +55,18 @@ def test_seconds_since_process_start_counts_from_the_process_start():
 )
 def test_auto_precision_picks_what_the_hardware_runs_natively(requested, has_gpu, flags, expected):
     assert resolve_precision(requested, has_gpu=has_gpu, flags=flags) == expected
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "False"), ("1", "True")])
+def test_the_cli_turns_numpy_hugepage_advice_off_unless_the_user_sets_it(setting, expected):
+    """NumPy's madvise(MADV_HUGEPAGE) made filling the training set 5x slower here (cli.py)."""
+    probe = (
+        "import aetrain.cli, numpy\n"
+        "from numpy._core.multiarray import _set_madvise_hugepage\n"
+        "print(_set_madvise_hugepage(True))"  # returns the setting in force before the call
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if setting is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = setting
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == expected
