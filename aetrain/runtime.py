@@ -52,25 +52,32 @@ def import_tensorflow_quietly(verbose: bool = False):
 def configure_tensorflow(trainer: TrainerConfig, seed: int, batch_splits: int = 1) -> str:
     """Threads, determinism, precision and seeds for one run (safe to call again in a multirun).
 
-    With ``batch_splits`` > 1 (aetrain.batch_splits) the slices run side by side: unless the config
-    sizes the pools, each op gets an equal share of the cores and ``batch_splits`` ops run at once.
     Returns the precision policy in force (``trainer.precision=auto`` resolved for this machine).
     """
     tf = import_tensorflow_quietly()
     import keras
 
     keras.utils.clear_session(free_memory=True)
-    intra, inter = trainer.intra_op_threads, trainer.inter_op_threads
-    if batch_splits > 1:
-        intra = intra or max(1, available_cores() // batch_splits)
-        inter = inter or batch_splits
-    _set_threads(tf, intra, inter)
+    _set_threads(tf, *pool_sizes(trainer.intra_op_threads, trainer.inter_op_threads, batch_splits))
     if trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
     precision = resolve_precision(trainer.precision, has_gpu=bool(tf.config.list_physical_devices("GPU")))
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(seed)
     return precision
+
+
+def pool_sizes(intra: int | None, inter: int | None, batch_splits: int) -> tuple[int | None, int | None]:
+    """(intra-op, inter-op) pool sizes; None lets TensorFlow decide (one thread per core).
+
+    With ``batch_splits`` > 1 (aetrain.batch_splits) the slices run side by side and share the
+    threads: ``intra`` (else every core) is divided between them, and at least ``batch_splits`` ops
+    may run at once.
+    """
+    if batch_splits <= 1:
+        return intra, inter
+    budget = intra or available_cores()
+    return max(1, budget // batch_splits), max(inter or 0, batch_splits)
 
 
 def restore_default_precision() -> None:

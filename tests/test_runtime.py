@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aetrain.runtime import available_cores, resolve_precision, threads_per_job
+from aetrain.runtime import available_cores, pool_sizes, resolve_precision, threads_per_job
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,18 @@ def test_the_cli_turns_numpy_hugepage_advice_off_unless_the_user_sets_it(setting
         env["NUMPY_MADVISE_HUGEPAGE"] = setting
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(
+    ("intra", "inter", "splits", "expected"),
+    [
+        (None, None, 1, (None, None)),  # whole batches: TensorFlow decides
+        (3, 5, 1, (3, 5)),
+        (None, None, 2, (1, 2)),  # 2 cores here (monkeypatched): one thread per slice, both at once
+        (8, 8, 4, (2, 8)),  # a sweep job granted 8 threads: 4 slices of 2 threads
+        (1, 1, 2, (1, 2)),  # never fewer than one thread, and the slices may always run together
+    ],
+)
+def test_slices_share_the_thread_budget(intra, inter, splits, expected, monkeypatch):
+    monkeypatch.setattr("aetrain.runtime.available_cores", lambda: 2)
+    assert pool_sizes(intra, inter, splits) == expected
