@@ -24,6 +24,8 @@ BAD_COMMAND_LINES = [
     (["trainer.deterministic=maybe"], 2, ["`trainer.deterministic`", "'maybe'", "bool"]),
     (["trainer.precision=float16"], 2, ["`trainer.precision`", "'float16'", "mixed_float16"]),
     (["trainer.warmup_epochs=20"], 2, ["`trainer.warmup_epochs`", "20", "below trainer.epochs"]),
+    (["trainer.batch_splits=0"], 2, ["`trainer.batch_splits`", "0", "auto (one slice per CPU core)"]),
+    (["sparsity=kl", "trainer.batch_splits=2"], 2, ["`trainer.batch_splits`", "auto or 1 with sparsity=kl"]),
     (["noise=dropout", "noise.rate=1.5"], 2, ["`noise.rate`", "1.5", "strictly between 0 and 1"]),
     (["noise=gaussian", "noise.stddev=0"], 2, ["`noise.stddev`", "0", "a number > 0"]),
     (["sparsity=kl", "sparsity.target=1.5"], 2, ["`sparsity.target`", "1.5", "between 0 and 1"]),
