@@ -36,6 +36,7 @@ common = ["trainer=smoke", f"data.dir={data_dir}", "data.limit=256", "data.val_s
           "trainer.progress=false", "trainer.epochs=2", "trainer.optimizer=sgd",
           "trainer.learning_rate=4.0", "trainer.schedule=constant"]
 for name, extra in [("mirrored", ["trainer.strategy=mirrored"]), ("default", []),
+                    ("mirrored_sliced", ["trainer.strategy=mirrored", "trainer.batch_splits=2"]),
                     ("mirrored_vae", ["trainer.strategy=mirrored", "variant=vae",
                                       "trainer.learning_rate=0.01"])]:
     train.run(validate(compose_config(*common, *extra)), out / name, Console(file=io.StringIO()))
@@ -53,15 +54,17 @@ def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = {
-        name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("mirrored", "default")
+        name: json.loads((tmp_path / name / "metrics.json").read_text())
+        for name in ("mirrored", "default", "mirrored_sliced")
     }
     assert metrics["mirrored"]["replicas"] == 2 and metrics["default"]["replicas"] == 1
     # Same data, seed and global batch: two replicas averaging their gradients take the same steps.
-    for key in ("loss", "val_loss"):
-        assert metrics["mirrored"]["history"][key] == pytest.approx(
-            metrics["default"]["history"][key], rel=1e-4
-        )
-    assert metrics["mirrored"]["test"]["mse"] == pytest.approx(metrics["default"]["test"]["mse"], rel=1e-4)
+    # ... and so do two replicas each training its half of the batch as two slices.
+    assert metrics["mirrored_sliced"]["batch_splits"] == 2
+    for run in ("mirrored", "mirrored_sliced"):
+        for key in ("loss", "val_loss"):
+            assert metrics[run]["history"][key] == pytest.approx(metrics["default"]["history"][key], rel=1e-4)
+        assert metrics[run]["test"]["mse"] == pytest.approx(metrics["default"]["test"]["mse"], rel=1e-4)
     # A second mirrored model in the same process (a sweep's next job) trains too.
     vae = json.loads((tmp_path / "mirrored_vae" / "metrics.json").read_text())
     assert vae["status"] == "completed" and vae["replicas"] == 2 and vae["test"]["latent_loss"] > 0
