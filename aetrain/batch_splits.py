@@ -11,7 +11,10 @@ L1 sparsity penalty and the VAE's latent loss; it does not hold for the KL spars
 statistic of the whole batch's mean activation), so a KL run is never split (config.py refuses it).
 
 The model itself is untouched: Keras looks ``train_step``/``test_step`` up on the instance, so this
-run's steps are replaced there and checkpoints stay plain Keras models.
+run's steps are replaced there and checkpoints stay plain Keras models. The steps follow Keras 3's
+own TensorFlow ``train_step``/``test_step`` (keras/src/backend/tensorflow/trainer.py), including its
+loss tracker and distribution scaling; tests/test_batch_splits.py compares them with the unsplit
+steps, so a Keras release that changes those internals fails there, not silently.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def _sliced_loss(model, x, y, splits: int, training: bool):
     for size in slice_sizes(batch, splits):
         begin, taken = tf.where(size > 0, start, 0), tf.maximum(size, 1)
         y_pred = model(x[begin : begin + taken], training=training)
-        loss = model._compute_loss(
+        loss = model.compute_loss(
             x=x[begin : begin + taken], y=y[begin : begin + taken], y_pred=y_pred, training=training
         )
         total += tf.cast(loss, "float32") * (tf.cast(size, "float32") / tf.cast(batch, "float32"))
