@@ -55,8 +55,9 @@ def slice_sizes(batch_size, splits: int) -> list:
 
 
 def _sliced_loss(model, x, y, splits: int, training: bool):
-    """(batch mean loss, predictions): each slice's loss right after its own forward pass, so
-    ``model.losses`` (add_loss penalties, cleared at every outer call) belong to that slice.
+    """(batch mean loss, predictions), the loss also recorded in the model's loss tracker. Each
+    slice's loss is taken right after its own forward pass, so ``model.losses`` (add_loss penalties,
+    cleared at every outer call) belong to that slice.
 
     A batch smaller than ``splits`` (an epoch's last) leaves some slices empty; oneDNN refuses empty
     convolutions, so such a slice runs on the batch's first image with weight 0 instead.
@@ -73,6 +74,9 @@ def _sliced_loss(model, x, y, splits: int, training: bool):
         total += tf.cast(loss, "float32") * (tf.cast(size, "float32") / tf.cast(batch, "float32"))
         predictions.append(y_pred[:size])
         start += size
+    from keras.src.losses.loss import unscale_loss_for_distribution
+
+    model._loss_tracker.update_state(unscale_loss_for_distribution(total), sample_weight=batch)
     return total, tf.concat(predictions, axis=0)
 
 
@@ -88,12 +92,9 @@ def _inputs_and_targets(data):
 def _train_step(model, splits: int, data):
     """Keras's TensorFlow train_step, with the forward pass and loss taken slice by slice."""
     tf = import_tensorflow_quietly()
-    from keras.src.losses.loss import unscale_loss_for_distribution
-
     x, y = _inputs_and_targets(data)
     with tf.GradientTape() as tape:
         loss, y_pred = _sliced_loss(model, x, y, splits, training=True)
-        model._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
         scaled = model.optimizer.scale_loss(loss)
     weights = model.trainable_weights
     model.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights, strict=True))
@@ -101,10 +102,6 @@ def _train_step(model, splits: int, data):
 
 
 def _test_step(model, splits: int, data):
-    tf = import_tensorflow_quietly()
-    from keras.src.losses.loss import unscale_loss_for_distribution
-
     x, y = _inputs_and_targets(data)
-    loss, y_pred = _sliced_loss(model, x, y, splits, training=False)
-    model._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
+    _, y_pred = _sliced_loss(model, x, y, splits, training=False)
     return model.compute_metrics(x, y, y_pred, sample_weight=None)

@@ -61,7 +61,7 @@ def configure_tensorflow(trainer: TrainerConfig, seed: int, batch_splits: int = 
     _set_threads(tf, *pool_sizes(trainer.intra_op_threads, trainer.inter_op_threads, batch_splits))
     if trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
-    precision = resolve_precision(trainer.precision, has_gpu=bool(tf.config.list_physical_devices("GPU")))
+    precision = resolve_precision(trainer.precision, has_gpu=has_gpu())
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(seed)
     return precision
@@ -76,8 +76,17 @@ def pool_sizes(intra: int | None, inter: int | None, batch_splits: int) -> tuple
     """
     if batch_splits <= 1:
         return intra, inter
-    budget = intra or available_cores()
-    return max(1, budget // batch_splits), max(inter or 0, batch_splits)
+    return max(1, thread_budget(intra) // batch_splits), max(inter or 0, batch_splits)
+
+
+def thread_budget(intra: int | None) -> int:
+    """Threads one run's ops may use at once: ``trainer.intra_op_threads``, else every core granted."""
+    return intra or available_cores()
+
+
+def has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (it then runs there)."""
+    return bool(import_tensorflow_quietly().config.list_physical_devices("GPU"))
 
 
 def restore_default_precision() -> None:

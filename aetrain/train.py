@@ -21,11 +21,11 @@ from aetrain.batch_splits import resolve_batch_splits, split_steps
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
 from aetrain.resume import SavedRun, check_resumable, read_saved_run
 from aetrain.runtime import (
-    available_cores,
     configure_tensorflow,
     describe_device,
-    import_tensorflow_quietly,
+    has_gpu,
     restore_default_precision,
+    thread_budget,
     thread_pools,
 )
 from aetrain.stop_request import StopRequest
@@ -73,9 +73,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
     data_seconds = time.perf_counter() - started
 
-    tf = import_tensorflow_quietly()
-    cores = cfg.trainer.intra_op_threads or available_cores()
-    splits = resolve_batch_splits(cfg, cores, has_gpu=bool(tf.config.list_physical_devices("GPU")))
+    splits = resolve_batch_splits(cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu())
     precision = configure_tensorflow(cfg.trainer, cfg.seed, batch_splits=splits)
     from aetrain.callbacks import (
         CheckpointBestAndLast,

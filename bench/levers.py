@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     from aetrain.data import load_fashion_mnist, make_dataset
     from aetrain.models import build_model
     from aetrain.optimization import build_optimizer
-    from aetrain.runtime import available_cores, import_tensorflow_quietly, resolve_precision
+    from aetrain.runtime import available_cores, has_gpu, import_tensorflow_quietly, resolve_precision
 
     tf = import_tensorflow_quietly()
     tf.config.threading.set_intra_op_parallelism_threads(args.intra)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter)
-    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    gpu = has_gpu()
 
     images = load_fashion_mnist().x_train[: args.images]
     configs = args.config or DEFAULT_SETS[args.set]
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = validate(compose(config_name="config", overrides=overrides.split()))
         trainer = cfg.trainer
-        keras.mixed_precision.set_dtype_policy(resolve_precision(trainer.precision, has_gpu=has_gpu))
+        keras.mixed_precision.set_dtype_policy(resolve_precision(trainer.precision, has_gpu=gpu))
         model = build_model(cfg)
         steps = -(-len(images) // trainer.batch_size)
         model.compile(
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             steps_per_execution=trainer.steps_per_execution,
         )
         keras.mixed_precision.set_dtype_policy("float32")
-        split_steps(model, resolve_batch_splits(cfg, available_cores(), has_gpu))
+        split_steps(model, resolve_batch_splits(cfg, available_cores(), gpu))
         dataset = make_dataset(images, trainer.batch_size, shuffle=True, seed=cfg.seed)
         # a terminal console that really draws, into a buffer: the bar's cost is counted
         console = Console(file=io.StringIO(), force_terminal=True, width=100)
