@@ -4,11 +4,9 @@ the path of every run here."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from cli_runs import AETRAIN, environment, plain_text
+from cli_runs import plain_text, start_aetrain
 
 # (overrides, exit code, words the message must contain). Exit 2: aetrain's checks, naming the key
 # and the value; exit 1: Hydra's own composition errors.
@@ -43,19 +41,12 @@ BAD_COMMAND_LINES = [
 
 
 @pytest.fixture(scope="module")
-def refused_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, str]]:
+def refused_runs(tmp_path_factory) -> dict[str, tuple[int, str]]:
     """Every bad command line, all started at once (each in its own folder) to keep this fast."""
     started = {}
     for overrides, _, _ in BAD_COMMAND_LINES:
         cwd = tmp_path_factory.mktemp("refused")
-        started[" ".join(overrides)] = subprocess.Popen(
-            [AETRAIN, *overrides],
-            cwd=cwd,
-            env=environment(cwd, without_tensorflow=True),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        started[" ".join(overrides)] = start_aetrain(*overrides, cwd=cwd, without_tensorflow=True)
     results = {}
     for name, process in started.items():
         stdout, stderr = process.communicate(timeout=120)

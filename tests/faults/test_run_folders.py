@@ -13,7 +13,7 @@ import yaml
 from aetrain import run_folders
 from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir
 
-from cli_runs import AETRAIN, environment
+from cli_runs import start_aetrain
 
 PARALLEL_RUNS = 6
 
@@ -73,19 +73,9 @@ def test_full_disk_is_named_with_the_fix(tmp_path, monkeypatch):
         check_writable(tmp_path / "run")
 
 
-def start_all(commands: list[list[str]], cwd) -> list[subprocess.CompletedProcess]:
+def start_all(commands: list[list[str]], cwd) -> list[tuple[subprocess.Popen, str, str]]:
     """Start every command before waiting for any, so they start within the same second or two."""
-    processes = [
-        subprocess.Popen(
-            [AETRAIN, *args],
-            cwd=cwd,
-            env=environment(cwd, without_tensorflow=True),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for args in commands
-    ]
+    processes = [start_aetrain(*args, cwd=cwd, without_tensorflow=True) for args in commands]
     return [(p, *p.communicate(timeout=120)) for p in processes]
 
 
