@@ -20,6 +20,7 @@ plugin's (hydra-optuna-sweeper 1.3, optuna 2.x), with these differences:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -100,7 +101,8 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
                     _tell_unfinished(study, trial, f"the sweep stopped ({type(stop).__name__}: {stop})")
                 raise
             self.job_idx += len(returns)
-            failures = sum(self._tell(study, trial, ret) != TrialState.COMPLETE for trial, ret in zip(trials, returns))
+            told = [self._tell(study, trial, ret) for trial, ret in zip(trials, returns, strict=False)]
+            failures = sum(state != TrialState.COMPLETE for state in told)
             for trial in trials[len(returns) :]:
                 _tell_unfinished(study, trial, "the launcher returned no result for this job")
             if failures / max(len(returns), 1) > self.max_failure_rate:
@@ -148,9 +150,9 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         state = TRIAL_STATES.get(status, TrialState.FAIL)
         values = None
         if state == TrialState.COMPLETE:
-            values = _objective_values(job._return_value)  # noqa: SLF001 (.return_value raises)
+            values = _objective_values(job._return_value)  # .return_value would raise
             if values is None:
-                state, reason = TrialState.FAIL, f"returned {job._return_value!r}, not a number"  # noqa: SLF001
+                state, reason = TrialState.FAIL, f"returned {job._return_value!r}, not a number"
                 trial.set_user_attr("reason", reason)
         study.tell(trial, state=state, values=values)
         if state != TrialState.COMPLETE:
@@ -185,7 +187,8 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             log.info(f"Best value: {best.value}")
         else:
             results["solutions"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
-        results |= {"trials_in_study": len(trials), "trials_this_run": len(trials) - earlier, "states": counts}
+        results |= {"trials_in_study": len(trials), "trials_this_run": len(trials) - earlier}
+        results["states"] = counts
         path = Path(str(self.config.hydra.sweep.dir)) / RESULTS_FILE
         write_text_atomically(path, OmegaConf.to_yaml(OmegaConf.create(results)))
 
@@ -196,10 +199,8 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
 
         Console().print(Panel(message, title="aetrain: search refused", border_style="red"))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        try:
+        with contextlib.suppress(OSError):
             sweep_dir.rmdir()  # only succeeds when empty: nothing of anyone's is lost
-        except OSError:
-            pass
         sys.exit(EXIT_CONFIG)
 
 
@@ -251,14 +252,14 @@ def check_search_space(study: optuna.Study, distributions: dict[str, BaseDistrib
 def _describe(distribution: BaseDistribution | None) -> str:
     if distribution is None:
         return "absent"
-    fields = ", ".join(f"{key}={value!r}" for key, value in distribution._asdict().items())  # noqa: SLF001
+    fields = ", ".join(f"{key}={value!r}" for key, value in distribution._asdict().items())
     return f"{type(distribution).__name__}({fields})"
 
 
 def job_outcome(job: JobReturn, run_dir: Path | None) -> tuple[str, str]:
     """(status, reason) of a finished job: its metrics.json's word, else what the launcher saw."""
     if job.status == JobStatus.FAILED:
-        error = job._return_value  # noqa: SLF001 (the exception the job raised)
+        error = job._return_value  # the exception the job raised
         return "failed", f"{type(error).__name__}: {error}"
     metrics = _read_metrics(run_dir / "metrics.json") if run_dir is not None else None
     if metrics is None:
