@@ -1,13 +1,18 @@
-"""``aetrain-report DIR``: compare every run of a sweep, best first.
+"""``aetrain-report DIR``: compare every run of a sweep, completed ones first, best first.
 
-Reads each run folder under DIR (its ``.hydra/overrides.yaml`` and ``metrics.json``), prints a
-table of the overrides that differ between runs and each run's figures, sorted by the value the
-sweep minimised (best validation loss; failed runs last, with why), and writes next to the runs:
+Reads each run folder under DIR (its ``.hydra/overrides.yaml`` and ``metrics.json``) and, when
+present, DIR/sweep.json (every job of the sweep, also those that never started). Prints a table of
+the overrides that differ between runs and each run's figures: completed runs ranked by ``--sort``
+(auto: best validation loss, or test MSE when the runs' validation losses add up different terms,
+as a VAE's and a plain autoencoder's do), then interrupted, diverged, failed, refused, unreadable
+and never-run jobs, each with why. Writes into DIR (or ``--out``), each file whole or not at all:
 
 - ``report.csv``: the same table, one row per run, full precision;
 - ``report.png``: the same test images reconstructed by every completed run, one row per run.
 
-It needs no TensorFlow: the pictures come from the ``reconstructions.npz`` each run writes.
+A damaged file of one job makes that job ``unreadable`` (named, with the reason); the rest is
+reported. It needs no TensorFlow: the pictures come from the ``reconstructions.npz`` each run writes.
+Exit codes: 0 done, 2 DIR holds no runs, 5 report.csv / report.png cannot be written.
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
-"""aetrain-report on sweep folders built by hand: ranking, the varied overrides, report.csv, report.png."""
+"""aetrain-report on sweep folders built by hand: ranking, --sort, incomparable losses, sweep.json, the
+varied overrides, report.csv, report.png, --out, and the table at narrow widths (the real command)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -72,19 +78,19 @@ def sweep(tmp_path) -> Path:
     return tmp_path
 
 
-def run_report(folder: Path) -> tuple[str, list[dict]]:
+def run_report(folder: Path, **options) -> tuple[str, list[dict]]:
     buffer = io.StringIO()
-    report.report(folder, Console(file=buffer, width=160))
-    with open(folder / "report.csv", newline="") as handle:
+    report.report(folder, Console(file=buffer, width=160), **options)
+    with open(options.get("out_dir", folder) / "report.csv", newline="") as handle:
         return buffer.getvalue(), list(csv.DictReader(handle))
 
 
 def test_runs_are_ranked_by_best_val_loss_with_failures_last(sweep):
     _, rows = run_report(sweep)
-    assert [row["run"] for row in rows] == ["1", "0", "2", "3"]
-    assert [row["status"] for row in rows] == ["completed", "completed", "refused", "diverged"]
+    assert [row["run"] for row in rows] == ["1", "0", "3", "2"]
+    assert [row["status"] for row in rows] == ["completed", "completed", "diverged", "refused"]
     assert float(rows[0]["best_val_loss"]) == 0.20 and float(rows[0]["test_mse"]) == 0.21
-    assert rows[2]["best_val_loss"] == "" and "sparsity" in rows[2]["error"]
+    assert rows[3]["best_val_loss"] == "" and "sparsity" in rows[3]["error"]
 
 
 def test_only_the_overrides_that_differ_become_columns(sweep):
@@ -104,6 +110,7 @@ def test_table_names_failed_runs_and_why(sweep):
     text, _ = run_report(sweep)
     assert "refused" in text and "diverged" in text
     assert "run 3 (diverged): loss became nan" in text
+    assert "ranked by best validation loss, lowest first (the default" in " ".join(text.split())
 
 
 def test_picture_puts_each_completed_run_under_the_same_test_images(sweep):
@@ -154,3 +161,174 @@ def test_picture_runs_keeps_only_the_best(sweep, capsys):
     assert "wrote:" in capsys.readouterr().out
     picture = matplotlib.image.imread(sweep / "report.png")
     assert picture.shape[0] == round((1.45 * 2 + 0.3) * 110)  # the test images + the best run
+
+
+def test_a_diverged_run_with_a_low_loss_ranks_below_every_completed_one(sweep):
+    make_run(sweep, "4", ["variant=conv", "sparsity=none"], {**completed(0.01, 0.01), "status": "diverged"})
+    _, rows = run_report(sweep)
+    assert [row["run"] for row in rows] == ["1", "0", "3", "4", "2"]  # diverged ones in folder order
+
+
+def test_sort_ranks_completed_runs_by_the_chosen_figure_and_says_so(sweep):
+    make_run(sweep, "4", ["variant=conv", "sparsity=none"], completed(0.25, 0.05))
+    text, rows = run_report(sweep, sort="test_mse")
+    assert [row["run"] for row in rows[:3]] == ["4", "1", "0"]  # by test MSE, not by val loss (1, 4, 0)
+    assert "ranked by test MSE, lowest first (--sort test_mse)" in " ".join(text.split())
+
+
+def vae_and_plain_sweep(folder: Path) -> Path:
+    """A VAE with the best test MSE whose validation loss (with its latent term) is the highest."""
+    plain = {"variant": {"name": "dense"}, "sparsity": {"name": "none"}}
+    vae = {"variant": {"name": "vae", "beta": 1.0}, "sparsity": {"name": "none"}}
+    make_run(folder, "0", ["variant=dense"], {**completed(0.030, 0.031), "config": plain})
+    make_run(folder, "1", ["variant=vae"], {**completed(0.045, 0.020), "config": vae})
+    make_run(folder, "2", ["variant=conv"], {**completed(0.028, 0.027), "config": plain})
+    return folder
+
+
+def test_vae_and_plain_runs_are_ranked_by_test_mse_with_a_word_why(tmp_path):
+    text, rows = run_report(vae_and_plain_sweep(tmp_path))
+    flat = " ".join(text.split())
+    assert [row["run"] for row in rows] == ["1", "2", "0"]
+    assert "ranked by test MSE, lowest first (the default here: their validation losses are not" in flat
+    assert "Validation losses are not comparable" in flat
+    assert "run 1: reconstruction + 1 x latent loss" in flat and "runs 2, 0: reconstruction;" in flat
+    assert "Compare test MSE" in flat
+
+
+def test_sort_best_val_loss_still_ranks_by_it_when_asked(tmp_path):
+    text, rows = run_report(vae_and_plain_sweep(tmp_path), sort="best_val_loss")
+    assert [row["run"] for row in rows] == ["2", "0", "1"]
+    assert "Validation losses are not comparable" in " ".join(text.split())
+
+
+def test_sweep_json_lists_stopped_and_never_started_jobs(sweep):
+    """The record helper `sweeps` writes: job 4 stopped before metrics.json, job 5 never started."""
+    (sweep / "4" / ".hydra").mkdir(parents=True)
+    (sweep / "4" / ".hydra" / "overrides.yaml").write_text("- variant=conv\n- sparsity=none\n")
+    jobs = [
+        {"num": n, "overrides": [], "dir": str(n), "status": s, "reason": ""}
+        for n, s in enumerate(["completed", "completed", "refused", "diverged"])
+    ]
+    jobs += [
+        {"num": 4, "overrides": ["variant=conv"], "dir": "4", "status": "interrupted", "reason": "SIGTERM"},
+        {"num": 5, "overrides": ["variant=conv", "sparsity=l1"], "dir": "5", "status": "never_started"},
+    ]
+    (sweep / "sweep.json").write_text(
+        json.dumps({"status": "interrupted", "signal": "SIGTERM", "jobs": jobs})
+    )
+    text, rows = run_report(sweep)
+    assert [(row["run"], row["status"]) for row in rows] == [
+        ("1", "completed"),
+        ("0", "completed"),
+        ("4", "interrupted"),
+        ("3", "diverged"),
+        ("2", "refused"),
+        ("5", "unfinished"),
+    ]
+    assert rows[2]["variant"] == "conv" and rows[5]["sparsity"] == "l1"
+    flat = " ".join(text.split())
+    assert "run 4 (interrupted): SIGTERM" in flat
+    assert "run 5 (unfinished): never started" in flat
+    assert "sweep: interrupted (SIGTERM)" in flat
+
+
+def test_a_damaged_sweep_json_is_named_and_the_runs_still_reported(sweep):
+    (sweep / "sweep.json").write_text("{not json")
+    text, rows = run_report(sweep)
+    assert len(rows) == 4 and "sweep record left out" in text and "sweep.json" in text
+
+
+def test_out_writes_the_files_elsewhere(sweep, tmp_path_factory):
+    out = tmp_path_factory.mktemp("elsewhere") / "new" / "folder"
+    _, rows = run_report(sweep, out_dir=out)
+    assert len(rows) == 4 and (out / "report.png").is_file()
+    assert not (sweep / "report.csv").exists() and not (sweep / "report.png").exists()
+
+
+# --- the real command --------------------------------------------------------------------------------
+
+AETRAIN_REPORT = shutil.which("aetrain-report", path=str(Path(sys.executable).parent)) or "aetrain-report"
+
+
+def aetrain_report(*args: str, columns: int = 160) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "COLUMNS": str(columns)}
+    return subprocess.run(
+        [AETRAIN_REPORT, *map(str, args)], env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def search_like_sweep(folder: Path) -> Path:
+    """Six runs with long Optuna-like override values, as in a CI log."""
+    originals = np.linspace(0, 1, IMAGES * 28 * 28, dtype=np.float32).reshape(IMAGES, 28, 28)
+    for n in range(6):
+        overrides = [
+            f"trainer.learning_rate=0.000{n + 1}4156772025296256",
+            f"latent_size={8 * (n + 1)}",
+            f"noise.stddev=0.{n + 1}801741519732878",
+            f"sparsity.weight=2.31122309731693{n}e-05",
+        ]
+        metrics = completed(0.2 + n / 100, 0.3 - n / 100, mean_activation=0.4, near_zero_fraction=0.01)
+        make_run(folder, str(n), overrides, metrics, originals)
+    make_run(folder, "6", ["latent_size=1"], {"status": "diverged", "error": "loss became nan"})
+    return folder
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_the_table_keeps_run_status_and_both_losses_at_narrow_widths(tmp_path, columns):
+    sweep = search_like_sweep(tmp_path)
+    result = aetrain_report(sweep, columns=columns)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line.rstrip()) <= columns for line in lines), result.stdout
+    header = "\n".join(lines[:12])
+    assert "run" in header and "status" in header and "val" in header and "MSE" in header
+    for n in range(6):
+        row = next(line for line in lines if re.match(rf"^ {n} +completed", line))
+        assert f"{0.2 + n / 100:.3g}" in row and f"{0.3 - n / 100:.3g}" in row, row
+    assert re.search(r"^ 6 +diverged", result.stdout, re.MULTILINE)
+    assert "latent_size=8" in result.stdout  # the overrides are there, wrapped
+
+
+def test_below_the_narrowest_table_each_run_is_a_block_of_lines(tmp_path):
+    result = aetrain_report(search_like_sweep(tmp_path), columns=30)
+    assert result.returncode == 0, result.stderr
+    assert "run 0  completed" in result.stdout and "best val loss: 0.2" in result.stdout
+
+
+def test_out_that_is_a_file_exits_5_naming_it(sweep):
+    target = sweep / "a-file"
+    target.write_text("in the way")
+    result = aetrain_report(sweep, "--out", target)
+    text = " ".join(result.stderr.split())
+    assert result.returncode == report.EXIT_CANNOT_WRITE, result.stdout + result.stderr
+    assert str(target) in text and "--out OTHER_DIR" in text and "Traceback" not in text
+    assert "completed" in result.stdout  # the table was printed first
+
+
+def test_out_under_a_file_exits_5_naming_it(sweep):
+    (sweep / "a-file").write_text("in the way")
+    result = aetrain_report(sweep, "--out", sweep / "a-file" / "reports")
+    assert result.returncode == report.EXIT_CANNOT_WRITE, result.stdout + result.stderr
+    assert "a-file" in result.stderr and "--out" in result.stderr
+
+
+def test_report_csv_that_cannot_be_replaced_exits_5_and_leaves_no_partial_file(sweep):
+    (sweep / "report.csv").mkdir()  # as root, the one way to make the sweep folder refuse one file
+    result = aetrain_report(sweep)
+    assert result.returncode == report.EXIT_CANNOT_WRITE, result.stdout + result.stderr
+    assert "report.csv" in result.stderr and "--out" in result.stderr
+    assert not list(sweep.glob(".report-partial-*"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_a_read_only_sweep_folder_exits_5_and_says_how_to_write_elsewhere(sweep, tmp_path_factory):
+    sweep.chmod(0o555)
+    try:
+        result = aetrain_report(sweep)
+    finally:
+        sweep.chmod(0o755)
+    assert result.returncode == report.EXIT_CANNOT_WRITE, result.stdout + result.stderr
+    assert str(sweep) in result.stderr and "--out" in result.stderr
+    out = tmp_path_factory.mktemp("out")
+    assert aetrain_report(sweep, "--out", out).returncode == 0
