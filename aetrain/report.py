@@ -201,14 +201,14 @@ def _read_run(folder: Path, sweep_dir: Path) -> SweepRun:
     damaged: list[str] = []
     overrides: dict[str, str] = {}
     overrides_file = folder / ".hydra" / "overrides.yaml"
-    if overrides_file.is_file():
+    if overrides_file.exists():
         try:
             overrides = _read_overrides(overrides_file)
         except Exception as error:  # a damaged file: whatever the YAML parser raises
             damaged.append(f"{overrides_file}: {_one_line(error)}")
     metrics: dict[str, Any] = {}
     metrics_file = folder / "metrics.json"
-    if metrics_file.is_file():
+    if metrics_file.exists():
         try:
             metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
             if not isinstance(metrics, dict):
