@@ -79,7 +79,7 @@ def test_report_on_the_grid_sweep_ranks_runs_and_compares_reconstructions(grid_s
     import matplotlib.image
 
     sweep_dir, _ = grid_sweep
-    result = command(AETRAIN_REPORT, str(sweep_dir), cwd=sweep_dir.parent)
+    result = command(AETRAIN_REPORT, str(sweep_dir), "--sort", "best_val_loss", cwd=sweep_dir.parent)
     assert result.returncode == 0, result.stderr
     with open(sweep_dir / "report.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
