@@ -42,7 +42,7 @@ from aetrain.atomic_files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
-EXIT_CONFIG = 2
+EXIT_CONFIG, EXIT_OUTPUT = 2, 5
 SEARCH_SPACE_ATTR = "aetrain.search_space"
 RESULTS_FILE = "optimization_results.yaml"
 # A run's metrics.json status -> how Optuna hears of it. Diverged is PRUNED: a bad region, not a crash.
@@ -70,13 +70,16 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             self.n_trials = min(self.n_trials, math.prod(len(choices) for choices in grid.values()))
 
         directions = self._get_directions()
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=self.storage,
-            sampler=self.sampler,
-            directions=directions,
-            load_if_exists=True,
-        )
+        try:
+            study = optuna.create_study(
+                study_name=self.study_name,
+                storage=self.storage,
+                sampler=self.sampler,
+                directions=directions,
+                load_if_exists=True,
+            )
+        except Exception as error:  # a bad URL, an unreachable or read-only database, another direction
+            self._refuse(*storage_refusal(self.storage, self.study_name, error))
         try:
             check_search_space(study, distributions)
         except SearchSpaceChanged as error:
@@ -192,8 +195,8 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         path = Path(str(self.config.hydra.sweep.dir)) / RESULTS_FILE
         write_text_atomically(path, OmegaConf.to_yaml(OmegaConf.create(results)))
 
-    def _refuse(self, message: str) -> None:
-        """Exit 2 before any trial: one paragraph, and no empty sweep folder left behind."""
+    def _refuse(self, message: str, exit_code: int = EXIT_CONFIG) -> None:
+        """Exit before any trial: one paragraph, and no empty sweep folder left behind."""
         from rich.console import Console
         from rich.panel import Panel
 
@@ -201,7 +204,27 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         with contextlib.suppress(OSError):
             sweep_dir.rmdir()  # only succeeds when empty: nothing of anyone's is lost
-        sys.exit(EXIT_CONFIG)
+        sys.exit(exit_code)
+
+
+def storage_refusal(storage: Any, study_name: str | None, error: Exception) -> tuple[str, int]:
+    """Why the study cannot be opened, and the exit code: 5 when the database cannot be used, else 2."""
+    from sqlalchemy.exc import OperationalError
+
+    reason = " ".join(f"{type(error).__name__}: {error}".split())[:400]
+    if isinstance(error, OperationalError):
+        return (
+            f"Cannot open the Optuna storage hydra.sweeper.storage={storage} ({reason}). Check that its "
+            "folder exists and may be written, that no other program holds the database, or pass "
+            "another one, e.g. hydra.sweeper.storage=sqlite:///optuna.db. No trial was started.",
+            EXIT_OUTPUT,
+        )
+    return (
+        f"Cannot open study {study_name!r} in hydra.sweeper.storage={storage} ({reason}). Fix "
+        "hydra.sweeper.storage / hydra.sweeper.direction, or start a new study with "
+        "hydra.sweeper.study_name=NEW_NAME. No trial was started.",
+        EXIT_CONFIG,
+    )
 
 
 def trial_seed(seed: int, trial_number: int) -> int:

@@ -224,3 +224,23 @@ def test_the_search_space_can_be_narrowed_on_the_command_line(tiny_data_dir, tmp
     space = study_in(tmp_path).user_attrs[SEARCH_SPACE_ATTR]
     assert space["latent_size"]["attributes"]["choices"] == [16, 32]
     assert OmegaConf.load(tmp_path / "s" / "optimization_results.yaml").best_params is None
+
+
+@pytest.mark.parametrize(
+    ("storage", "exit_code", "words"),
+    [
+        ("sqlite:////nonexistent-folder/optuna.db", 5, "Cannot open the Optuna storage"),
+        ("bogus://nowhere", 2, "Cannot open study 'aetrain'"),
+    ],
+    ids=["unreachable database", "bad URL"],
+)
+def test_a_storage_that_cannot_be_opened_is_named_before_any_trial(tmp_path, storage, exit_code, words):
+    sweep_dir = tmp_path / "s"
+    result = aetrain(
+        "-m", "hparams_search=optuna", f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    text = plain_text(result.stdout + result.stderr)
+    assert result.returncode == exit_code, text
+    assert words in text and storage in text and "Traceback" not in text
+    assert not sweep_dir.exists()

@@ -142,6 +142,14 @@ def test_optuna_results_are_shown(sweep):
     assert "latent_size=16" in text
 
 
+def test_an_optuna_search_without_a_completed_trial_says_so(sweep):
+    (sweep / "optimization_results.yaml").write_text(
+        "name: optuna\nbest_params: null\nbest_value: null\nmessage: No trial of study 'x' completed.\n"
+    )
+    text, _ = run_report(sweep)
+    assert "Optuna: No trial of study 'x' completed." in text
+
+
 def test_a_folder_without_runs_is_refused_in_one_paragraph(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path)])
