@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 EXIT_CONFIG, EXIT_OUTPUT = 2, 5
 SEARCH_SPACE_ATTR = "aetrain.search_space"
 RESULTS_FILE = "optimization_results.yaml"
+DEFAULT_SUBDIR = "${hydra.job.num}"
 # A run's metrics.json status -> how Optuna hears of it. Diverged is PRUNED: a bad region, not a crash.
 TRIAL_STATES = {"completed": TrialState.COMPLETE, "diverged": TrialState.PRUNED}
 
@@ -100,8 +101,7 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             try:
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             except BaseException as stop:  # a signal, or a launcher that gave up: no trial left RUNNING
-                for trial in trials:
-                    _tell_unfinished(study, trial, f"the sweep stopped ({type(stop).__name__}: {stop})")
+                self._tell_stopped_batch(study, trials, f"the sweep stopped ({type(stop).__name__}: {stop})")
                 raise
             self.job_idx += len(returns)
             told = [self._tell(study, trial, ret) for trial, ret in zip(trials, returns, strict=False)]
@@ -161,6 +161,30 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         if state != TrialState.COMPLETE:
             log.warning(f"Trial {trial.number} ({run_dir}): {status}: {reason}")
         return state
+
+    def _tell_stopped_batch(self, study: optuna.Study, trials: list[Trial], reason: str) -> None:
+        """The launcher raised: tell each trial of the batch what its run folder says, else FAIL.
+
+        Run folders are found where Hydra's default ``hydra.sweep.subdir`` (the job number) puts them.
+        """
+        sweep = OmegaConf.to_container(self.config.hydra.sweep, resolve=False)
+        for index, trial in enumerate(trials, start=self.job_idx):
+            run_dir = Path(str(self.config.hydra.sweep.dir)) / str(index)
+            metrics = (
+                _read_metrics(run_dir / "metrics.json") if sweep.get("subdir") == DEFAULT_SUBDIR else None
+            )
+            value = _objective_values(metrics.get("best_val_loss")) if metrics else None
+            try:
+                if metrics and metrics.get("status") == "completed" and value is not None:
+                    trial.set_user_attr("status", "completed")
+                    trial.set_user_attr("reason", "")
+                    trial.set_user_attr("run_dir", str(run_dir))
+                    study.tell(trial, state=TrialState.COMPLETE, values=value)
+                    continue
+            except Exception as error:  # the storage itself may be what failed
+                log.warning(f"Could not record trial {trial.number}: {error}")
+                continue
+            _tell_unfinished(study, trial, reason)
 
     # --- the end --------------------------------------------------------------------------------
 

@@ -72,9 +72,8 @@ def search(tmp_path: Path, sweep: str, n_trials: int = 3, space=SPACE, launcher=
         custom_search_space=None,
         params=OmegaConf.create(space),
     )
-    sweeper.config = OmegaConf.create(
-        {"hydra": {"sweeper": {"sampler": sampler_cfg}, "sweep": {"dir": str(sweep_dir)}}}
-    )
+    sweep = {"dir": str(sweep_dir), "subdir": "${hydra.job.num}"}
+    sweeper.config = OmegaConf.create({"hydra": {"sweeper": {"sampler": sampler_cfg}, "sweep": sweep}})
     sweeper.launcher = launcher or StandInLauncher(sweep_dir)
     sweeper.job_idx = 0
     sweeper.sweep([])
@@ -129,13 +128,18 @@ def test_a_study_with_no_completed_trial_writes_results_that_say_so(tmp_path, ca
 
 def test_a_launcher_that_stops_leaves_no_trial_running(tmp_path):
     class Stopping(StandInLauncher):
+        """Job 0 of the batch finishes, then a signal stops the sweep while job 1 trains."""
+
         def launch(self, job_overrides, initial_job_idx):
+            super().launch(job_overrides[:1], initial_job_idx)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        search(tmp_path, "s", n_trials=2, launcher=Stopping(tmp_path / "s"))
-    (trial,) = stored_trials(tmp_path)
-    assert trial.state == TrialState.FAIL and trial.user_attrs["status"] == "interrupted"
+        search(tmp_path, "s", n_trials=2, launcher=Stopping(tmp_path / "s"), n_jobs=2)
+    finished, stopped = stored_trials(tmp_path)
+    assert finished.state == TrialState.COMPLETE and finished.value == 1.0
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["status"] == "interrupted"
+    assert "KeyboardInterrupt" in stopped.user_attrs["reason"]
 
 
 def test_a_changed_search_space_is_refused_before_any_trial(tmp_path, capsys):
