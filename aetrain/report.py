@@ -146,17 +146,21 @@ def find_runs(sweep_dir: Path) -> list[SweepRun]:
             f"No runs under {sweep_dir}: no folder there has a metrics.json or a .hydra/ folder. Pass the "
             f"folder of one sweep (it holds the numbered run folders 0, 1, ...), e.g. multirun/DATE/TIME."
         )
-    return list(runs.values())
+    return sorted(runs.values(), key=lambda run: _natural(run.name))
+
+
+def _natural(name: str) -> list:
+    """``2`` before ``10``: folder names in the order the sweep numbered them."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def rank(runs: list[SweepRun], sort_key: str) -> list[SweepRun]:
     """Completed runs by ``sort_key``, lowest first; then the others by status, each in folder order."""
 
     def key(run: SweepRun) -> tuple:
-        natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", run.name)]
         value = run.value(sort_key) if run.status == "completed" else None
         order = STATUS_ORDER.index(run.status) if run.status in STATUS_ORDER else len(STATUS_ORDER)
-        return (value is None, value or 0.0, order, natural)
+        return (value is None, value or 0.0, order, _natural(run.name))
 
     return sorted(runs, key=key)
 

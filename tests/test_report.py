@@ -200,7 +200,7 @@ def test_vae_and_plain_runs_are_ranked_by_test_mse_with_a_word_why(tmp_path):
     assert [row["run"] for row in rows] == ["1", "2", "0"]
     assert "ranked by test MSE, lowest first (the default here: their validation losses are not" in flat
     assert "Validation losses are not comparable" in flat
-    assert "run 1: reconstruction + 1 x latent loss" in flat and "runs 2, 0: reconstruction;" in flat
+    assert "run 1: reconstruction + 1 x latent loss" in flat and "runs 0, 2: reconstruction;" in flat
     assert "Compare test MSE" in flat
 
 
