@@ -190,7 +190,9 @@ def comparison_picture(runs: list[SweepRun], varied: list[str], path: Path, limi
         elif len(rows) < limit:
             rows.append((_row_label(run, varied), saved[run.name]["reconstructions"]))
     reference = saved[next(name for name, print_ in fingerprints.items() if print_ == common)]
-    titles = [CLASS_NAMES[int(label)] for label in reference["labels"]]
+    # Runs since data sets became a choice store their class names; older runs were Fashion-MNIST.
+    names = [str(name) for name in reference.get("class_names", CLASS_NAMES)]
+    titles = [names[int(label)] if int(label) < len(names) else str(label) for label in reference["labels"]]
     reconstruction_grid([("test image", reference["originals"]), *rows], titles, path, horizontal_labels=True)
     return notes
 
