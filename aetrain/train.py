@@ -101,6 +101,8 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
         f"images from {data.source} ({data_seconds:.2f} s)"
     )
+    for note in data.clipped_notes():
+        log.warning(note)
 
     strategy = build_strategy(cfg.trainer.strategy)
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
@@ -181,7 +183,12 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         "resumed_from_epoch": first_epoch if saved else None,
         "best_epoch": checkpoints.best_epoch,
         "best_val_loss": checkpoints.best if checkpoints.best_epoch else None,
-        "data": {"name": cfg.data.name, "source": str(data.source), "images": data.counts()},
+        "data": {
+            "name": cfg.data.name,
+            "source": str(data.source),
+            "images": data.counts(),
+            "clipped": data.clipped,
+        },
         "data_seconds": data_seconds,
         "startup_seconds": startup.seconds,
         "train_seconds": train_seconds,

@@ -65,7 +65,7 @@ class IdxSource:
 
     title: str
     folder_name: str  # the sub-folder of $AETRAIN_DATA_DIR and of the Keras cache
-    system_dirs: tuple[Path, ...] = ()
+    debian_package: bool = False  # installed by Debian's package into DEBIAN_DIR
     keras_npz: str | None = None
     keras_npz_sha256: str | None = None
     known_md5: dict[str, str] = field(default_factory=dict)
@@ -74,7 +74,7 @@ class IdxSource:
 FASHION_MNIST_FILES = IdxSource(
     title="Fashion-MNIST",
     folder_name="fashion-mnist",
-    system_dirs=(DEBIAN_DIR,),
+    debian_package=True,
     known_md5={
         "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "train_labels": "25c81989df183df01b3e8a0aad5dffbe",
@@ -197,7 +197,12 @@ def candidate_dirs(explicit: str | Path | None, source: IdxSource = FASHION_MNIS
     named = named_dir(explicit)
     if named is not None:
         return [named[0]]
-    return [*source.system_dirs, keras_cache_dir(source)]
+    return [*system_dirs(source), keras_cache_dir(source)]
+
+
+def system_dirs(source: IdxSource) -> list[Path]:
+    """Folders a system package installs the data set into (read at call time, so tests can move it)."""
+    return [DEBIAN_DIR] if source.debian_package else []
 
 
 def missing_files(folder: Path) -> list[str]:
@@ -285,7 +290,7 @@ def _named_dir_message(folder: Path, how: str, source: IdxSource) -> str:
     return (
         f"{how}={folder} {problem}{also}. Point {how} at a folder holding all four {source.title} files "
         f"({', '.join(FILES.values())}), or unset it to search "
-        f"{', '.join(str(d) for d in source.system_dirs) + ' and ' if source.system_dirs else ''}"
+        f"{''.join(f'{folder} and ' for folder in system_dirs(source))}"
         f"the Keras cache ({keras_cache_dir(source)}). A named folder is never skipped for another copy."
     )
 

@@ -3,13 +3,16 @@
 Data sets with a test set of their own (Fashion-MNIST, MNIST, CIFAR-10) split positionally: of the
 first ``data.limit`` training images the last ``data.val_size`` validate, the book's 55,000 / 5,000.
 Data sets without one (scikit-learn's digits, a folder of images) are shuffled once with
-``data.split_seed`` and cut into test, validation and training images. A size above what the files
-hold is refused with the numbers, never clipped in silence.
+``data.split_seed`` and cut into test, validation and training images.
+
+``data.limit`` and ``data.test_limit`` are caps: one above what the files hold keeps them all, and
+says so (:attr:`ImageSplits.clipped`, logged by the run and recorded in metrics.json), so a preset
+such as ``trainer=smoke`` works on a data set of any size and no run claims images it did not have.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ class ImageSplits:
     y_test: np.ndarray
     source: Path | str
     spec: DataSpec | None = None
+    clipped: dict[str, dict[str, int]] = field(default_factory=dict)  # key: {"asked": N, "used": M}
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -40,6 +44,13 @@ class ImageSplits:
     def counts(self) -> dict[str, int]:
         """Images per split, as recorded in metrics.json."""
         return {"train": len(self.x_train), "validation": len(self.x_val), "test": len(self.x_test)}
+
+    def clipped_notes(self) -> list[str]:
+        """One line per cap above what exists: ``data.limit=100000 asked, 60,000 exist: all used``."""
+        return [
+            f"{key}={value['asked']} asks for more images than exist; all {value['used']:,} are used"
+            for key, value in self.clipped.items()
+        ]
 
 
 FashionMNIST = ImageSplits  # the name this class had while aetrain knew one data set
@@ -78,9 +89,9 @@ def load_fashion_mnist(
 def _split_given_test_set(
     raw: RawData, spec: DataSpec, limit: int | None, val_size: int, test_limit: int | None
 ) -> ImageSplits:
-    available = len(raw.train_images)
-    _refuse_above("data.limit", limit, available, f"training images in {raw.source}")
-    _refuse_above("data.test_limit", test_limit, len(raw.test_images), f"test images in {raw.source}")
+    clipped: dict[str, dict[str, int]] = {}
+    limit = _clip("data.limit", limit, len(raw.train_images), clipped)
+    test_limit = _clip("data.test_limit", test_limit, len(raw.test_images), clipped)
     kept = raw.train_images[:limit]
     _check_val_size(val_size, len(kept), limit)
     pixels = scale_pixels(kept, raw.max_value)
@@ -95,6 +106,7 @@ def _split_given_test_set(
         y_test=raw.test_labels[:test_limit].astype(np.int64),
         source=raw.source,
         spec=spec,
+        clipped=clipped,
     )
 
 
@@ -111,10 +123,11 @@ def _split_pool(raw: RawData, spec: DataSpec, data_cfg: Any, test_limit: int | N
         )
     order = np.random.default_rng(data_cfg.split_seed).permutation(total)
     test_order, rest = order[:n_test], order[n_test:]
-    _refuse_above("data.limit", data_cfg.limit, len(rest), f"images outside the test split of {raw.source}")
-    _refuse_above("data.test_limit", test_limit, n_test, "images in the test split")
-    kept = rest[: data_cfg.limit]
-    _check_val_size(n_val, len(kept), data_cfg.limit)
+    clipped: dict[str, dict[str, int]] = {}
+    limit = _clip("data.limit", data_cfg.limit, len(rest), clipped)
+    test_limit = _clip("data.test_limit", test_limit, n_test, clipped)
+    kept = rest[:limit]
+    _check_val_size(n_val, len(kept), limit)
     n_train = len(kept) - n_val
     test_order = test_order[:test_limit]
 
@@ -125,7 +138,9 @@ def _split_pool(raw: RawData, spec: DataSpec, data_cfg: Any, test_limit: int | N
     x_train, y_train = take(kept[:n_train])
     x_val, y_val = take(kept[n_train:])
     x_test, y_test = take(test_order)
-    return ImageSplits(x_train, y_train, x_val, y_val, x_test, y_test, source=raw.source, spec=spec)
+    return ImageSplits(
+        x_train, y_train, x_val, y_val, x_test, y_test, source=raw.source, spec=spec, clipped=clipped
+    )
 
 
 def resolve_size(key: str, size: float, total: int) -> int:
@@ -135,12 +150,12 @@ def resolve_size(key: str, size: float, total: int) -> int:
     return int(size)
 
 
-def _refuse_above(key: str, value: int | None, available: int, what: str) -> None:
+def _clip(key: str, value: int | None, available: int, clipped: dict[str, dict[str, int]]) -> int | None:
+    """``value`` as a cap on ``available`` images; one above it is noted in ``clipped``."""
     if value is not None and value > available:
-        raise DataError(
-            f"{key}={value} asks for more images than exist: there are {available:,} {what}. Set "
-            f"{key}={available} or lower (or null for all of them)."
-        )
+        clipped[key] = {"asked": value, "used": available}
+        return available
+    return value
 
 
 def _check_val_size(val_size: int, kept: int, limit: int | None) -> None:
