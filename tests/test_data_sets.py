@@ -256,3 +256,61 @@ def test_too_few_images_for_the_split_are_refused_with_the_numbers(tmp_path):
     folder = write_png_folder(tmp_path / "p", np.zeros((4, 8, 8), np.uint8), np.zeros(4), ["a"])
     with pytest.raises(DataError, match="holds 4 images, too few"):
         load_data(ImageFolderData(dir=str(folder), val_size=2, test_size=2))
+
+
+# --- models and pictures for any spec -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "stages", "paddings", "crop"),
+    [
+        (28, 28, 3, ["valid", "same", "same"], (0, 0)),  # the seed's 3 -> 7 -> 14 -> 28
+        (32, 32, 3, ["same", "same", "same"], (0, 0)),
+        (8, 8, 3, ["same", "same", "same"], (0, 0)),
+        (30, 45, 3, ["valid", "valid", "same"], (0, 1)),  # 45 -> 22 -> 11 -> 5; 5 -> 11 -> 23 -> 46
+    ],
+)
+def test_the_conv_decoder_retraces_the_encoders_grids(height, width, stages, paddings, crop):
+    from aetrain.models.conv import decoder_paddings, encoder_grids
+
+    assert decoder_paddings(encoder_grids(height, width, stages)) == (paddings, crop)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["data=cifar10", "variant=conv"],
+        ["data=digits", "variant=conv_vae"],
+        ["data=image_folder", "data.dir=x", "data.image_size=[30,45]", "data.channels=3", "variant=conv"],
+        ["data=image_folder", "data.dir=x", "data.image_size=[12,20]", "variant=vae"],
+    ],
+    ids=["cifar10-conv", "digits-conv_vae", "rgb-30x45-conv", "grey-12x20-vae"],
+)
+def test_every_variant_builds_for_the_specs_shape(overrides):
+    from aetrain.config import validate
+    from aetrain.models import build_model
+
+    from conftest import compose_config
+
+    cfg = validate(compose_config(*overrides))
+    model = build_model(cfg)
+    shape = spec_for(cfg.data).image_shape
+    assert model.input_shape[1:] == shape and model.output_shape[1:] == shape
+    assert model.predict(np.zeros((2, *shape), np.float32), verbose=0).shape == (2, *shape)
+
+
+def test_colour_pictures_are_drawn_in_colour(tmp_path):
+    from aetrain.images import manifold_grid, reconstruction_grid, show_image
+
+    red = np.zeros((2, 6, 6, 3), np.float32)
+    red[..., 0] = 1.0
+    reconstruction_grid([("original", red)], ["a", "b"], tmp_path / "grid.png")
+    manifold_grid(np.concatenate([red, red]), np.array([-1.0, 1.0]), tmp_path / "manifold.png", "m")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots()
+    show_image(axis, red[0])
+    drawn = axis.get_images()[0].get_array()
+    assert drawn.shape == (6, 6, 3) and drawn[0, 0, 0] == 1.0 and drawn[0, 0, 1] == 0.0
+    plt.close(figure)
+    assert (tmp_path / "grid.png").stat().st_size > 0 and (tmp_path / "manifold.png").stat().st_size > 0
