@@ -453,14 +453,16 @@ def _check_data(d: Data) -> None:
             )
         _require(d.split_seed >= 0, "data.split_seed", d.split_seed, "an integer >= 0")
     if d.limit is not None:
-        everything = f"null (all {spec.train_images:,})" if spec else "null (all)"
-        _require(
-            d.limit > d.val_size if isinstance(d, DataConfig) else d.limit >= 2,
-            "data.limit",
-            d.limit,
-            f"{everything} or an integer > data.val_size ({d.val_size})",
-            "The last data.val_size of the kept images are the validation set.",
-        )
+        if spec is not None:
+            _require(
+                d.limit > d.val_size,
+                "data.limit",
+                d.limit,
+                f"null (all {spec.train_images:,}) or an integer > data.val_size ({d.val_size})",
+                "The last data.val_size of the kept images are the validation set.",
+            )
+        else:
+            _require(d.limit >= 2, "data.limit", d.limit, "null (all) or an integer >= 2")
     if d.test_limit is not None:
         _require(d.test_limit >= 1, "data.test_limit", d.test_limit, "null or an integer >= 1")
     if isinstance(d, ImageFolderData):
