@@ -1,4 +1,4 @@
-"""aetrain: train autoencoders on Fashion-MNIST from Hydra configs.
+"""aetrain: train autoencoders on Fashion-MNIST (or MNIST, CIFAR-10, digits, your images) from Hydra configs.
 
 ``import aetrain`` is all ``keras.models.load_model`` needs to reload an aetrain checkpoint.
 """

@@ -133,10 +133,39 @@ class KLSparsity:
 
 @dataclass
 class DataConfig:
+    """A data set with a test set of its own (fashion_mnist, mnist, cifar10): aetrain.data.specs."""
+
     name: str = "fashion_mnist"
     dir: str | None = None
     limit: int | None = None
     val_size: int = 5000
+    test_limit: int | None = None
+
+
+@dataclass
+class DigitsData:
+    """scikit-learn's digits: no files, no test set of its own; sizes below 1 are fractions."""
+
+    name: str = "digits"
+    limit: int | None = None
+    val_size: float = 180
+    test_size: float = 360
+    split_seed: int = 0
+    test_limit: int | None = None
+
+
+@dataclass
+class ImageFolderData:
+    """A folder of one's own PNG/JPEG images (class sub-folders optional), resized to image_size."""
+
+    name: str = "image_folder"
+    dir: str | None = None
+    image_size: list[int] = field(default_factory=lambda: [28, 28])
+    channels: int = 1
+    limit: int | None = None
+    val_size: float = 0.1
+    test_size: float = 0.1
+    split_seed: int = 0
     test_limit: int | None = None
 
 
@@ -171,11 +200,18 @@ VARIANT_SCHEMAS = {
 }
 NOISE_SCHEMAS = {"none": NoNoise, "gaussian": GaussianNoise, "dropout": DropoutNoise}
 SPARSITY_SCHEMAS = {"none": NoSparsity, "l1": L1Sparsity, "kl": KLSparsity}
-DATA_SCHEMAS = {"fashion_mnist": DataConfig}
+DATA_SCHEMAS = {
+    "fashion_mnist": DataConfig,
+    "mnist": DataConfig,
+    "cifar10": DataConfig,
+    "digits": DigitsData,
+    "image_folder": ImageFolderData,
+}
 
 Variant = DenseVariant | ConvVariant | VAEVariant | ConvVAEVariant
 Noise = NoNoise | GaussianNoise | DropoutNoise
 Sparsity = NoSparsity | L1Sparsity | KLSparsity
+Data = DataConfig | DigitsData | ImageFolderData
 
 TOP_LEVEL_KEYS = {"variant", "noise", "sparsity", "data", "trainer", "latent_size", "seed"}
 
@@ -187,7 +223,7 @@ class RunConfig:
     variant: Variant
     noise: Noise
     sparsity: Sparsity
-    data: DataConfig
+    data: Data
     trainer: TrainerConfig
     latent_size: int = 30
     seed: int = 42
@@ -300,6 +336,7 @@ def _check_ranges(run: RunConfig) -> None:
     _check_noise(run.noise)
     _check_sparsity(run)
     _check_data(run.data)
+    _check_variant_fits_data(run)
     _check_trainer(run.trainer)
 
 
@@ -328,18 +365,20 @@ def _check_variant(v: Variant) -> None:
         _require(math.isfinite(v.beta) and v.beta >= 0, "variant.beta", v.beta, "a number >= 0")
     if isinstance(v, ConvVariant):
         _require(
-            len(v.encoder_filters) == 3 and _positive_ints(v.encoder_filters),
+            _positive_ints(v.encoder_filters),
             "variant.encoder_filters",
             v.encoder_filters,
-            "three integers >= 1",
-            "The conv encoder pools 28 -> 14 -> 7 -> 3, one stage per filter count.",
+            "a non-empty list of integers >= 1",
+            "The conv encoder halves the image once per filter count (28 -> 14 -> 7 -> 3 for three).",
         )
         _require(
-            len(v.decoder_filters) == 2 and _positive_ints(v.decoder_filters),
+            len(v.decoder_filters) == len(v.encoder_filters) - 1
+            and (not v.decoder_filters or _positive_ints(v.decoder_filters)),
             "variant.decoder_filters",
             v.decoder_filters,
-            "two integers >= 1",
-            "The conv decoder upsamples 3 -> 7 -> 14 -> 28; the last stage has 1 channel.",
+            f"{len(v.encoder_filters) - 1} integers >= 1 (one fewer than variant.encoder_filters)",
+            "The conv decoder doubles the image once per pooling; its last stage outputs the image's "
+            "channels, so it takes one filter count fewer than the encoder.",
         )
         _require(
             v.decoder_start_channels >= 1,
@@ -397,18 +436,72 @@ def _check_sparsity(run: RunConfig) -> None:
     )
 
 
-def _check_data(d: DataConfig) -> None:
-    _require(d.val_size >= 1, "data.val_size", d.val_size, "an integer >= 1")
+def _check_data(d: Data) -> None:
+    from aetrain.data.specs import spec_for
+
+    spec = spec_for(d) if isinstance(d, DataConfig) else None
+    if isinstance(d, DataConfig):
+        _require(d.val_size >= 1, "data.val_size", d.val_size, "an integer >= 1")
+    else:
+        for key in ("val_size", "test_size"):
+            size = getattr(d, key)
+            _require(
+                math.isfinite(size) and (0 < size < 1 or (size >= 1 and size == int(size))),
+                f"data.{key}",
+                size,
+                "a fraction of the images (between 0 and 1) or a whole number of images >= 1",
+            )
+        _require(d.split_seed >= 0, "data.split_seed", d.split_seed, "an integer >= 0")
     if d.limit is not None:
-        _require(
-            d.limit > d.val_size,
-            "data.limit",
-            d.limit,
-            f"null (all 60,000) or an integer > data.val_size ({d.val_size})",
-            "The last data.val_size of the kept images are the validation set.",
-        )
+        if spec is not None:
+            _require(
+                d.limit > d.val_size,
+                "data.limit",
+                d.limit,
+                f"null (all {spec.train_images:,}) or an integer > data.val_size ({d.val_size})",
+                "The last data.val_size of the kept images are the validation set.",
+            )
+        else:
+            _require(d.limit >= 2, "data.limit", d.limit, "null (all) or an integer >= 2")
     if d.test_limit is not None:
         _require(d.test_limit >= 1, "data.test_limit", d.test_limit, "null or an integer >= 1")
+    if isinstance(d, ImageFolderData):
+        _require(
+            d.dir is not None and d.dir.strip() != "",
+            "data.dir",
+            d.dir,
+            "the folder of your PNG/JPEG images",
+            "data=image_folder reads a folder of your own images (class sub-folders optional).",
+        )
+        _require(
+            len(d.image_size) == 2 and _positive_ints(d.image_size) and max(d.image_size) <= 4096,
+            "data.image_size",
+            d.image_size,
+            "[height, width], two integers from 1 to 4096",
+            "Every image is resized to it.",
+        )
+        _require(d.channels in (1, 3), "data.channels", d.channels, "1 (grey) or 3 (RGB colour)")
+
+
+def _check_variant_fits_data(run: RunConfig) -> None:
+    """A conv encoder halves each side once per stage: the image must keep at least 1x1."""
+    from aetrain.data.specs import spec_for
+
+    if not isinstance(run.variant, ConvVariant):
+        return
+    spec = spec_for(run.data)
+    stages = len(run.variant.encoder_filters)
+    smallest = min(spec.height, spec.width) // 2**stages
+    _require(
+        smallest >= 1,
+        "variant.encoder_filters",
+        run.variant.encoder_filters,
+        f"at most {max(min(spec.height, spec.width).bit_length() - 1, 0)} stages for "
+        f"{spec.height}x{spec.width} images",
+        f"The conv encoder halves the image once per stage: {stages} stages shrink "
+        f"{spec.height}x{spec.width} ({run.data.name}) below 1x1. Use fewer stages (and one fewer "
+        "variant.decoder_filters), larger images (data.image_size), or variant=dense.",
+    )
 
 
 def _check_trainer(t: TrainerConfig) -> None:

@@ -14,19 +14,18 @@ import numpy as np
 
 from aetrain.config import KLSparsity, NoNoise, NoSparsity, RunConfig, VariationalVariant
 from aetrain.models import encode
-from aetrain.models.dense import PIXELS
 from aetrain.models.noise import find_noise_layer
 from aetrain.models.vae import LATENT_LOSSES, latent_loss_log_var
 
 NEAR_ZERO_ACTIVATION = 0.05
 BATCH = 512
-CLASSES = 10
 ELBO_SAMPLES = 4
 PROBE_STEPS = 2000
 PROBE_BATCH = 256
 PROBE_LEARNING_RATE = 1e-2
 BERNOULLI_LIKELIHOOD = (
-    "Bernoulli per pixel: -log p(x|z) = -sum over the 784 pixels of [x log y + (1-x) log(1-y)], "
+    "Bernoulli per pixel: -log p(x|z) = -sum over the image's pixels (784 on Fashion-MNIST) of "
+    "[x log y + (1-x) log(1-y)], "
     "x the test pixel in [0,1] read as a probability, y the decoder's output clipped to [1e-7, 1-1e-7]"
 )
 
@@ -58,6 +57,11 @@ def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) ->
 # --- image quality ------------------------------------------------------------------------------
 
 
+def with_channels(images: np.ndarray) -> np.ndarray:
+    """(n, h, w) grey images as (n, h, w, 1); colour images (n, h, w, c) as they are."""
+    return images[..., None] if images.ndim == 3 else images
+
+
 def psnr_per_image(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
     """10 log10(1 / MSE) per image, in dB (``tf.image.psnr``, max_val=1 on [0,1] pixels).
 
@@ -66,16 +70,25 @@ def psnr_per_image(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarra
     import tensorflow as tf
 
     clipped = np.clip(reconstructions, 0.0, 1.0)
-    return tf.image.psnr(images[..., None], clipped[..., None], max_val=1.0).numpy()
+    return tf.image.psnr(with_channels(images), with_channels(clipped), max_val=1.0).numpy()
 
 
 def ssim_per_image(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """Structural similarity per image (``tf.image.ssim``: 11x11 Gaussian window, max_val=1), in [-1, 1]."""
+    """Structural similarity per image (``tf.image.ssim``: 11x11 Gaussian window, max_val=1), in [-1, 1].
+
+    Images smaller than 11 pixels a side (the 8x8 digits) use a window of their own size.
+    """
     import tensorflow as tf
 
     clipped = np.clip(reconstructions, 0.0, 1.0)
+    window = min(11, images.shape[1], images.shape[2])
     values = [
-        tf.image.ssim(images[i : i + BATCH, ..., None], clipped[i : i + BATCH, ..., None], max_val=1.0)
+        tf.image.ssim(
+            with_channels(images[i : i + BATCH]),
+            with_channels(clipped[i : i + BATCH]),
+            max_val=1.0,
+            filter_size=window,
+        )
         for i in range(0, len(images), BATCH)
     ]
     return np.concatenate([v.numpy() for v in values])
@@ -121,6 +134,7 @@ def linear_probe(
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    classes = int(max(train_labels.max(), test_labels.max())) + 1
     center = train_codings.mean(axis=0)
     scale = train_codings.std(axis=0) + 1e-6
     x_train, x_test = (train_codings - center) / scale, (test_codings - center) / scale
@@ -131,7 +145,7 @@ def linear_probe(
         .batch(PROBE_BATCH)
     )
     probe = keras.Sequential(
-        [keras.Input(shape=(x_train.shape[1],)), keras.layers.Dense(CLASSES, activation="softmax")],
+        [keras.Input(shape=(x_train.shape[1],)), keras.layers.Dense(classes, activation="softmax")],
         name="linear_probe",
     )
     probe.compile(
@@ -184,7 +198,7 @@ def negative_elbo(
         "negative_elbo_nats": float(np.mean(reconstruction + kl)),
         "reconstruction_nats": float(np.mean(reconstruction)),
         "kl_nats": float(np.mean(kl)),
-        "negative_elbo_bits_per_pixel": float(np.mean(reconstruction + kl) / (PIXELS * np.log(2.0))),
+        "negative_elbo_bits_per_pixel": float(np.mean(reconstruction + kl) / (images[0].size * np.log(2.0))),
         "likelihood": BERNOULLI_LIKELIHOOD,
         "elbo_samples": samples,
         "elbo_seed": seed,

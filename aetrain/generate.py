@@ -35,7 +35,8 @@ def latent_interpolation(
     start, end = encode(model, np.stack([first, second]))
     codings = (1.0 - weights[:, None]) * start + weights[:, None] * end
     decoded = model.get_layer("decoder").predict(codings, batch_size=BATCH, verbose=0)
-    blend = (1.0 - weights[:, None, None]) * first + weights[:, None, None] * second
+    per_image = weights.reshape(-1, *[1] * first.ndim)
+    blend = (1.0 - per_image) * first + per_image * second
     return weights, decoded, blend
 
 
@@ -51,7 +52,7 @@ def manifold_coordinates(size: int, coverage: float = 0.9) -> np.ndarray:
 def decoded_manifold(decoder: keras.Model, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Decodings of a size x size grid over a 2-D coding space, row by row from the top (z2 high).
 
-    Returns (images of shape (size*size, 28, 28), the per-axis coordinates).
+    Returns (images of shape (size*size, *image shape), the per-axis coordinates).
     """
     coordinates = manifold_coordinates(size)
     z1, z2 = np.meshgrid(coordinates, coordinates[::-1])

@@ -15,6 +15,20 @@ from matplotlib.ticker import MaxNLocator
 from aetrain.atomic_files import atomic_path
 
 
+def show_image(axis: plt.Axes, image: np.ndarray) -> None:
+    """One image on ``axis``: grey images (h, w) as ink on paper, colour images (h, w, 3) in colour.
+
+    Pixels are clipped to [0, 1], as an image viewer would show them.
+    """
+    pixels = np.clip(image, 0.0, 1.0)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim == 3:
+        axis.imshow(pixels)
+    else:
+        axis.imshow(pixels, cmap="binary", vmin=0.0, vmax=1.0)
+
+
 def reconstruction_grid(
     rows: Sequence[tuple[str, np.ndarray]],
     titles: Sequence[str],
@@ -32,7 +46,7 @@ def reconstruction_grid(
     for r, (label, images) in enumerate(rows):
         for c in range(columns):
             axis = axes[r][c]
-            axis.imshow(np.clip(images[c], 0.0, 1.0), cmap="binary", vmin=0.0, vmax=1.0)
+            show_image(axis, images[c])
             axis.set_xticks([])
             axis.set_yticks([])
             if r == 0:
@@ -52,7 +66,7 @@ def sample_grid(images: np.ndarray, path: Path, title: str, columns: int = 10) -
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
-            axis.imshow(np.clip(images[index], 0.0, 1.0), cmap="binary", vmin=0.0, vmax=1.0)
+            show_image(axis, images[index])
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     _save(figure, path)
@@ -61,14 +75,14 @@ def sample_grid(images: np.ndarray, path: Path, title: str, columns: int = 10) -
 def manifold_grid(images: np.ndarray, coordinates: np.ndarray, path: Path, title: str) -> None:
     """Decoded images tiled on the 2-D coding grid they came from (rows: z2 falling, columns: z1 rising)."""
     size = len(coordinates)
-    side = images.shape[-1]
-    tiles = images.reshape(size, size, side, side).transpose(0, 2, 1, 3).reshape(size * side, size * side)
+    height, width = images.shape[1:3]
+    channels = images.shape[3:]  # () for grey, (3,) for colour
+    tiles = images.reshape(size, size, height, width, *channels).swapaxes(1, 2)
     figure, axis = plt.subplots(figsize=(6.4, 6.6))
-    axis.imshow(np.clip(tiles, 0.0, 1.0), cmap="binary", vmin=0.0, vmax=1.0)
-    ticks = np.arange(size) * side + side / 2
+    show_image(axis, tiles.reshape(size * height, size * width, *channels))
     labels = [f"{c:.1f}" for c in coordinates]
-    axis.set_xticks(ticks, labels, fontsize=6)
-    axis.set_yticks(ticks, labels[::-1], fontsize=6)
+    axis.set_xticks(np.arange(size) * width + width / 2, labels, fontsize=6)
+    axis.set_yticks(np.arange(size) * height + height / 2, labels[::-1], fontsize=6)
     axis.set_xlabel("coding z1")
     axis.set_ylabel("coding z2")
     axis.set_title(title, fontsize=9)

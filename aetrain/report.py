@@ -345,7 +345,9 @@ def comparison_picture(
             notes.append(f"run {run.name}: its reconstructions.npz does not match its test images")
         elif len(rows) < limit:
             rows.append((_row_label(run, varied, sort_key), saved[run.name]["reconstructions"]))
-    titles = [CLASS_NAMES[int(label)] for label in reference["labels"]]
+    # Runs since data sets became a choice store their class names; older runs were Fashion-MNIST.
+    names = [str(name) for name in reference.get("class_names", CLASS_NAMES)]
+    titles = [names[int(label)] if int(label) < len(names) else str(label) for label in reference["labels"]]
     reconstruction_grid([("test image", reference["originals"]), *rows], titles, path, horizontal_labels=True)
     return notes
 
@@ -353,6 +355,8 @@ def comparison_picture(
 def _read_reconstructions(archive: Path) -> dict[str, np.ndarray]:
     with np.load(archive, allow_pickle=False) as arrays:
         saved = {key: arrays[key] for key in ("originals", "reconstructions", "labels")}
+        if "class_names" in arrays:
+            saved["class_names"] = arrays["class_names"]
     if len(saved["labels"]) != len(saved["originals"]):
         raise ValueError("labels and originals differ in length")
     return saved

@@ -61,7 +61,7 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
 
 
 def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None) -> float:
-    from aetrain.data import load_fashion_mnist
+    from aetrain.data import load_data
 
     saved = read_saved_run(cfg.trainer.resume) if cfg.trainer.resume else None
     if saved is not None:
@@ -70,7 +70,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             remove_partial_files(folder)
     # The data is checked before TensorFlow loads: a bad file is reported in a fraction of a second.
     started = time.perf_counter()
-    data = load_fashion_mnist(cfg.data.dir, cfg.data.limit, cfg.data.val_size, test_limit=cfg.data.test_limit)
+    data = load_data(cfg.data)
     data_seconds = time.perf_counter() - started
 
     splits = resolve_batch_splits(cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu())
@@ -101,6 +101,8 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
         f"images from {data.source} ({data_seconds:.2f} s)"
     )
+    for note in data.clipped_notes():
+        log.warning(note)
 
     strategy = build_strategy(cfg.trainer.strategy)
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
@@ -181,6 +183,12 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         "resumed_from_epoch": first_epoch if saved else None,
         "best_epoch": checkpoints.best_epoch,
         "best_val_loss": checkpoints.best if checkpoints.best_epoch else None,
+        "data": {
+            "name": cfg.data.name,
+            "source": str(data.source),
+            "images": data.counts(),
+            "clipped": data.clipped,
+        },
         "data_seconds": data_seconds,
         "startup_seconds": startup.seconds,
         "train_seconds": train_seconds,
@@ -273,13 +281,12 @@ def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]],
     import keras
     import numpy as np
 
-    from aetrain.data import CLASS_NAMES
     from aetrain.images import loss_curve, reconstruction_grid, sample_grid
     from aetrain.models.noise import find_noise_layer
 
     count = min(cfg.trainer.grid_images, len(data.x_test))
     originals = data.x_test[:count]
-    titles = [CLASS_NAMES[int(label)] for label in data.y_test[:count]]
+    titles = [data.class_names[int(label)] for label in data.y_test[:count]]
     rows = [("original", originals)]
     noise = find_noise_layer(model)
     if not isinstance(cfg.noise, NoNoise) and noise is not None:
@@ -291,7 +298,11 @@ def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]],
     reconstruction_grid(rows, titles, output_dir / "reconstructions.png")
     with atomic_path(output_dir / "reconstructions.npz") as tmp:  # aetrain-report compares runs with it
         np.savez_compressed(
-            tmp, originals=originals, reconstructions=reconstructions, labels=data.y_test[:count]
+            tmp,
+            originals=originals,
+            reconstructions=reconstructions,
+            labels=data.y_test[:count],
+            class_names=np.array(data.class_names, dtype=str),
         )
     loss_curve(history, output_dir / "loss.png")
     if isinstance(cfg.variant, VariationalVariant):

@@ -53,6 +53,8 @@ def test_every_group_option_validates(group):
         overrides = [f"{group}={option}"]
         if group == "sparsity" and option != "none":
             overrides.append("variant=dense")
+        if option == "image_folder":  # its one required key: the folder of the user's images
+            overrides.append("data.dir=photos")
         assert isinstance(validate(compose_config(*overrides)), RunConfig), option
 
 
@@ -115,9 +117,22 @@ BAD = [
     (["variant=vae", "variant.latent_loss=kl"], "variant.latent_loss"),
     (["variant=vae", "variant.beta=-1"], "variant.beta"),
     (["variant=conv_vae", "variant.beta=-1"], "variant.beta"),
-    (["variant=conv_vae", "variant.encoder_filters=[8,8]"], "variant.encoder_filters"),
+    (["variant=conv_vae", "variant.encoder_filters=[]"], "variant.encoder_filters"),
     (["trainer.tensorboard=maybe"], "trainer.tensorboard"),
-    (["variant=conv", "variant.encoder_filters=[16,32]"], "variant.encoder_filters"),
+    (["variant=conv", "variant.encoder_filters=[16,32]"], "variant.decoder_filters"),
+    (
+        [
+            "variant=conv",
+            "data=digits",
+            "variant.encoder_filters=[8,8,8,8]",
+            "variant.decoder_filters=[8,8,8]",
+        ],
+        "variant.encoder_filters",
+    ),
+    (["data=image_folder"], "data.dir"),
+    (["data=image_folder", "data.dir=x", "data.channels=2"], "data.channels"),
+    (["data=image_folder", "data.dir=x", "data.image_size=[28]"], "data.image_size"),
+    (["data=digits", "data.test_size=1.5"], "data.test_size"),
     (["variant.hidden_units=[]"], "variant.hidden_units"),
     (["data.val_size=0"], "data.val_size"),
     (["data.limit=100", "data.val_size=100"], "data.limit"),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from aetrain import data
-from aetrain.data import DataError
+from aetrain.data import DataError, idx
 
 from idx_files import write_idx
 
@@ -46,7 +46,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("AETRAIN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("AETRAIN_DATA_DIR", raising=False)
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.setattr(idx, "DEBIAN_DIR", tmp_path / "debian")
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def forbid_reading(monkeypatch) -> None:
     def fail(path):
         raise AssertionError(f"read_idx({path}) called; the cache should have answered")
 
-    monkeypatch.setattr(data, "read_idx", fail)
+    monkeypatch.setattr(idx, "read_idx", fail)
 
 
 # --- read_idx ---------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def test_load_raw_rejects_images_that_are_not_28x28(tmp_path):
 
 
 def test_explicit_incomplete_dir_names_the_missing_files(dataset_dir, monkeypatch):
-    monkeypatch.setattr(data, "fetch_with_keras", lambda: pytest.fail("must not download"))
+    monkeypatch.setattr(idx, "fetch_with_keras", lambda source: pytest.fail("must not download"))
     (dataset_dir / data.FILES["test_labels"]).unlink()
     (dataset_dir / data.FILES["train_images"]).unlink()
     with pytest.raises(DataError) as info:
@@ -164,21 +164,39 @@ def test_explicit_dir_that_does_not_exist_is_reported(tmp_path):
     assert str(tmp_path / "nowhere") in str(info.value)
 
 
-def test_search_order_is_env_then_debian_then_keras_cache(tmp_path, monkeypatch):
+def test_search_order_is_debian_then_keras_cache_and_a_named_folder_alone(tmp_path, monkeypatch):
     env_dir = write_dataset(tmp_path / "env")
     debian_dir = write_dataset(tmp_path / "debian")
-    monkeypatch.setenv("AETRAIN_DATA_DIR", str(env_dir))
     keras_dir = tmp_path / "keras" / "datasets" / "fashion-mnist"
 
-    assert data.candidate_dirs(None) == [env_dir, debian_dir, keras_dir]
-    assert data.find_data_dir() == env_dir
-    (env_dir / data.FILES["train_labels"]).unlink()
+    assert data.candidate_dirs(None) == [debian_dir, keras_dir]
     assert data.find_data_dir() == debian_dir
+    monkeypatch.setenv("AETRAIN_DATA_DIR", str(env_dir))
+    assert data.candidate_dirs(None) == [env_dir]
+    assert data.find_data_dir() == env_dir
     assert data.candidate_dirs(tmp_path / "mine") == [tmp_path / "mine"]
 
 
+def test_aetrain_data_dir_without_the_files_is_refused_not_skipped(tmp_path, monkeypatch):
+    """Issue 10: a source the user named is used or refused; the Debian copy is not used instead."""
+    env_dir = write_dataset(tmp_path / "env")
+    write_dataset(tmp_path / "debian")
+    (env_dir / data.FILES["train_labels"]).unlink()
+    monkeypatch.setenv("AETRAIN_DATA_DIR", str(env_dir))
+    monkeypatch.setattr(idx, "fetch_with_keras", lambda source: pytest.fail("must not download"))
+    with pytest.raises(DataError) as info:
+        data.find_data_dir()
+    message = str(info.value)
+    assert f"$AETRAIN_DATA_DIR={env_dir} is missing {data.FILES['train_labels']}" in message
+    assert "never skipped" in message
+
+
+def test_a_named_folder_may_hold_the_files_in_a_sub_folder_named_after_the_data_set(tmp_path):
+    inner = write_dataset(tmp_path / "all-data" / "fashion-mnist")
+    assert data.find_data_dir(tmp_path / "all-data") == inner
+
+
 def test_nothing_found_lists_every_place_looked(tmp_path, monkeypatch):
-    monkeypatch.setenv("AETRAIN_DATA_DIR", str(tmp_path / "env"))
     keras_dir = tmp_path / "keras" / "datasets" / "fashion-mnist"
     keras_dir.mkdir(parents=True)
     write_idx(keras_dir / data.FILES["train_labels"], np.zeros(3, dtype=np.uint8))
@@ -186,7 +204,6 @@ def test_nothing_found_lists_every_place_looked(tmp_path, monkeypatch):
     with pytest.raises(DataError) as info:
         data.find_data_dir(download=False)
     message = str(info.value)
-    assert f"{tmp_path / 'env'} (no such folder)" in message
     assert f"{tmp_path / 'debian'} (no such folder)" in message
     still_missing = ", ".join(data.FILES[key] for key in ("train_images", "test_images", "test_labels"))
     assert f"{keras_dir} (missing {still_missing})" in message
@@ -195,15 +212,15 @@ def test_nothing_found_lists_every_place_looked(tmp_path, monkeypatch):
 
 def test_download_fills_the_keras_cache_when_nothing_else_has_the_data(tmp_path, monkeypatch):
     keras_dir = tmp_path / "keras" / "datasets" / "fashion-mnist"
-    monkeypatch.setattr(data, "fetch_with_keras", lambda: write_dataset(keras_dir))
+    monkeypatch.setattr(idx, "fetch_with_keras", lambda source: write_dataset(keras_dir))
     assert data.find_data_dir() == keras_dir
 
 
 def test_a_failed_download_is_reported_with_the_places_looked(monkeypatch):
-    def offline():
+    def offline(source):
         raise ConnectionError("no route to host")
 
-    monkeypatch.setattr(data, "fetch_with_keras", offline)
+    monkeypatch.setattr(idx, "fetch_with_keras", offline)
     with pytest.raises(DataError, match="ConnectionError: no route to host") as info:
         data.find_data_dir()
     assert "make data" in str(info.value)

@@ -8,6 +8,7 @@ instead of composing one. Like ``aetrain``, they touch the process here only. Ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,12 +48,12 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data-dir",
-        help="folder with the four Fashion-MNIST *-ubyte.gz files (default: the run's data.dir if it "
-        "exists here, else the usual search)",
+        help="folder holding the run's data set's files (default: the run's data.dir if it exists "
+        "here, else the usual search for its data set)",
     )
     parser.add_argument("--out", help="folder for the outputs (default: the run folder)")
     parser.add_argument(
-        "--limit", type=positive_int, help="use only the first N test images (default: all 10,000)"
+        "--limit", type=positive_int, help="use only the first N test images (default: all of them)"
     )
     parser.add_argument("--seed", type=int, help="seed for sampling (default: the run's seed)")
     return parser
@@ -91,15 +92,23 @@ def load(run: TrainedRun, args: argparse.Namespace) -> LoadedRun:
 
     import_tensorflow_quietly()
     from aetrain.checkpoints import load_checkpoint
-    from aetrain.data import load_fashion_mnist
+    from aetrain.data import load_data
 
     cfg = run.config
     data_dir = args.data_dir
-    if data_dir is None and cfg.data.dir is not None and Path(cfg.data.dir).is_dir():
-        data_dir = cfg.data.dir
-    data = load_fashion_mnist(
-        data_dir, limit=cfg.data.limit, val_size=cfg.data.val_size, test_limit=args.limit
-    )
+    run_dir = getattr(cfg.data, "dir", None)
+    if data_dir is None and run_dir is not None and Path(run_dir).is_dir():
+        data_dir = run_dir
+    if not hasattr(cfg.data, "dir"):
+        if data_dir is not None:
+            raise DataError(
+                f"--data-dir={data_dir}: this run's data set, {cfg.data.name}, reads no files. Leave "
+                "--data-dir out."
+            )
+        data_cfg = cfg.data
+    else:
+        data_cfg = dataclasses.replace(cfg.data, dir=None if data_dir is None else str(data_dir))
+    data = load_data(data_cfg, test_limit=args.limit)
     model = load_checkpoint(run.checkpoint, compile=False)
     output_dir = Path(args.out) if args.out else run.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)

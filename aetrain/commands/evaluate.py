@@ -22,7 +22,7 @@ PROBE_STEPS, ELBO_SAMPLES = 2000, 4
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "aetrain-evaluate",
-        "Evaluate a trained autoencoder on the Fashion-MNIST test set: per-pixel MSE, PSNR and SSIM; "
+        "Evaluate a trained autoencoder on its data set's test set: per-pixel MSE, PSNR and SSIM; "
         "coding sparsity for sparse runs; the negative ELBO (nats per image, Bernoulli likelihood) for "
         "VAEs; denoising MSE for denoising runs; the linear-probe accuracy of the codings. Writes "
         "eval.json into the run folder (or --out).",

@@ -58,7 +58,6 @@ def generate(args: argparse.Namespace, console: Console) -> None:
             "aetrain-look for this run."
         )
     loaded = load(run, args)  # TensorFlow loads here, quietly
-    from aetrain.data import CLASS_NAMES
     from aetrain.generate import decoded_manifold, latent_interpolation, prior_samples
     from aetrain.images import manifold_grid, reconstruction_grid, sample_grid
 
@@ -78,8 +77,8 @@ def generate(args: argparse.Namespace, console: Console) -> None:
     first, second = _pair(args.pair, data.y_test)
     weights, decoded, blend = latent_interpolation(model, data.x_test[first], data.x_test[second], args.steps)
     titles = [f"t={w:.2f}" for w in weights]
-    titles[0] = f"{CLASS_NAMES[data.y_test[first]]} (#{first})"
-    titles[-1] = f"{CLASS_NAMES[data.y_test[second]]} (#{second})"
+    titles[0] = f"{data.class_names[data.y_test[first]]} (#{first})"
+    titles[-1] = f"{data.class_names[data.y_test[second]]} (#{second})"
     reconstruction_grid(
         [("decoded\ncoding path", decoded), ("pixel blend", blend)], titles, out / "interpolation.png"
     )

@@ -40,7 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
 def look(args: argparse.Namespace, console: Console) -> None:
     run = locate(args)
     loaded = load(run, args)  # TensorFlow loads here, quietly
-    from aetrain.data import CLASS_NAMES
     from aetrain.evaluation import corrupt
     from aetrain.images import coding_map, reconstruction_grid
     from aetrain.look import pca_2d, tsne_2d, tsne_available
@@ -56,7 +55,7 @@ def look(args: argparse.Namespace, console: Console) -> None:
     coding_map(
         points,
         data.y_test,
-        CLASS_NAMES,
+        data.class_names,
         out / "codings_pca.png",
         f"{cfg.variant.name}: PCA of {len(codings):,} test {kind} ({cfg.latent_size}-D); "
         f"PC1 {100 * explained[0]:.0f} %, PC2 {100 * explained[1]:.0f} % of the variance",
@@ -72,7 +71,7 @@ def look(args: argparse.Namespace, console: Console) -> None:
         coding_map(
             embedded,
             data.y_test[:count],
-            CLASS_NAMES,
+            data.class_names,
             out / "codings_tsne.png",
             f"{cfg.variant.name}: t-SNE of {count:,} test {kind} ({cfg.latent_size}-D), seed {seed}",
         )
@@ -89,7 +88,7 @@ def look(args: argparse.Namespace, console: Console) -> None:
         reconstructed = model.predict(noisy, verbose=0)
         reconstruction_grid(
             [("clean", clean), (f"noisy\n({cfg.noise.name})", noisy), ("reconstructed", reconstructed)],
-            [CLASS_NAMES[int(label)] for label in data.y_test[:count]],
+            [data.class_names[int(label)] for label in data.y_test[:count]],
             out / "denoising.png",
         )
         written.append(out / "denoising.png")

@@ -5,18 +5,18 @@ from __future__ import annotations
 import keras
 
 from aetrain.config import RunConfig
+from aetrain.data.specs import spec_for
 from aetrain.models.conv import build_conv_decoder, build_conv_stages
-from aetrain.models.dense import IMAGE_SHAPE
 from aetrain.models.vae import assemble_vae, build_gaussian_codings
 
 
 def build_conv_vae_encoder(cfg: RunConfig) -> keras.Model:
-    """Conv stages (3x3 maps) -> Flatten -> (mean, log_var) -> LatentLoss -> Sampling.
+    """Conv stages (3x3 maps on Fashion-MNIST) -> Flatten -> (mean, log_var) -> LatentLoss -> Sampling.
 
     Flatten rather than the conv autoencoder's global average pooling: mean and log-variance are two
     separate linear read-outs of the same features, which Dense layers give directly.
     """
-    inputs = keras.Input(shape=IMAGE_SHAPE)
+    inputs = keras.Input(shape=spec_for(cfg.data).image_shape)
     x = inputs
     for layer in build_conv_stages(cfg):
         x = layer(x)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import keras
 
 from aetrain.config import RunConfig
+from aetrain.data.specs import spec_for
 from aetrain.models.noise import build_noise_layer
 from aetrain.models.sparsity import build_sparsity_layers, coding_activation
 
-IMAGE_SHAPE = (28, 28)
-PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 # The output layer computes in float32 under every precision policy: a bfloat16 image (8 bits of
 # mantissa) cannot resolve MSEs near 1e-2, and the loss must see float32 (Keras mixed-precision guide).
 OUTPUT_DTYPE = "float32"
@@ -18,7 +17,7 @@ OUTPUT_DTYPE = "float32"
 def build_dense_encoder(cfg: RunConfig) -> keras.Sequential:
     """Flatten -> [noise] -> Dense(hidden...) -> Dense(latent_size) -> [sparsity]."""
     variant = cfg.variant
-    layers = [keras.Input(shape=IMAGE_SHAPE), keras.layers.Flatten()]
+    layers = [keras.Input(shape=spec_for(cfg.data).image_shape), keras.layers.Flatten()]
     noise = build_noise_layer(cfg.noise, cfg.seed)
     if noise is not None:
         layers.append(noise)
@@ -33,13 +32,14 @@ def build_dense_encoder(cfg: RunConfig) -> keras.Sequential:
 
 
 def build_dense_decoder(cfg: RunConfig, hidden_units: list[int]) -> keras.Sequential:
-    """Dense(hidden...) -> Dense(784) -> Reshape(28, 28)."""
+    """Dense(hidden...) -> Dense(pixels) -> Reshape(image shape): 784 and (28, 28) on Fashion-MNIST."""
     variant = cfg.variant
+    spec = spec_for(cfg.data)
     layers = [keras.Input(shape=(cfg.latent_size,))]
     layers += [keras.layers.Dense(units, activation=variant.activation) for units in hidden_units]
     layers += [
-        keras.layers.Dense(PIXELS, activation=variant.output_activation, dtype=OUTPUT_DTYPE),
-        keras.layers.Reshape(IMAGE_SHAPE, dtype=OUTPUT_DTYPE),
+        keras.layers.Dense(spec.pixels, activation=variant.output_activation, dtype=OUTPUT_DTYPE),
+        keras.layers.Reshape(spec.image_shape, dtype=OUTPUT_DTYPE),
     ]
     return keras.Sequential(layers, name="decoder")
 
@@ -48,4 +48,5 @@ def build_dense_autoencoder(cfg: RunConfig) -> keras.Sequential:
     """The decoder mirrors the encoder's hidden layers."""
     encoder = build_dense_encoder(cfg)
     decoder = build_dense_decoder(cfg, list(reversed(cfg.variant.hidden_units)))
-    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), encoder, decoder], name="dense_autoencoder")
+    inputs = keras.Input(shape=spec_for(cfg.data).image_shape)
+    return keras.Sequential([inputs, encoder, decoder], name="dense_autoencoder")

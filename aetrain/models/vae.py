@@ -6,7 +6,8 @@ import keras
 from keras import ops
 
 from aetrain.config import RunConfig
-from aetrain.models.dense import IMAGE_SHAPE, PIXELS, build_dense_decoder
+from aetrain.data.specs import spec_for
+from aetrain.models.dense import build_dense_decoder
 from aetrain.models.noise import build_noise_layer
 
 
@@ -91,14 +92,16 @@ def build_gaussian_codings(cfg: RunConfig, features):
     """features -> (mean, log_var) -> LatentLoss -> Sampling: the coding head every VAE variant shares.
 
     Returns the symbolic ``[mean, log_var, codings]``, the encoder's outputs. The latent loss is
-    weighted ``beta / 784`` because the reconstruction loss is a per-pixel MSE (the book's scaling).
+    weighted ``beta / pixels`` (784 on Fashion-MNIST) because the reconstruction loss is a per-pixel
+    MSE (the book's scaling).
     """
     variant = cfg.variant
     # The coding head runs in float32 under mixed precision: exp(log_var) and the latent loss need more
     # than bfloat16's 8 bits, and the codings are what the evaluation and generation read.
     mean = keras.layers.Dense(cfg.latent_size, name="codings_mean", dtype="float32")(features)
     log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var", dtype="float32")(features)
-    latent_loss = LatentLoss(variant.latent_loss, variant.beta / PIXELS, name="latent_loss", dtype="float32")
+    weight = variant.beta / spec_for(cfg.data).pixels
+    latent_loss = LatentLoss(variant.latent_loss, weight, name="latent_loss", dtype="float32")
     mean, log_var = latent_loss([mean, log_var])
     codings = Sampling(seed=cfg.seed, name="codings", dtype="float32")([mean, log_var])
     return [mean, log_var, codings]
@@ -106,7 +109,7 @@ def build_gaussian_codings(cfg: RunConfig, features):
 
 def assemble_vae(encoder: keras.Model, decoder: keras.Model, name: str) -> keras.Model:
     """image -> encoder -> sampled codings -> decoder, as one model with both sub-models inside."""
-    inputs = keras.Input(shape=IMAGE_SHAPE)
+    inputs = keras.Input(shape=encoder.input_shape[1:])
     _, _, codings = encoder(inputs)
     return keras.Model(inputs, decoder(codings), name=name)
 
@@ -114,7 +117,7 @@ def assemble_vae(encoder: keras.Model, decoder: keras.Model, name: str) -> keras
 def build_vae_encoder(cfg: RunConfig) -> keras.Model:
     """Flatten -> [noise] -> Dense(hidden...) -> (mean, log_var) -> LatentLoss -> Sampling."""
     variant = cfg.variant
-    inputs = keras.Input(shape=IMAGE_SHAPE)
+    inputs = keras.Input(shape=spec_for(cfg.data).image_shape)
     x = keras.layers.Flatten()(inputs)
     noise = build_noise_layer(cfg.noise, cfg.seed)
     if noise is not None:

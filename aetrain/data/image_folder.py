@@ -1,0 +1,92 @@
+"""A user's own folder of PNG/JPEG images, read with Pillow and resized to ``data.image_size``.
+
+Class sub-folders are optional: ``photos/cats/*.jpg`` and ``photos/dogs/*.png`` give the classes
+``cats`` and ``dogs`` (sorted by name); a folder of loose images is one class named after it. Every
+file is decoded by Pillow (a well-kept decoder, with its guard against decompression bombs);
+a file it cannot read is a DataError naming the file, never skipped in silence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetrain.data.raw import DataError, RawData
+
+EXTENSIONS = (".png", ".jpg", ".jpeg")
+MODES = {1: "L", 3: "RGB"}  # Pillow's modes for data.channels
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images directly in ``folder`` and below it, sorted (a fixed order makes the split repeatable)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+
+
+def list_images(folder: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """(files, labels, class names): one class per sub-folder holding images, else one class."""
+    if not folder.is_dir():
+        raise DataError(
+            f"data.dir={folder} does not exist or is not a folder. data=image_folder reads a folder of "
+            "PNG/JPEG images (class sub-folders optional): set data.dir to it."
+        )
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and image_files(p))
+    if not classes:
+        files = image_files(folder)
+        if not files:
+            raise DataError(
+                f"data.dir={folder} holds no {'/'.join(EXTENSIONS)} images. Put the images there (class "
+                "sub-folders optional) or point data.dir at the folder that holds them."
+            )
+        return files, [0] * len(files), (folder.name or "images",)
+    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS]
+    if loose:
+        raise DataError(
+            f"data.dir={folder} has class sub-folders ({', '.join(p.name for p in classes)}) and also images "
+            f"outside them, e.g. {loose[0]}: which class is that? Move the loose images into a class "
+            "sub-folder, or remove them."
+        )
+    files, labels = [], []
+    for label, class_folder in enumerate(classes):
+        found = image_files(class_folder)
+        files += found
+        labels += [label] * len(found)
+    return files, labels, tuple(p.name for p in classes)
+
+
+def read_image(path: Path, height: int, width: int, channels: int) -> np.ndarray:
+    """One image decoded by Pillow, converted to grey or RGB, resized to (height, width): uint8."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            converted = image.convert(MODES[channels])
+            if converted.size != (width, height):
+                converted = converted.resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(converted, dtype=np.uint8)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as err:
+        raise DataError(
+            f"{path} cannot be read as an image ({type(err).__name__}: {err}). Replace or remove it."
+        ) from None
+    return pixels if channels == 3 else pixels.reshape(height, width)
+
+
+def read_image_folder(data_cfg: Any, spec: Any, download: bool) -> RawData:
+    """Every image of ``data.dir`` as one pool (the train/validation/test split is drawn from it)."""
+    if data_cfg.dir is None:
+        raise DataError(
+            "data=image_folder needs data.dir: the folder of your PNG/JPEG images, e.g. "
+            "`aetrain data=image_folder data.dir=~/photos`."
+        )
+    folder = Path(data_cfg.dir).expanduser()
+    files, labels, class_names = list_images(folder)
+    images = np.stack([read_image(path, spec.height, spec.width, spec.channels) for path in files])
+    return RawData(
+        train_images=images,
+        train_labels=np.asarray(labels, dtype=np.int64),
+        test_images=None,
+        test_labels=None,
+        source=folder,
+        class_names=class_names,
+    )

@@ -1,0 +1,170 @@
+"""One spec per data set: its shape, classes, split sizes and reader. Every other module reads these.
+
+``DATA_SETS`` is the registry ``data=NAME`` chooses from (conf/data/NAME.yaml holds the settings a
+user may change). A model is built from :func:`spec_for` of the run's data config, which needs no
+files: the shape of a folder of one's own images comes from ``data.image_size`` and
+``data.channels``; only its class names wait for the folder to be read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aetrain.data.cifar_pickle import read_cifar10
+from aetrain.data.digits import read_digits
+from aetrain.data.idx import FASHION_MNIST_FILES, MNIST_FILES, idx_reader
+from aetrain.data.image_folder import read_image_folder
+from aetrain.data.raw import RawData
+
+Reader = Callable[[Any, "DataSpec", bool], RawData]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a data set is: image shape, classes, the images its files hold per role, how to read it.
+
+    ``train_images`` / ``test_images`` are the counts of the original files (None where the files
+    are the user's); a data set whose ``test_images`` is None has no test set of its own and
+    ``data.test_size`` of its images are drawn for testing, seeded.
+    """
+
+    name: str
+    title: str
+    height: int
+    width: int
+    channels: int
+    class_names: tuple[str, ...]
+    train_images: int | None
+    test_images: int | None
+    read: Reader
+    where: str  # where its files are found, in one line (docs, --help)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """The models' input shape: (height, width) for grey images, (height, width, channels) else.
+
+        Grey images keep no channel axis, so Fashion-MNIST models (and their checkpoints) stay as
+        they always were.
+        """
+        if self.channels == 1:
+            return (self.height, self.width)
+        return (self.height, self.width, self.channels)
+
+    @property
+    def pixels(self) -> int:
+        """Values per image (height x width x channels): what a per-pixel loss averages over."""
+        return math.prod(self.image_shape)
+
+    @property
+    def has_test_split(self) -> bool:
+        return self.test_images is not None
+
+
+DIGIT_NAMES = tuple(str(digit) for digit in range(10))
+
+DATA_SETS: dict[str, DataSpec] = {
+    spec.name: spec
+    for spec in (
+        DataSpec(
+            name="fashion_mnist",
+            title="Fashion-MNIST",
+            height=28,
+            width=28,
+            channels=1,
+            class_names=(
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ),
+            train_images=60_000,
+            test_images=10_000,
+            read=idx_reader(FASHION_MNIST_FILES),
+            where="data.dir, else $AETRAIN_DATA_DIR, else /usr/share/datasets/fashion-mnist, the Keras "
+            "cache, a Keras download",
+        ),
+        DataSpec(
+            name="mnist",
+            title="MNIST",
+            height=28,
+            width=28,
+            channels=1,
+            class_names=DIGIT_NAMES,
+            train_images=60_000,
+            test_images=10_000,
+            read=idx_reader(MNIST_FILES),
+            where="data.dir, else $AETRAIN_DATA_DIR, else the Keras cache (mnist.npz), a Keras download",
+        ),
+        DataSpec(
+            name="cifar10",
+            title="CIFAR-10",
+            height=32,
+            width=32,
+            channels=3,
+            class_names=(
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ),
+            train_images=50_000,
+            test_images=10_000,
+            read=read_cifar10,
+            where="data.dir, else $AETRAIN_DATA_DIR, else the Keras cache, a Keras download "
+            "(cifar-10-batches-py/)",
+        ),
+        DataSpec(
+            name="digits",
+            title="scikit-learn's digits",
+            height=8,
+            width=8,
+            channels=1,
+            class_names=DIGIT_NAMES,
+            train_images=1_797,
+            test_images=None,
+            read=read_digits,
+            where="inside scikit-learn (sklearn.datasets.load_digits); no files",
+        ),
+        DataSpec(
+            name="image_folder",
+            title="the image folder",
+            height=28,
+            width=28,
+            channels=1,
+            class_names=(),
+            train_images=None,
+            test_images=None,
+            read=read_image_folder,
+            where="data.dir: a folder of PNG/JPEG images, class sub-folders optional",
+        ),
+    )
+}
+
+
+def spec_for(data_cfg: Any) -> DataSpec:
+    """The spec of the run's data set; its shape follows ``data.image_size`` / ``data.channels``
+    where the config has them (a folder of one's own images)."""
+    spec = DATA_SETS[data_cfg.name]
+    image_size = getattr(data_cfg, "image_size", None)
+    if image_size is not None:
+        spec = dataclasses.replace(spec, height=int(image_size[0]), width=int(image_size[1]))
+    channels = getattr(data_cfg, "channels", None)
+    if channels is not None:
+        spec = dataclasses.replace(spec, channels=int(channels))
+    return spec
