@@ -181,7 +181,7 @@ class SweepControl:
         """The jobs of one launch, recorded as never started (and checked against a resumed sweep)."""
         planned = []
         for num, overrides in enumerate(job_overrides, start=first):
-            overrides = list(overrides)
+            overrides = [o for o in overrides if not o.startswith("resume_sweep=")]  # the sweep's, not the job's
             config = _sweep_config(launcher, overrides, num)
             job = SweepJob(num, overrides, str(OmegaConf.select(config, "hydra.sweep.subdir")))
             planned.append(PlannedJob(job, config, overrides, self._action(job), overrides))
@@ -368,7 +368,7 @@ def continue_command(sweep_dir: Path) -> str:
     kept = [a for a in sys.argv[1:] if not a.startswith(("hydra.sweep.dir=", "resume_sweep="))]
     if "-m" not in kept and "--multirun" not in kept:
         kept.insert(0, "-m")
-    return shlex.join(["aetrain", *kept, f"hydra.sweep.dir={sweep_dir}", RESUME_SWITCH])
+    return shlex.join(["aetrain", *kept, f"hydra.sweep.dir={sweep_dir.absolute()}", RESUME_SWITCH])
 
 
 def _print_summary(record: SweepRecord, code: int) -> None:

@@ -78,7 +78,7 @@ class ParallelLauncher(JoblibLauncher):
         return [returns[job.record.num] for job in planned]
 
     def _start(self, job: PlannedJob, scratch: Path) -> tuple[PlannedJob, subprocess.Popen, Path]:
-        from joblib.externals import cloudpickle
+        import cloudpickle
 
         payload, result = scratch / f"{job.record.num}.job", scratch / f"{job.record.num}.result"
         arguments = (
@@ -96,7 +96,7 @@ class ParallelLauncher(JoblibLauncher):
     def _collect(
         self, control: SweepControl, job: PlannedJob, process: subprocess.Popen, result: Path
     ) -> JobReturn:
-        from joblib.externals import cloudpickle
+        import cloudpickle
 
         if result.is_file():
             control.ended(job.record)
