@@ -23,11 +23,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports Te
 # memory on every first touch here; the 188 MB float32 training set took 0.47 s to fill instead of
 # 0.10 s (transparent hugepages in "madvise" mode, measured). Set it to 1 to keep NumPy's default.
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
-# conf/hydra/launcher/submitit_local.yaml gives submitit's local launcher config aetrain's launcher;
-# Hydra checks it against the plugin's schema of the same name (what we want) and warns each time.
-warnings.filterwarnings(
-    "ignore", message=r"\s*'hydra/launcher/submitit_local' is validated against ConfigStore schema"
-)
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -45,6 +40,12 @@ from aetrain.stop_request import StopRequest
 from aetrain.sweep_record import read_stop_request, record_job_failure, request_stop
 
 log = logging.getLogger("aetrain")
+
+# conf/hydra/launcher/submitit_local.yaml gives submitit's local launcher config aetrain's launcher;
+# Hydra checks it against the plugin's schema of the same name (what we want) and warns each time.
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/submitit_local' is validated against ConfigStore schema"
+)
 
 EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED, EXIT_OUTPUT = 2, 3, 4, 5
 

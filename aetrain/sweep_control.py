@@ -181,7 +181,7 @@ class SweepControl:
         """The jobs of one launch, recorded as never started (and checked against a resumed sweep)."""
         planned = []
         for num, overrides in enumerate(job_overrides, start=first):
-            overrides = [o for o in overrides if not o.startswith("resume_sweep=")]  # the sweep's, not the job's
+            overrides = [o for o in overrides if not o.startswith("resume_sweep=")]  # not the job's
             config = _sweep_config(launcher, overrides, num)
             job = SweepJob(num, overrides, str(OmegaConf.select(config, "hydra.sweep.subdir")))
             planned.append(PlannedJob(job, config, overrides, self._action(job), overrides))

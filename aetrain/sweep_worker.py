@@ -30,8 +30,8 @@ def die_with_parent(parent_pid: int) -> None:
 
 def main(payload: str, result: str, parent_pid: str) -> int:
     die_with_parent(int(parent_pid))
-    from hydra_plugins.hydra_joblib_launcher._core import execute_job
     import cloudpickle
+    from hydra_plugins.hydra_joblib_launcher._core import execute_job
 
     from aetrain.atomic_files import atomic_path
     from aetrain.cli import AbortNow
