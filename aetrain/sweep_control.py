@@ -192,8 +192,7 @@ class SweepControl:
                 job.run_overrides = [*job.overrides, resume]
                 job.config = _sweep_config(launcher, job.run_overrides, job.record.num)
             elif job.action == "skip":
-                previous = self.previous[job.record.num]
-                job.record.status, job.record.reason = previous.status, previous.reason
+                job.record.status, job.record.reason = job_outcome(job_dir)
             elif job.record.num in self.previous and job_dir.is_dir():
                 shutil.rmtree(job_dir)  # no epoch to resume from: start again in an empty folder
             self.record.jobs[job.record.num] = job.record
@@ -213,6 +212,8 @@ class SweepControl:
                 f"gives it {' '.join(job.overrides)}. Repeat the stopped sweep's command line."
             )
         if previous.status in FINISHED and not previous.lost_worker:
+            return "skip"
+        if job_outcome(job_dir)[0] == "completed":  # resumed by hand with its "Resume with:" line
             return "skip"
         return "resume" if (job_dir / "checkpoints" / "last.keras").is_file() else "run"
 
