@@ -163,7 +163,7 @@ class _SubmititLauncherMixin:
             [f"job_id_for_{job.record.num}" for job in to_run],
             [Singleton.get_state()] * len(to_run),
         )
-        running = {}
+        running, cancelled = {}, False
         for job, handle in zip(to_run, submitted, strict=True):
             process = getattr(handle, "_process", None)
             control.started(job.record, process.pid if process is not None else None)
@@ -181,6 +181,11 @@ class _SubmititLauncherMixin:
                     control.ended(job.record, lost=reason)
                     returns[num] = lost_return(job, reason)
             control.kill_overdue()
+            if control.abort_requested and not cancelled:  # cluster jobs: no process here to signal
+                cancelled = True
+                for _, handle in running.values():
+                    if getattr(handle, "_process", None) is None:
+                        handle.cancel(check=False)
             time.sleep(POLL_S)
         control.end_of_launch()
         return [returns[job.record.num] for job in planned]

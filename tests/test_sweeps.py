@@ -105,7 +105,7 @@ def test_parallel_sweep_runs_jobs_in_worker_processes_with_capped_threads(tiny_d
         tiny_data_dir, sweep_dir, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "variant=dense,conv"
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Joblib.Parallel(n_jobs=2" in result.stdout
+    assert "Parallel launcher: n_jobs=2" in result.stdout
     metrics = job_metrics(sweep_dir)
     assert sorted(m["variant"] for m in metrics.values()) == ["conv", "dense"]
     cap = max(available_cores() // 2, 1)
