@@ -162,8 +162,9 @@ def test_slurm_launcher_config_composes_for_submitit(tmp_path):
     assert result.returncode == 0, result.stderr
     launcher = OmegaConf.create(result.stdout).hydra.launcher
     assert launcher._target_ == "hydra_plugins.aetrain_launchers.SlurmLauncher"  # submitit's, recorded
-    from hydra_plugins.aetrain_launchers import SlurmLauncher
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurm
+
+    from hydra_plugins.aetrain_launchers import SlurmLauncher
 
     assert issubclass(SlurmLauncher, SubmititSlurm)
     assert launcher.partition == "gpu" and launcher.cpus_per_task >= 1 and launcher.gpus_per_node >= 1
