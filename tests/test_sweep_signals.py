@@ -216,3 +216,30 @@ def test_ctrl_c_to_a_sequential_sweep_stops_it_before_the_next_job(tiny_data_dir
     assert not (sweep.sweep_dir / "1").exists()
     assert "Continue it with:" in output
     sweep.assert_no_process_left()
+
+
+def test_a_used_sweep_folder_is_refused_and_resume_sweep_needs_a_sweep_there(tmp_path):
+    used = tmp_path / "used"
+    (used / "3" / ".hydra").mkdir(parents=True)
+    refused = subprocess.run(
+        [AETRAIN, "-m", f"hydra.sweep.dir={used}", "seed=1,2"],
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    text = " ".join(refused.stdout.replace("│", " ").split())
+    assert f"hydra.sweep.dir={used} already holds runs (3)" in text and "resume_sweep=true" in text
+    assert sorted(p.name for p in used.iterdir()) == ["3"]
+
+    nothing = subprocess.run(
+        [AETRAIN, "-m", f"hydra.sweep.dir={tmp_path / 'none'}", "resume_sweep=true", "seed=1"],
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert nothing.returncode == 2, nothing.stdout + nothing.stderr
+    assert "holds no sweep.json" in " ".join(nothing.stdout.replace("│", " ").split())
+    assert not (tmp_path / "none").exists()
