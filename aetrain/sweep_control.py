@@ -134,8 +134,7 @@ class SweepControl:
         self.abort_deadline: float | None = None  # then SIGKILL what is left (ABORT_GRACE_S)
         self.refused = False
         clear_stop_request(self.sweep_dir)
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, self._handle)
+        self.previous_handlers = {n: signal.signal(n, self._handle) for n in (signal.SIGINT, signal.SIGTERM)}
 
     # signals
     def _handle(self, number: int, frame: Any) -> None:
@@ -253,6 +252,8 @@ class SweepControl:
             raise SweepStopped(finish_sweep())
 
     def finish(self, aborted_by: int | None = None) -> int:
+        for number, handler in self.previous_handlers.items():
+            signal.signal(number, handler)
         stop = self.stop
         jobs = self.record.jobs.values()
         if self.refused:
