@@ -382,9 +382,11 @@ def _print_summary(record: SweepRecord, code: int) -> None:
         "failed": "sweep finished, but the process of a job died",
     }.get(record.status, "sweep finished")
     lines = [f"aetrain: {headline}: {parts} ({record.path})"]
+    shared = set.intersection(*(set(job.overrides) for job in record.jobs.values())) if counts else set()
     for _, job in sorted(record.jobs.items()):
+        own = [o for o in job.overrides if o not in shared or len(record.jobs) == 1]  # what differs
         reason = f" - {job.reason}" if job.reason else ""
-        lines.append(f"  job {job.num} [{job.dir}] {job.status}: {' '.join(job.overrides)}{reason}")
+        lines.append(f"  job {job.num} [{job.dir}] {job.status}: {' '.join(own)}{reason}")
     if record.status in ("interrupted", "failed"):
         lines.append(f"Continue it with:\n{continue_command(record.folder)}")
     lines.append(f"exit code {code}")
