@@ -60,6 +60,7 @@ EXIT_WORKER_LOST = 6
 ABORT_GRACE_S = 10.0
 POLL_S = 0.1
 RESUME_SWITCH = "resume_sweep=true"
+ABORTED = "aborted by a second signal, before its batch ended (its checkpoints are whole)"
 
 
 class SweepStopped(BaseException):
@@ -231,7 +232,7 @@ class SweepControl:
         self.processes.pop(job.num, None)
         job_dir = self.record.job_dir(job)
         if lost is not None and self.stopping:  # killed while the sweep was aborting
-            job.status, job.reason = "interrupted", f"aborted ({lost})"
+            job.status, job.reason = "interrupted", ABORTED
             if not (job_dir / "metrics.json").is_file():
                 with contextlib.suppress(OSError):
                     record_job_failure(job_dir, "interrupted", job.reason)
@@ -243,7 +244,7 @@ class SweepControl:
         else:
             job.status, job.reason = job_outcome(job_dir)
             if job.status == "failed" and self.stopping and not (job_dir / "metrics.json").is_file():
-                job.status, job.reason = "interrupted", "aborted"  # a second signal: no metrics.json
+                job.status, job.reason = "interrupted", ABORTED  # no metrics.json
         self.record.write()
 
     def end_of_launch(self) -> None:
@@ -264,7 +265,7 @@ class SweepControl:
             code = 128 + signal_number(name)
             for job in jobs:
                 if job.status == "running":
-                    job.status, job.reason = "interrupted", "aborted"
+                    job.status, job.reason = "interrupted", ABORTED
         elif any(job.lost_worker for job in jobs):
             self.record.status, code = "failed", EXIT_WORKER_LOST
         else:
