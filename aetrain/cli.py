@@ -106,7 +106,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         with stop_on_signals(sweep_dir) as stop:
             return _train(cfg, output_dir, console, in_sweep, stop)
-    except RunInterrupted as interruption:  # a signal stops the sweep too (aetrain.sweep_launchers)
+    except RunInterrupted as interruption:  # a signal stops the sweep too (aetrain.sweep_control)
         console.print(Panel(str(interruption), title="aetrain: stopped", border_style="yellow"))
         log.warning(str(interruption))
         if interruption.resume:  # unwrapped, to copy and paste
@@ -269,7 +269,7 @@ HYDRA_ERROR_HINT = (
 
 def entry() -> None:
     """The console script: Hydra's main, a hint after Hydra's own errors, a quiet exit on abort;
-    after a sweep, its summary and exit code (aetrain.sweep_launchers)."""
+    after a sweep, its summary and exit code (aetrain.sweep_control)."""
     from aetrain.sweep_control import SweepStopped, finish_sweep
 
     try:

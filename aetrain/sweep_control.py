@@ -126,7 +126,7 @@ class SweepControl:
 
     def __init__(self, config: DictConfig) -> None:
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
-        self.resuming = bool(config.get("resume_sweep", False))
+        self.resuming = config.get("resume_sweep") is True
         previous = SweepRecord.read(self.sweep_dir) if self.resuming else None
         self.previous = previous.jobs if previous else {}
         self.record = SweepRecord(self.sweep_dir)
