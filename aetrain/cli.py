@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,8 +37,15 @@ from aetrain.config import ConfigError, RunConfig, TrainerConfig, validate
 from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir, run_dir_or_resumed
 from aetrain.runtime import available_cores, threads_per_job
 from aetrain.stop_request import StopRequest
+from aetrain.sweep_record import read_stop_request, record_job_failure, request_stop
 
 log = logging.getLogger("aetrain")
+
+# conf/hydra/launcher/submitit_local.yaml gives submitit's local launcher config aetrain's launcher;
+# Hydra checks it against the plugin's schema of the same name (what we want) and warns each time.
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/submitit_local' is validated against ConfigStore schema"
+)
 
 EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED, EXIT_OUTPUT = 2, 3, 4, 5
 
@@ -91,10 +99,14 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hydra_cfg.sweep.dir) if in_sweep else None
+    if sweep_dir is not None and (stopped := read_stop_request(sweep_dir)):  # started as the sweep stopped
+        record_job_failure(output_dir, "never_started", f"the sweep was stopped by {stopped['signal']} first")
+        return None
     try:
-        with stop_on_signals() as stop:
+        with stop_on_signals(sweep_dir) as stop:
             return _train(cfg, output_dir, console, in_sweep, stop)
-    except RunInterrupted as interruption:  # a signal stops the sweep too
+    except RunInterrupted as interruption:  # a signal stops the sweep too (aetrain.sweep_control)
         console.print(Panel(str(interruption), title="aetrain: stopped", border_style="yellow"))
         log.warning(str(interruption))
         if interruption.resume:  # unwrapped, to copy and paste
@@ -102,7 +114,8 @@ def main(cfg: DictConfig) -> float | None:
                 f"Resume with:\n{interruption.resume}", soft_wrap=True, markup=False, highlight=False
             )
             log.info(f"resume with: {interruption.resume}")
-        sys.exit(interruption.exit_code)
+        if not in_sweep:
+            sys.exit(interruption.exit_code)
     except RunFailed as failure:
         console.print(Panel(str(failure), title="aetrain: run failed", border_style="red"))
         log.error(str(failure))
@@ -164,15 +177,18 @@ def _train(
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[StopRequest]:
+def stop_on_signals(sweep_dir: Path | None = None) -> Iterator[StopRequest]:
     """SIGINT / SIGTERM ask training to stop at the next batch end (it saves, then exits 130 / 143);
-    a second signal aborts at once. The previous handlers come back afterwards (multirun, tests)."""
-    stop = StopRequest()
+    a second signal aborts at once. The previous handlers come back afterwards (multirun, tests).
+    In a sweep, the job also obeys the sweep's stop request, and a signal it gets stops the sweep."""
+    stop = StopRequest(sweep_dir)
 
     def handle(signal_number: int, frame) -> None:
         if stop.requested:
             raise AbortNow(128 + signal_number)
         stop.ask(signal_number)
+        if sweep_dir is not None:
+            request_stop(sweep_dir, signal_number)
         print(
             f"\naetrain: {signal.Signals(signal_number).name} received: stopping after this batch "
             "(send it again to abort at once).",
@@ -214,6 +230,12 @@ class RunFolderCheck(Callback):
             _exit_before_run(str(error), EXIT_OUTPUT)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from aetrain.sweep_control import SweepRefused, check_sweep_folder
+
+        try:
+            check_sweep_folder(Path(str(config.hydra.sweep.dir)), config.get("resume_sweep") is True)
+        except SweepRefused as refusal:
+            _exit_before_run(str(refusal), EXIT_CONFIG)
         try:
             check_writable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
         except RunFolderUnwritable as error:
@@ -246,10 +268,16 @@ HYDRA_ERROR_HINT = (
 
 
 def entry() -> None:
-    """The console script: Hydra's main, a hint after Hydra's own errors, a quiet exit on abort."""
+    """The console script: Hydra's main, a hint after Hydra's own errors, a quiet exit on abort;
+    after a sweep, its summary and exit code (aetrain.sweep_control)."""
+    from aetrain.sweep_control import SweepStopped, finish_sweep
+
     try:
         main()
+    except SweepStopped as stopped:
+        sys.exit(stopped.exit_code)
     except AbortNow as abort:
+        finish_sweep(aborted_by=abort.exit_code)
         print("aetrain: aborted; the checkpoints on disk are whole (every write is atomic).", file=sys.stderr)
         sys.exit(abort.exit_code)
     except KeyboardInterrupt:  # Ctrl-C before training started
@@ -259,6 +287,7 @@ def entry() -> None:
         if exit_.code == 1:
             print(HYDRA_ERROR_HINT.format(command=shlex.join(sys.argv[1:])), file=sys.stderr)
         raise
+    sys.exit(finish_sweep())
 
 
 def _share_cores(trainer: TrainerConfig, launcher: DictConfig) -> TrainerConfig:

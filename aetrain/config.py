@@ -244,7 +244,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Check a composed config and return it typed, or raise ConfigError naming the bad key."""
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(cfg)
-    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra"})
+    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra", "resume_sweep"})  # sweep_control
     if unknown:
         raise ConfigError(
             unknown[0],

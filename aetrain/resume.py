@@ -21,8 +21,17 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
 BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
 METADATA_NAME = "aetrain.json"  # the same name aetrain.checkpoints writes
 
-# trainer.epochs may grow (a longer run); the rest only changes how the run is watched.
-RESUMABLE_CHANGES = frozenset({"trainer.epochs", "trainer.resume", "trainer.progress"})
+# trainer.epochs may grow (a longer run); the rest only changes how the run is watched or how many
+# threads it gets (a parallel sweep caps them per job; the printed "Resume with:" line leaves them out).
+RESUMABLE_CHANGES = frozenset(
+    {
+        "trainer.epochs",
+        "trainer.resume",
+        "trainer.progress",
+        "trainer.intra_op_threads",
+        "trainer.inter_op_threads",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,8 @@ def test_wheel_ships_the_configs_and_runs_from_another_directory(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     assert (site / "aetrain" / "conf" / "config.yaml").is_file()
     assert (site / "aetrain" / "conf" / "experiment" / "seed_conv.yaml").is_file()
+    assert (site / "hydra_plugins" / "aetrain_launchers" / "__init__.py").is_file()  # the sweep launchers
+    assert not (site / "hydra_plugins" / "__init__.py").exists()  # a namespace Hydra's plugins share
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = subprocess.run(

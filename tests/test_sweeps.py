@@ -105,7 +105,7 @@ def test_parallel_sweep_runs_jobs_in_worker_processes_with_capped_threads(tiny_d
         tiny_data_dir, sweep_dir, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "variant=dense,conv"
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Joblib.Parallel(n_jobs=2" in result.stdout
+    assert "Parallel launcher: n_jobs=2" in result.stdout
     metrics = job_metrics(sweep_dir)
     assert sorted(m["variant"] for m in metrics.values()) == ["conv", "dense"]
     cap = max(available_cores() // 2, 1)
@@ -161,7 +161,12 @@ def test_slurm_launcher_config_composes_for_submitit(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     launcher = OmegaConf.create(result.stdout).hydra.launcher
-    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher._target_ == "hydra_plugins.aetrain_launchers.SlurmLauncher"  # submitit's, recorded
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurm
+
+    from hydra_plugins.aetrain_launchers import SlurmLauncher
+
+    assert issubclass(SlurmLauncher, SubmititSlurm)
     assert launcher.partition == "gpu" and launcher.cpus_per_task >= 1 and launcher.gpus_per_node >= 1
 
 

@@ -1,0 +1,25 @@
+"""aetrain's Hydra launchers, where Hydra looks for plugins (it takes only classes defined under
+``hydra_plugins``). The code is in aetrain.sweep_control and aetrain.sweep_launchers; the names
+are those conf/hydra/launcher/*.yaml give as ``_target_``."""
+
+from aetrain import sweep_control
+
+
+class SequentialLauncher(sweep_control.SequentialLauncher):
+    """``hydra/launcher=basic``, the default: one job after another in aetrain's own process."""
+
+
+try:  # the joblib and submitit plugins: pip install 'aetrain[sweeps]'
+    from aetrain import sweep_launchers
+except ImportError:
+    pass
+else:
+
+    class ParallelLauncher(sweep_launchers.ParallelLauncher):
+        """``hydra/launcher=parallel``: n_jobs jobs at once, each in a fresh process."""
+
+    class SubmititLocalLauncher(sweep_launchers.SubmititLocalLauncher):
+        """``hydra/launcher=submitit_local``: submitit's local executor."""
+
+    class SlurmLauncher(sweep_launchers.SlurmLauncher):
+        """``hydra/launcher=slurm``: one SLURM job per sweep job."""
