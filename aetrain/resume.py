@@ -21,8 +21,10 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
 BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
 METADATA_NAME = "aetrain.json"  # the same name aetrain.checkpoints writes
 
-# trainer.epochs may grow (a longer run); the rest only changes how the run is watched.
-RESUMABLE_CHANGES = frozenset({"trainer.epochs", "trainer.resume", "trainer.progress"})
+# trainer.epochs may grow (a longer run); the rest only changes how the run is watched: so do the
+# loggers (logger.*, and trainer.tensorboard in checkpoints from before loggers were a group).
+RESUMABLE_CHANGES = frozenset({"trainer.epochs", "trainer.resume", "trainer.progress", "trainer.tensorboard"})
+RESUMABLE_PREFIXES = ("logger.",)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,9 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
     RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs."""
     now, then = _flatten(cfg.to_dict()), _flatten(saved.config)
     differing = sorted(key for key in now.keys() | then.keys() if now.get(key) != then.get(key))
-    differing = [key for key in differing if key not in RESUMABLE_CHANGES]
+    differing = [
+        key for key in differing if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES)
+    ]
     if differing:
         changes = "; ".join(f"{key}: saved {then.get(key)!r}, now {now.get(key)!r}" for key in differing)
         _refuse(

@@ -116,7 +116,9 @@ BAD = [
     (["variant=vae", "variant.beta=-1"], "variant.beta"),
     (["variant=conv_vae", "variant.beta=-1"], "variant.beta"),
     (["variant=conv_vae", "variant.encoder_filters=[8,8]"], "variant.encoder_filters"),
-    (["trainer.tensorboard=maybe"], "trainer.tensorboard"),
+    (["+trainer.tensorboard=true"], "trainer.tensorboard"),  # logger=tensorboard now
+    (["logger.csv._target_=aetrain.config.ConfigError"], "logger.csv._target_"),
+    (["+logger.csv.delimiter=tab"], "logger.csv.delimiter"),
     (["variant=conv", "variant.encoder_filters=[16,32]"], "variant.encoder_filters"),
     (["variant.hidden_units=[]"], "variant.hidden_units"),
     (["data.val_size=0"], "data.val_size"),
@@ -165,7 +167,7 @@ def test_conv_vae_is_a_variational_variant_with_the_conv_layers():
         "log_var",
         [16, 32, 64],
     )
-    assert not cfg.trainer.tensorboard  # off unless asked for
+    assert set(cfg.logger) == {"csv"}  # the default logger
     assert RunConfig.from_dict(cfg.to_dict()) == cfg  # what a checkpoint stores reads back the same
 
 
