@@ -17,14 +17,16 @@ from cli_runs import AETRAIN, environment, plain_text
 FAULTS = Path(__file__).resolve().parent
 HIDDEN = [FAULTS / "no_sweeps", FAULTS / "no_mlflow"]
 
+SWEEPS, MLFLOW = "pip install 'aetrain[sweeps]'", "pip install 'aetrain[mlflow]'"
+NO_MLFLOW = "The mlflow logger needs the package mlflow"
 # (command line, words the message must hold)
 MISSING = [
-    (["hparams_search=optuna"], ["`hparams_search=optuna`", "Optuna sweeper", "pip install 'aetrain[sweeps]'"]),
-    (["-m", "hydra/launcher=parallel", "seed=1,2"], ["`hydra/launcher=parallel`", "pip install 'aetrain[sweeps]'"]),
-    (["-m", "hydra/launcher=slurm", "seed=1,2"], ["`hydra/launcher=slurm`", "pip install 'aetrain[sweeps]'"]),
-    (["-m", "hydra/launcher=submitit_local"], ["submitit launcher", "pip install 'aetrain[sweeps]'"]),
-    (["logger=mlflow"], ["The mlflow logger needs the package mlflow", "pip install 'aetrain[mlflow]'"]),
-    (["logger=[csv,mlflow]"], ["The mlflow logger needs the package mlflow", "pip install 'aetrain[mlflow]'"]),
+    (["hparams_search=optuna"], ["`hparams_search=optuna`", "Optuna sweeper", SWEEPS]),
+    (["-m", "hydra/launcher=parallel", "seed=1,2"], ["`hydra/launcher=parallel`", SWEEPS]),
+    (["-m", "hydra/launcher=slurm", "seed=1,2"], ["`hydra/launcher=slurm`", SWEEPS]),
+    (["-m", "hydra/launcher=submitit_local"], ["submitit launcher", SWEEPS]),
+    (["logger=mlflow"], [NO_MLFLOW, MLFLOW]),
+    (["logger=[csv,mlflow]"], [NO_MLFLOW, MLFLOW]),
     (["trainer.tensorboard=true"], ["`trainer.tensorboard` is gone", "use `logger=tensorboard`"]),
     (["+trainer.tensorboard=true"], ["`trainer.tensorboard` is gone", "`logger=[csv,tensorboard]`"]),
 ]
