@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from aetrain.config import validate
+from aetrain.config import ConfigError, validate
 from aetrain.loggers.csv_history import history_csv
+from aetrain.resume import SavedRun, check_resumable
 
 from cli_runs import AETRAIN, aetrain, environment, smoke_args
 from conftest import compose_config
@@ -63,6 +64,25 @@ def test_default_logger_is_csv_and_a_list_selects_several():
     both = validate(compose_config("logger=[csv,mlflow]", "logger.mlflow.experiment_name=x"))
     assert set(both.logger) == {"csv", "mlflow"} and both.logger["mlflow"].experiment_name == "x"
     assert validate(compose_config("logger=[]")).logger == {}
+
+
+def test_loggers_may_change_when_a_run_is_resumed_even_one_saved_before_they_were_a_group():
+    saved = validate(compose_config("trainer.epochs=3")).to_dict()
+    del saved["logger"]
+    saved["trainer"]["tensorboard"] = True  # a checkpoint of the release before loggers
+    old_run = SavedRun(folder=Path("run"), epoch=1, config=saved)
+    check_resumable(validate(compose_config("trainer.epochs=3", "logger=[tensorboard,mlflow]")), old_run)
+    with pytest.raises(ConfigError, match="latent_size"):  # the model's settings still may not
+        check_resumable(validate(compose_config("trainer.epochs=3", "latent_size=8")), old_run)
+
+
+def test_an_unknown_tracking_store_is_refused_naming_the_key(tmp_path):
+    from aetrain.loggers import LoggedRun
+    from aetrain.loggers.mlflow_tracking import MlflowTracking
+
+    tracking = MlflowTracking(tracking_uri="nosuchscheme://x")
+    with pytest.raises(ConfigError, match=r"`logger.mlflow.tracking_uri` = 'nosuchscheme://x'"):
+        tracking.start(LoggedRun({}, tmp_path, {}, resumed=False))
 
 
 @pytest.fixture(scope="module")

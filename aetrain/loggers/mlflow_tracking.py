@@ -9,9 +9,12 @@ not share a run. ``RUN/mlflow_run.json`` records the MLflow run, and ``trainer.r
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
@@ -40,15 +43,15 @@ class MlflowTracking(Logger):
 
     def start(self, run: LoggedRun) -> LoggerSession:
         from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
 
         from aetrain.config import ConfigError
 
         uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-        client = MlflowClient(tracking_uri=uri)
         try:
-            run_id = _resumed_run(client, run, uri) or self._new_run(client, run, uri)
-        except (MlflowException, OSError) as error:
+            with _one_process_at_a_time(uri):
+                client = MlflowClient(tracking_uri=uri)  # creates a new SQLite store's tables
+                run_id = _resumed_run(client, run, uri) or self._new_run(client, run, uri)
+        except Exception as error:  # MlflowException, or the store's own (SQLAlchemy, HTTP, OS) errors
             raise ConfigError(
                 "logger.mlflow.tracking_uri",
                 uri,
@@ -104,6 +107,19 @@ class _MlflowSession(LoggerSession):
         ]
         if numbers:
             self.client.log_batch(self.run_id, metrics=numbers)
+
+
+@contextlib.contextmanager
+def _one_process_at_a_time(uri: str) -> Iterator[None]:
+    """For a SQLite store, one process at a time creates the database, the experiment and its run:
+    the jobs of a parallel sweep start together, and two of them creating the same tables or the same
+    experiment at once fail."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    with open(f"{uri.removeprefix('sqlite:///')}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _resumed_run(client, run: LoggedRun, uri: str) -> str | None:
