@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -163,3 +164,64 @@ def test_a_sweep_logs_each_job_as_a_run_of_one_experiment(tiny_data_dir, tmp_pat
     assert sorted(r.data.params["latent_size"] for r in runs) == ["4", "8"]
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["aetrain.run_folder"] for r in runs} == {str(sweep / "0"), str(sweep / "1")}
+
+
+EPOCH_FILE_LOGGER = """
+import json
+from dataclasses import dataclass
+
+from aetrain.loggers import Logger, LoggerSession
+
+
+@dataclass
+class EpochLines(Logger):
+    filename: str = "epochs.jsonl"
+
+    def start(self, run):
+        return Session(run.output_dir / self.filename)
+
+
+class Session(LoggerSession):
+    def __init__(self, path):
+        self.path = path
+
+    def log_epoch(self, epoch, figures):
+        with self.path.open("a") as file:
+            file.write(json.dumps({"epoch": epoch, **figures}) + "\\n")
+
+    def finish(self, metrics):
+        with self.path.open("a") as file:
+            file.write(json.dumps({"status": metrics["status"], "test_mse": metrics["test"]["mse"]}) + "\\n")
+"""
+
+
+@pytest.mark.slow
+def test_a_new_logger_is_one_yaml_file_and_one_module(tiny_data_dir, tmp_path):
+    """Declared here, outside aetrain: conf/logger/epoch_lines.yaml on Hydra's search path and its
+    module on PYTHONPATH; nothing in aetrain lists it."""
+    (tmp_path / "conf" / "logger").mkdir(parents=True)
+    (tmp_path / "conf" / "logger" / "epoch_lines.yaml").write_text(
+        "epoch_lines:\n  _target_: epoch_lines_logger.EpochLines\n  filename: lines.jsonl\n"
+    )
+    (tmp_path / "epoch_lines_logger.py").write_text(EPOCH_FILE_LOGGER)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    result = subprocess.run(
+        [
+            AETRAIN,
+            *smoke_args(tiny_data_dir, "logger=[csv,epoch_lines]", "trainer.epochs=2"),
+            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+            f"hydra.run.dir={cwd / 'run'}",
+        ],
+        cwd=cwd,
+        env=environment(cwd, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [json.loads(line) for line in (cwd / "run" / "lines.jsonl").read_text().splitlines()]
+    metrics = json.loads((cwd / "run" / "metrics.json").read_text())
+    assert [line["loss"] for line in lines[:2]] == metrics["history"]["loss"]
+    assert lines[2] == {"status": "completed", "test_mse": metrics["test"]["mse"]}
+    assert len(read_history_csv(cwd / "run" / "history.csv")) == 2
