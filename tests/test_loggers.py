@@ -5,6 +5,7 @@ MLflow's store with ``MlflowClient``."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -84,6 +85,36 @@ def test_an_unknown_tracking_store_is_refused_naming_the_key(tmp_path):
     tracking = MlflowTracking(tracking_uri="nosuchscheme://x")
     with pytest.raises(ConfigError, match=r"`logger.mlflow.tracking_uri` = 'nosuchscheme://x'"):
         tracking.start(LoggedRun({}, tmp_path, {}, resumed=False))
+
+
+@pytest.mark.slow
+def test_a_diverged_run_is_failed_in_mlflow_and_no_logger_has_the_cut_epoch(make_config, tmp_path):
+    from mlflow import MlflowClient
+    from rich.console import Console
+
+    from aetrain import train
+
+    cfg = make_config(
+        "variant.output_activation=linear",
+        "trainer.learning_rate=1e12",
+        "trainer.schedule=constant",
+        "trainer.optimizer=sgd",
+        "trainer.epochs=3",
+        "logger=[csv,mlflow]",
+        f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/m.db",
+    )
+    with pytest.raises(train.TrainingDiverged):
+        train.run(cfg, tmp_path / "run", Console(file=io.StringIO()))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    done = metrics["epochs_completed"]
+    assert done < 3
+    csv_rows = read_history_csv(tmp_path / "run" / "history.csv") if done else []
+    assert len(csv_rows) == done
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    run = client.get_run(json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"])
+    assert run.info.status == "FAILED"
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == done
+    assert "metrics.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
 @pytest.fixture(scope="module")

@@ -25,4 +25,11 @@ class _TensorBoardSession(LoggerSession):
     def keras_callbacks(self) -> list:
         import keras
 
-        return [keras.callbacks.TensorBoard(log_dir=self.log_dir)]
+        class WholeEpochsTensorBoard(keras.callbacks.TensorBoard):
+            """Keras's TensorBoard, less an epoch cut short (see aetrain.callbacks), like every logger."""
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                if not self.model.stop_training:
+                    super().on_epoch_end(epoch, logs)
+
+        return [WholeEpochsTensorBoard(log_dir=self.log_dir)]
