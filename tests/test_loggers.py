@@ -5,6 +5,7 @@ MLflow's store with ``MlflowClient``."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from aetrain.config import ConfigError, validate
+from aetrain.loggers import LoggedRun, Logger, LoggerSession, RunLoggers
 from aetrain.loggers.csv_history import history_csv
 from aetrain.resume import SavedRun, check_resumable
 
@@ -79,7 +81,6 @@ def test_loggers_may_change_when_a_run_is_resumed_even_one_saved_before_they_wer
 
 
 def test_an_unknown_tracking_store_is_refused_naming_the_key(tmp_path):
-    from aetrain.loggers import LoggedRun
     from aetrain.loggers.mlflow_tracking import MlflowTracking
 
     tracking = MlflowTracking(tracking_uri="nosuchscheme://x")
@@ -115,6 +116,22 @@ def test_a_diverged_run_is_failed_in_mlflow_and_no_logger_has_the_cut_epoch(make
     assert run.info.status == "FAILED"
     assert len(client.get_metric_history(run.info.run_id, "loss")) == done
     assert "metrics.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_a_logger_failing_at_the_run_end_is_reported_not_fatal(caplog, tmp_path):
+    class ServerGone(LoggerSession):
+        def finish(self, metrics):
+            raise ConnectionError("server gone")
+
+    @dataclasses.dataclass
+    class Flaky(Logger):
+        def start(self, run):
+            return ServerGone()
+
+    loggers = RunLoggers({"flaky": Flaky()}, LoggedRun({}, tmp_path, {}, resumed=False))
+    with caplog.at_level("WARNING", logger="aetrain"):
+        loggers.finish({"status": "completed"})
+    assert "logger flaky could not record the run's end: ConnectionError: server gone" in caplog.text
 
 
 @pytest.fixture(scope="module")

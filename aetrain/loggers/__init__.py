@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("aetrain")
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def typed_loggers(node: Any) -> dict[str, Logger]:
         if not isinstance(target, str):
             raise ConfigError(key, settings, "a logger's settings with the `_target_` of its class")
         logger_class = _logger_class(f"{key}._target_", target)
-        _check_installed(key, logger_class)
+        _check_installed(str(name), logger_class)
         plain = OmegaConf.masked_copy(settings, [k for k in settings if k != "_target_"])
         loggers[str(name)] = _typed(plain, logger_class, key)
     return loggers
@@ -90,7 +93,7 @@ def _logger_class(key: str, target: str) -> type[Logger]:
     return found
 
 
-def _check_installed(key: str, logger_class: type[Logger]) -> None:
+def _check_installed(name: str, logger_class: type[Logger]) -> None:
     from aetrain.config import ConfigError
 
     if logger_class.requires is None:
@@ -100,10 +103,10 @@ def _check_installed(key: str, logger_class: type[Logger]) -> None:
         importlib.import_module(module)
     except ImportError:
         raise ConfigError(
-            key.split(".")[0],
-            key.split(".")[1],
+            "logger",
+            name,
             f"a logger whose package is installed: `pip install 'aetrain[{extra}]'` installs {module}",
-            f"The {key.split('.')[1]} logger needs the package {module}, which is not installed here.",
+            f"The {name} logger needs the package {module}, which is not installed here.",
         ) from None
 
 
@@ -111,14 +114,19 @@ class RunLoggers:
     """The run's loggers, started: a Keras callback list for ``fit``, and one call when the run ends."""
 
     def __init__(self, loggers: dict[str, Logger], run: LoggedRun) -> None:
-        self.sessions = [logger.start(run) for logger in loggers.values()]
+        self.sessions = {name: logger.start(run) for name, logger in loggers.items()}
 
     def callbacks(self) -> list:
         from aetrain.callbacks import LogEpochs
 
-        own = [callback for session in self.sessions for callback in session.keras_callbacks()]
-        return [LogEpochs(self.sessions), *own]
+        own = [callback for session in self.sessions.values() for callback in session.keras_callbacks()]
+        return [LogEpochs(list(self.sessions.values())), *own]
 
     def finish(self, metrics: dict[str, Any]) -> None:
-        for session in self.sessions:
-            session.finish(metrics)
+        """Tell every logger; one that fails now (a tracking server gone) is reported, not fatal: the
+        run's own files are already on disk."""
+        for name, session in self.sessions.items():
+            try:
+                session.finish(metrics)
+            except Exception as error:
+                log.warning(f"logger {name} could not record the run's end: {type(error).__name__}: {error}")
