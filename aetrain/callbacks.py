@@ -199,3 +199,18 @@ class RecordStartup(keras.callbacks.Callback):
         if not self._done:
             self._done = True
             self.seconds = seconds_since_process_start()
+
+
+class LogEpochs(keras.callbacks.Callback):
+    """Hands each whole epoch's figures to the run's loggers (aetrain.loggers), as plain floats."""
+
+    def __init__(self, sessions: list) -> None:
+        super().__init__()
+        self.sessions = sessions
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training:
+            return  # a partial epoch (see the module docstring)
+        figures = {key: float(value) for key, value in (logs or {}).items()}
+        for session in self.sessions:
+            session.log_epoch(epoch + 1, figures)

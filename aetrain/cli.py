@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
+from rich.text import Text
 
 from aetrain.config import ConfigError, RunConfig, TrainerConfig, validate
 from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir, run_dir_or_resumed
@@ -256,7 +257,8 @@ def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
 
 
 def _exit_before_run(message: str, exit_code: int) -> None:
-    Console(stderr=False).print(Panel(message, title="aetrain: run refused", border_style="red"))
+    # Text: a message may hold brackets (`logger=[csv,mlflow]`) that rich would read as markup
+    Console(stderr=False).print(Panel(Text(message), title="aetrain: run refused", border_style="red"))
     sys.exit(exit_code)
 
 
@@ -270,8 +272,12 @@ HYDRA_ERROR_HINT = (
 def entry() -> None:
     """The console script: Hydra's main, a hint after Hydra's own errors, a quiet exit on abort;
     after a sweep, its summary and exit code (aetrain.sweep_control)."""
+    from aetrain.command_line import command_line_refusal
     from aetrain.sweep_control import SweepStopped, finish_sweep
 
+    refusal = command_line_refusal(sys.argv[1:])
+    if refusal:
+        _exit_before_run(refusal, EXIT_CONFIG)
     try:
         main()
     except SweepStopped as stopped:

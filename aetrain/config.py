@@ -187,7 +187,6 @@ class TrainerConfig:
     deterministic: bool = False
     progress: bool = True
     grid_images: int = 10
-    tensorboard: bool = False
     resume: str | None = None
     strategy: str = "default"
 
@@ -227,6 +226,7 @@ class RunConfig:
     trainer: TrainerConfig
     latent_size: int = 30
     seed: int = 42
+    logger: dict[str, Any] = field(default_factory=dict)  # name -> aetrain.loggers.Logger
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, stored in metrics.json and inside every checkpoint."""
@@ -234,6 +234,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        """A checkpoint's config (its loggers, which name no class there, are left out; a checkpoint
+        from before loggers were a group has ``trainer.tensorboard``, dropped too)."""
+        raw = {key: value for key, value in raw.items() if key != "logger"}
+        raw["trainer"] = {k: v for k, v in raw.get("trainer", {}).items() if k != "tensorboard"}
         return validate(OmegaConf.create(raw))
 
 
@@ -244,7 +248,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Check a composed config and return it typed, or raise ConfigError naming the bad key."""
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(cfg)
-    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra", "resume_sweep"})  # sweep_control
+    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra", "logger", "resume_sweep"})  # sweep_control
     if unknown:
         raise ConfigError(
             unknown[0],
@@ -255,6 +259,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     for key in TOP_LEVEL_KEYS:
         if key not in cfg:
             raise ConfigError(key, None, "a value", "The setting is missing from the config.")
+    _refuse_retired_keys(cfg)
 
     run = RunConfig(
         variant=_typed_group(cfg, "variant", VARIANT_SCHEMAS),
@@ -264,9 +269,26 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         trainer=_typed(cfg.trainer, TrainerConfig, "trainer"),
         latent_size=_integer(cfg, "latent_size"),
         seed=_integer(cfg, "seed"),
+        logger=_loggers(cfg.get("logger")),
     )
     _check_ranges(run)
     return run
+
+
+def _refuse_retired_keys(cfg: DictConfig) -> None:
+    if isinstance(cfg.trainer, DictConfig) and "tensorboard" in cfg.trainer:
+        raise ConfigError(
+            "trainer.tensorboard",
+            cfg.trainer.tensorboard,
+            "`logger=tensorboard` instead (`logger=[csv,tensorboard]` keeps history.csv too)",
+            "TensorBoard is a logger now: the key is gone.",
+        )
+
+
+def _loggers(node: Any) -> dict[str, Any]:
+    from aetrain.loggers import typed_loggers  # it reads this module's _typed
+
+    return typed_loggers(node)
 
 
 def _integer(cfg: DictConfig, key: str) -> int:

@@ -23,6 +23,7 @@ METADATA_NAME = "aetrain.json"  # the same name aetrain.checkpoints writes
 
 # trainer.epochs may grow (a longer run); the rest only changes how the run is watched or how many
 # threads it gets (a parallel sweep caps them per job; the printed "Resume with:" line leaves them out).
+# So do the loggers (logger.*, and trainer.tensorboard in checkpoints from before loggers were a group).
 RESUMABLE_CHANGES = frozenset(
     {
         "trainer.epochs",
@@ -30,8 +31,10 @@ RESUMABLE_CHANGES = frozenset(
         "trainer.progress",
         "trainer.intra_op_threads",
         "trainer.inter_op_threads",
+        "trainer.tensorboard",
     }
 )
+RESUMABLE_PREFIXES = ("logger.",)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,9 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
     RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs."""
     now, then = _flatten(cfg.to_dict()), _flatten(saved.config)
     differing = sorted(key for key in now.keys() | then.keys() if now.get(key) != then.get(key))
-    differing = [key for key in differing if key not in RESUMABLE_CHANGES]
+    differing = [
+        key for key in differing if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES)
+    ]
     if differing:
         changes = "; ".join(f"{key}: saved {then.get(key)!r}, now {now.get(key)!r}" for key in differing)
         _refuse(

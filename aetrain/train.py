@@ -19,6 +19,7 @@ from rich.table import Table
 from aetrain.atomic_files import atomic_path, remove_partial_files, write_text_atomically
 from aetrain.batch_splits import resolve_batch_splits, split_steps
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
+from aetrain.loggers import LoggedRun, RunLoggers
 from aetrain.resume import SavedRun, check_resumable, read_saved_run
 from aetrain.runtime import (
     configure_tensorflow,
@@ -147,11 +148,10 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     guard = StopOnNonFiniteLoss()
     stopper = StopOnRequest(stop or StopRequest())
     startup = RecordStartup()
-    callbacks = [startup, recorder, guard, stopper, checkpoints, progress]
-    if cfg.trainer.tensorboard:
-        import keras
-
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(output_dir / "tensorboard")))
+    loggers = RunLoggers(
+        cfg.logger, LoggedRun(cfg.to_dict(), output_dir, saved.history if saved else {}, saved is not None)
+    )
+    callbacks = [startup, recorder, guard, stopper, checkpoints, progress, *loggers.callbacks()]
 
     fit_start = time.perf_counter()
     model.fit(
@@ -199,6 +199,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     if guard.failure:
         metrics["failure"] = guard.failure
         write_metrics(output_dir, metrics)
+        loggers.finish(metrics)
         kept = (
             f"best.keras from epoch {checkpoints.best_epoch} is kept"
             if checkpoints.best_epoch
@@ -210,7 +211,9 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             f"Details are in {output_dir / 'metrics.json'}."
         )
     if stopper.stopped_in_epoch is not None:
-        raise _interrupted(stopper, stop, metrics, cfg, output_dir)
+        interrupted = _interrupted(stopper, stop, metrics, cfg, output_dir)
+        loggers.finish(metrics)
+        raise interrupted
 
     if checkpoints.best_weights is not None:
         model.set_weights(checkpoints.best_weights)
@@ -219,6 +222,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
     write_metrics(output_dir, metrics)
     write_pictures(model, data, cfg, history, output_dir)
+    loggers.finish(metrics)
     show_summary(console, metrics, output_dir)
     return metrics["best_val_loss"]
 

@@ -143,7 +143,7 @@ def test_train_then_evaluate_generate_look_through_the_real_commands(tiny_data_d
         "data.limit=256",
         "data.val_size=64",
         "trainer.progress=false",
-        "trainer.tensorboard=true",
+        "logger=[csv,tensorboard]",
         f"hydra.run.dir={run}",
         cwd=tmp_path,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -118,7 +120,9 @@ BAD = [
     (["variant=vae", "variant.beta=-1"], "variant.beta"),
     (["variant=conv_vae", "variant.beta=-1"], "variant.beta"),
     (["variant=conv_vae", "variant.encoder_filters=[]"], "variant.encoder_filters"),
-    (["trainer.tensorboard=maybe"], "trainer.tensorboard"),
+    (["+trainer.tensorboard=true"], "trainer.tensorboard"),  # logger=tensorboard now
+    (["logger.csv._target_=aetrain.config.ConfigError"], "logger.csv._target_"),
+    (["+logger.csv.delimiter=tab"], "logger.csv.delimiter"),
     (["variant=conv", "variant.encoder_filters=[16,32]"], "variant.decoder_filters"),
     (
         [
@@ -166,8 +170,16 @@ def test_optimizer_names_match_the_registry():
 
 
 def test_run_config_round_trips_through_a_plain_dict():
-    cfg = validate(compose_config("experiment=seed_sparse_kl"))
-    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    cfg = validate(compose_config("experiment=seed_sparse_kl", "logger=[csv,tensorboard]"))
+    # a checkpoint's config reads back without its loggers (evaluating it needs none)
+    assert RunConfig.from_dict(cfg.to_dict()) == dataclasses.replace(cfg, logger={})
+
+
+def test_a_config_from_before_loggers_reads_back():
+    saved = validate(compose_config()).to_dict()
+    del saved["logger"]
+    saved["trainer"]["tensorboard"] = True  # what checkpoints of the earlier release store
+    assert RunConfig.from_dict(saved) == dataclasses.replace(validate(compose_config()), logger={})
 
 
 def test_conv_vae_is_a_variational_variant_with_the_conv_layers():
@@ -180,8 +192,9 @@ def test_conv_vae_is_a_variational_variant_with_the_conv_layers():
         "log_var",
         [16, 32, 64],
     )
-    assert not cfg.trainer.tensorboard  # off unless asked for
-    assert RunConfig.from_dict(cfg.to_dict()) == cfg  # what a checkpoint stores reads back the same
+    assert set(cfg.logger) == {"csv"}  # the default logger
+    # what a checkpoint stores reads back the same (less the loggers)
+    assert RunConfig.from_dict(cfg.to_dict()) == dataclasses.replace(cfg, logger={})
 
 
 def test_strategy_names_match_the_registry():

@@ -86,7 +86,7 @@ def test_diverging_run_stops_records_and_raises(make_config, tmp_path):
 
 
 def test_tensorboard_logs_go_to_the_run_folder_when_asked(trained_runs):
-    run = trained_runs("variant=dense", "trainer.tensorboard=true")
+    run = trained_runs("variant=dense", "logger=tensorboard")
     for split in ("train", "validation"):
         (events,) = (run / "tensorboard" / split).glob("events.out.tfevents.*")
         assert events.stat().st_size > 0

@@ -1,0 +1,275 @@
+"""The loggers through the real ``aetrain`` command on tiny data, read back through their own
+libraries: history.csv with the csv module, TensorBoard's event files with its EventAccumulator,
+MLflow's store with ``MlflowClient``."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aetrain.config import ConfigError, validate
+from aetrain.loggers import LoggedRun, Logger, LoggerSession, RunLoggers
+from aetrain.loggers.csv_history import history_csv
+from aetrain.resume import SavedRun, check_resumable
+
+from cli_runs import AETRAIN, aetrain, environment, smoke_args
+from conftest import compose_config
+
+ALL_LOGGERS = "logger=[csv,tensorboard,mlflow]"
+
+
+def read_history_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def tensorboard_scalars(folder: Path, tag: str) -> dict[int, float]:
+    """step -> value of a Keras TensorBoard scalar (stored as a tensor summary)."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    return {event.step: float(tf.make_ndarray(event.tensor_proto)) for event in events.Tensors(tag)}
+
+
+def mlflow_client(cwd: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+
+
+def artifact_paths(client, run_id: str, folder: str | None = None) -> set[str]:
+    paths = set()
+    for entry in client.list_artifacts(run_id, folder):
+        paths |= artifact_paths(client, run_id, entry.path) if entry.is_dir else {entry.path}
+    return paths
+
+
+def test_history_csv_holds_every_epoch_in_order():
+    history = {"val_loss": [0.5, 0.25], "loss": [0.75, 0.5], "learning_rate": [0.01, 0.005]}
+    rows = list(csv.DictReader(history_csv(history).splitlines()))
+    assert list(rows[0]) == ["epoch", "learning_rate", "loss", "val_loss"]
+    assert [(r["epoch"], float(r["loss"]), float(r["val_loss"])) for r in rows] == [
+        ("1", 0.75, 0.5),
+        ("2", 0.5, 0.25),
+    ]
+
+
+def test_default_logger_is_csv_and_a_list_selects_several():
+    assert set(validate(compose_config()).logger) == {"csv"}
+    both = validate(compose_config("logger=[csv,mlflow]", "logger.mlflow.experiment_name=x"))
+    assert set(both.logger) == {"csv", "mlflow"} and both.logger["mlflow"].experiment_name == "x"
+    assert validate(compose_config("logger=[]")).logger == {}
+
+
+def test_loggers_may_change_when_a_run_is_resumed_even_one_saved_before_they_were_a_group():
+    saved = validate(compose_config("trainer.epochs=3")).to_dict()
+    del saved["logger"]
+    saved["trainer"]["tensorboard"] = True  # a checkpoint of the release before loggers
+    old_run = SavedRun(folder=Path("run"), epoch=1, config=saved)
+    check_resumable(validate(compose_config("trainer.epochs=3", "logger=[tensorboard,mlflow]")), old_run)
+    with pytest.raises(ConfigError, match="latent_size"):  # the model's settings still may not
+        check_resumable(validate(compose_config("trainer.epochs=3", "latent_size=8")), old_run)
+
+
+def test_an_unknown_tracking_store_is_refused_naming_the_key(tmp_path):
+    from aetrain.loggers.mlflow_tracking import MlflowTracking
+
+    tracking = MlflowTracking(tracking_uri="nosuchscheme://x")
+    with pytest.raises(ConfigError, match=r"`logger.mlflow.tracking_uri` = 'nosuchscheme://x'"):
+        tracking.start(LoggedRun({}, tmp_path, {}, resumed=False))
+
+
+@pytest.mark.slow
+def test_a_diverged_run_is_failed_in_mlflow_and_no_logger_has_the_cut_epoch(make_config, tmp_path):
+    from mlflow import MlflowClient
+    from rich.console import Console
+
+    from aetrain import train
+
+    cfg = make_config(
+        "variant.output_activation=linear",
+        "trainer.learning_rate=1e12",
+        "trainer.schedule=constant",
+        "trainer.optimizer=sgd",
+        "trainer.epochs=3",
+        "logger=[csv,mlflow]",
+        f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/m.db",
+    )
+    with pytest.raises(train.TrainingDiverged):
+        train.run(cfg, tmp_path / "run", Console(file=io.StringIO()))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    done = metrics["epochs_completed"]
+    assert done < 3
+    csv_rows = read_history_csv(tmp_path / "run" / "history.csv") if done else []
+    assert len(csv_rows) == done
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    run = client.get_run(json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"])
+    assert run.info.status == "FAILED"
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == done
+    assert "metrics.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_a_logger_failing_at_the_run_end_is_reported_not_fatal(caplog, tmp_path):
+    class ServerGone(LoggerSession):
+        def finish(self, metrics):
+            raise ConnectionError("server gone")
+
+    @dataclasses.dataclass
+    class Flaky(Logger):
+        def start(self, run):
+            return ServerGone()
+
+    loggers = RunLoggers({"flaky": Flaky()}, LoggedRun({}, tmp_path, {}, resumed=False))
+    with caplog.at_level("WARNING", logger="aetrain"):
+        loggers.finish({"status": "completed"})
+    assert "logger flaky could not record the run's end: ConnectionError: server gone" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def logged_run(tiny_data_dir, tmp_path_factory):
+    """One epoch with every logger, then resumed for a second: (cwd, run folder, metrics.json)."""
+    cwd = tmp_path_factory.mktemp("logged")
+    run = cwd / "run"
+    args = smoke_args(tiny_data_dir, ALL_LOGGERS, "trainer.batch_size=32")
+    first = aetrain(*args, f"hydra.run.dir={run}", cwd=cwd)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert len(read_history_csv(run / "history.csv")) == 1
+    resumed = aetrain(*args, "trainer.epochs=2", f"trainer.resume={run}", cwd=cwd)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    return cwd, run, json.loads((run / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_csv_logger_writes_every_epoch_and_resume_continues_it(logged_run):
+    _, run, metrics = logged_run
+    rows = read_history_csv(run / "history.csv")
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert set(rows[0]) == {"epoch", *metrics["history"]}
+    for key in ("loss", "val_loss"):
+        assert [float(row[key]) for row in rows] == metrics["history"][key]
+
+
+@pytest.mark.slow
+def test_tensorboard_logger_writes_loss_per_epoch(logged_run):
+    _, run, metrics = logged_run
+    train = tensorboard_scalars(run / "tensorboard" / "train", "epoch_loss")
+    validation = tensorboard_scalars(run / "tensorboard" / "validation", "epoch_loss")
+    assert sorted(train) == sorted(validation) == [0, 1]  # Keras counts epochs from 0
+    assert [train[0], train[1]] == pytest.approx(metrics["history"]["loss"], rel=1e-6)
+    assert [validation[0], validation[1]] == pytest.approx(metrics["history"]["val_loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_mlflow_logger_records_params_metrics_and_artifacts_in_one_run(logged_run):
+    cwd, run, metrics = logged_run
+    client = mlflow_client(cwd)
+    experiment = client.get_experiment_by_name("aetrain")
+    (found,) = client.search_runs([experiment.experiment_id])  # the resumed run continued it
+    run_id = found.info.run_id
+    assert json.loads((run / "mlflow_run.json").read_text())["run_id"] == run_id
+    assert found.info.status == "FINISHED"
+    params = found.data.params
+    assert params["variant.name"] == "dense" and params["trainer.batch_size"] == "32"
+    assert params["data.limit"] == "256" and params["logger.csv.filename"] == "history.csv"
+    for key in ("loss", "val_loss"):
+        history = client.get_metric_history(run_id, key)
+        assert [m.step for m in history] == [1, 2]
+        assert [m.value for m in history] == pytest.approx(metrics["history"][key], rel=1e-9)
+    assert found.data.metrics["test/mse"] == pytest.approx(metrics["test"]["mse"])
+    assert artifact_paths(client, run_id) == {
+        "reconstructions.png",
+        "loss.png",
+        "metrics.json",
+        "history.csv",
+        "checkpoints/best.keras",
+    }
+
+
+@pytest.mark.slow
+def test_a_sweep_logs_each_job_as_a_run_of_one_experiment(tiny_data_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = smoke_args(tiny_data_dir, "logger=mlflow", "logger.mlflow.experiment_name=s", "latent_size=4,8")
+    result = subprocess.run(
+        [AETRAIN, "-m", *args, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = mlflow_client(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("s").experiment_id])
+    assert sorted(r.data.params["latent_size"] for r in runs) == ["4", "8"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags["aetrain.run_folder"] for r in runs} == {str(sweep / "0"), str(sweep / "1")}
+
+
+EPOCH_FILE_LOGGER = """
+import json
+from dataclasses import dataclass
+
+from aetrain.loggers import Logger, LoggerSession
+
+
+@dataclass
+class EpochLines(Logger):
+    filename: str = "epochs.jsonl"
+
+    def start(self, run):
+        return Session(run.output_dir / self.filename)
+
+
+class Session(LoggerSession):
+    def __init__(self, path):
+        self.path = path
+
+    def log_epoch(self, epoch, figures):
+        with self.path.open("a") as file:
+            file.write(json.dumps({"epoch": epoch, **figures}) + "\\n")
+
+    def finish(self, metrics):
+        with self.path.open("a") as file:
+            file.write(json.dumps({"status": metrics["status"], "test_mse": metrics["test"]["mse"]}) + "\\n")
+"""
+
+
+@pytest.mark.slow
+def test_a_new_logger_is_one_yaml_file_and_one_module(tiny_data_dir, tmp_path):
+    """Declared here, outside aetrain: conf/logger/epoch_lines.yaml on Hydra's search path and its
+    module on PYTHONPATH; nothing in aetrain lists it."""
+    (tmp_path / "conf" / "logger").mkdir(parents=True)
+    (tmp_path / "conf" / "logger" / "epoch_lines.yaml").write_text(
+        "epoch_lines:\n  _target_: epoch_lines_logger.EpochLines\n  filename: lines.jsonl\n"
+    )
+    (tmp_path / "epoch_lines_logger.py").write_text(EPOCH_FILE_LOGGER)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    result = subprocess.run(
+        [
+            AETRAIN,
+            *smoke_args(tiny_data_dir, "logger=[csv,epoch_lines]", "trainer.epochs=2"),
+            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+            f"hydra.run.dir={cwd / 'run'}",
+        ],
+        cwd=cwd,
+        env=environment(cwd, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [json.loads(line) for line in (cwd / "run" / "lines.jsonl").read_text().splitlines()]
+    metrics = json.loads((cwd / "run" / "metrics.json").read_text())
+    assert [line["loss"] for line in lines[:2]] == metrics["history"]["loss"]
+    assert lines[2] == {"status": "completed", "test_mse": metrics["test"]["mse"]}
+    assert len(read_history_csv(cwd / "run" / "history.csv")) == 2
