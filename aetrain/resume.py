@@ -1,7 +1,9 @@
 """What a stopped run left to resume from, and whether a new config may continue it.
 
 ``trainer.resume=RUN_FOLDER`` continues the run from ``RUN_FOLDER/checkpoints/last.keras``: its
-weights, optimizer state, epoch count, history and noise-generator states. Everything else about the
+weights, optimizer state, epoch count, history and noise-generator states. A run whose training was
+complete but whose evaluation or pictures were not (``metrics.json`` not ``completed``) resumes with
+the same ``trainer.epochs`` and does only those. Everything else about the
 run must be what it was, or the "resumed" run would be a different experiment: only the keys in
 RESUMABLE_CHANGES may differ. No TensorFlow here: a bad resume is refused before the slow import,
 and before Hydra writes anything into the old folder.
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aetrain.config import ConfigError, RunConfig
+from aetrain.run_folders import resolve_user_path
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
 BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
@@ -23,6 +26,7 @@ METADATA_NAME = "aetrain.json"  # the same name aetrain.checkpoints writes
 
 # trainer.epochs may grow (a longer run); the rest only changes how the run is watched.
 RESUMABLE_CHANGES = frozenset({"trainer.epochs", "trainer.resume", "trainer.progress"})
+METRICS_NAME = "metrics.json"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,12 @@ class SavedRun:
     config: dict[str, Any]
     history: dict[str, list[float]] = field(default_factory=dict)
     random_state: list[list[int]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)  # the folder's metrics.json, {} if none
+
+    @property
+    def finished(self) -> bool:
+        """Every phase done (training, evaluation, pictures): nothing is left but more epochs."""
+        return self.metrics.get("status") == "completed"
 
     @property
     def last_checkpoint(self) -> Path:
@@ -53,8 +63,11 @@ def read_metadata(checkpoint: Path) -> dict[str, Any]:
 
 
 def read_saved_run(folder: str | Path) -> SavedRun:
-    """The resumable state of ``folder``, or ConfigError on ``trainer.resume`` saying what is missing."""
-    folder = Path(folder).expanduser()
+    """The resumable state of ``folder``, or ConfigError on ``trainer.resume`` saying what is missing.
+
+    ``folder`` is read as typed: ``~`` expanded, a relative path from the working folder.
+    """
+    folder = resolve_user_path(folder)
     last = folder / LAST_CHECKPOINT
     if not folder.is_dir():
         _refuse(folder, "a run folder written by aetrain", f"There is no folder {folder}.")
@@ -80,12 +93,23 @@ def read_saved_run(folder: str | Path) -> SavedRun:
         config=config,
         history={key: list(values) for key, values in metadata.get("history", {}).items()},
         random_state=[list(state) for state in metadata.get("random_state", [])],
+        metrics=_read_metrics(folder / METRICS_NAME),
     )
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    """metrics.json as a dict; {} when it is missing or unreadable (then the run counts as unfinished)."""
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
     """Refuse, naming every differing key, unless ``cfg`` is the saved run's config up to
-    RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs."""
+    RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs and
+    finished every phase (with exactly that many and a phase missing, the resume finishes it)."""
     now, then = _flatten(cfg.to_dict()), _flatten(saved.config)
     differing = sorted(key for key in now.keys() | then.keys() if now.get(key) != then.get(key))
     differing = [key for key in differing if key not in RESUMABLE_CHANGES]
@@ -97,6 +121,8 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
             f"This run's config differs from the saved one in {changes}. Repeat the original "
             "command's overrides, adding trainer.resume.",
         )
+    if saved.epoch == cfg.trainer.epochs and not saved.finished:
+        return  # training is complete; the resume does the evaluation and pictures it missed
     if saved.epoch >= cfg.trainer.epochs:
         raise ConfigError(
             "trainer.epochs",

@@ -1,26 +1,68 @@
-"""A request to stop training, set from outside the training loop (cli.py's signal handlers).
+"""A request to stop a run, set from outside it (cli.py's signal handlers), and the phase it stops in.
 
-It only records which signal asked: the training loop looks at it between batches and stops
-cleanly, so a Ctrl-C never interrupts a checkpoint being written.
+A run goes through the phases ``training``, ``evaluation`` (the test set) and ``pictures`` (the PNGs
+and ``reconstructions.npz``). During training the request is only recorded: the training loop looks
+at it between batches and stops cleanly, so a Ctrl-C never interrupts a checkpoint being written.
+After training nothing can be lost (the checkpoints are complete and every file is written
+atomically), and one matplotlib call on a large grid can take tens of seconds: there the request
+raises :class:`StopNow` at once, from the signal handler, wherever the run is.
 """
 
 from __future__ import annotations
 
 import signal
 
+TRAINING, EVALUATION, PICTURES = "training", "evaluation", "pictures"
+
+
+class StopNow(BaseException):
+    """Raised in the evaluation or pictures phase by a stop request. A BaseException, like
+    KeyboardInterrupt, so that no library's ``except Exception`` swallows it."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(phase)
+        self.phase = phase
+
 
 class StopRequest:
-    """Set once by :meth:`ask`; read by ``callbacks.StopOnRequest`` at every batch end."""
+    """Set once by :meth:`ask`; read by ``callbacks.StopOnRequest`` at every batch end in training,
+    and by :meth:`enter` / :meth:`check` between and inside the later phases."""
 
     def __init__(self) -> None:
         self.signal_number: int | None = None
+        self.phase = TRAINING
+        self._at_once = False
 
     def ask(self, signal_number: int) -> None:
+        """Record the request; after training, stop at once (raises StopNow)."""
         self.signal_number = signal_number
+        if self._at_once:
+            self._at_once = False  # one StopNow: what follows records the stop
+            raise StopNow(self.phase)
+
+    def enter(self, phase: str) -> None:
+        """Start ``phase`` (evaluation, pictures): stop here if asked already, else at once when asked."""
+        self.phase = phase
+        self._at_once = True
+        self.check()
+
+    def finish(self) -> None:
+        """All phases done: a request from now on is only recorded."""
+        self._at_once = False
+
+    def check(self) -> None:
+        """Raise StopNow if a stop was asked (between pictures, between phases)."""
+        if self.requested:
+            self._at_once = False
+            raise StopNow(self.phase)
 
     @property
     def requested(self) -> bool:
         return self.signal_number is not None
+
+    @property
+    def stops_at_once(self) -> bool:
+        return self._at_once
 
     @property
     def signal_name(self) -> str:
