@@ -203,24 +203,32 @@ def stop_on_signals() -> Iterator[StopRequest]:
 
 
 def resume_command(output_dir: Path) -> str:
-    """The command line that continues this run: its own overrides plus trainer.resume, quoted for
-    the shell and the folder quoted for Hydra's override grammar, so that it works when pasted."""
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")]
-    return shlex.join(["aetrain", *overrides, f"trainer.resume={hydra_value(str(output_dir))}"])
+    """The command line that continues this run: its own overrides plus trainer.resume."""
+    return resume_command_line(HydraConfig.get().overrides.task, output_dir)
+
+
+def resume_command_line(overrides: list[str], folder: Path) -> str:
+    """``aetrain OVERRIDES trainer.resume=FOLDER`` that works when pasted into a shell, for any
+    folder: quoted for Hydra's override grammar (:func:`hydra_value`), then for the shell."""
+    kept = [o for o in overrides if not o.startswith("trainer.resume=")]
+    return shlex.join(["aetrain", *kept, f"trainer.resume={hydra_value(str(folder))}"])
 
 
 # Characters Hydra's override grammar takes in an unquoted string value (a subset: no `$`, which
 # could start an interpolation, and nothing the grammar reads as a number, bool or null alone).
 _HYDRA_PLAIN_PATH = re.compile(r"/[\w/.+@%-]*", re.ASCII)
+# Backslashes before `${`: OmegaConf reads `\${` as a literal `${` and `\\` there as one backslash.
+_BEFORE_INTERPOLATION = re.compile(r"(\\*)\$\{")
 
 
 def hydra_value(text: str) -> str:
     """``text`` as a Hydra override value that reads back as exactly ``text``: as is when it is a
-    plain absolute path, else in single quotes with Hydra's escapes (a quote or the backslashes
-    before one), and ``${`` escaped so that OmegaConf does not read an interpolation."""
+    plain absolute path, else in single quotes with Hydra's escapes (a quote, or backslashes before
+    one), ``${`` escaped so that OmegaConf reads no interpolation."""
     if _HYDRA_PLAIN_PATH.fullmatch(text):
         return text
-    return QuotedString(text=text.replace("${", "\\${"), quote=Quote.single).with_quotes()
+    literal = _BEFORE_INTERPOLATION.sub(lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", text)
+    return QuotedString(text=literal, quote=Quote.single).with_quotes()
 
 
 class RunFolderCheck(Callback):

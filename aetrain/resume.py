@@ -128,8 +128,9 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
             "trainer.epochs",
             cfg.trainer.epochs,
             f"an integer > {saved.epoch}",
-            f"The run in {saved.folder} already trained {saved.epoch} epochs; raise trainer.epochs "
-            "to train it further.",
+            f"The run in {saved.folder} already trained {saved.epoch} epochs"
+            + (" and finished (its metrics.json says completed)" if saved.finished else "")
+            + "; raise trainer.epochs to train it further.",
         )
 
 

@@ -46,8 +46,9 @@ class StopRequest:
         self._at_once = True
         self.check()
 
-    def finish(self) -> None:
-        """All phases done: a request from now on is only recorded."""
+    def defer(self) -> None:
+        """From now on a request is only recorded, until the next :meth:`enter` or :meth:`check`
+        (all phases done, or a moment that must not be cut short)."""
         self._at_once = False
 
     def check(self) -> None:

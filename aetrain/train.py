@@ -160,7 +160,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
 
     fit_start = time.perf_counter()
     if training_done:
-        log.info(f"training finished earlier ({saved.epoch} epochs): only the evaluation and pictures")
+        log.info(f"training finished earlier ({saved.epoch} epochs): only the phases it missed")
     else:
         model.fit(
             train_data,
@@ -217,25 +217,32 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         raise _interrupted(stopper, stop, metrics, cfg, output_dir)
 
     try:
-        stop.enter(EVALUATION)
-        log.info("phase evaluation: the test set")
+        _enter_phase(stop, EVALUATION, "phase evaluation: the test set")
         if checkpoints.best_weights is not None:
             model.set_weights(checkpoints.best_weights)
         elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
             model.set_weights(load_checkpoint(checkpoints.best_path, compile=False).get_weights())
         if training_done and "test" in saved.metrics:  # the evaluation finished before the stop
             metrics["test"] = saved.metrics["test"]
+            log.info("the test-set figures are those of the run's own evaluation")
         else:
             metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
-        stop.enter(PICTURES)
-        log.info(f"phase pictures: writing them into {output_dir}")
+        _enter_phase(stop, PICTURES, f"phase pictures: writing them into {output_dir}")
         write_pictures(model, data, cfg, history, output_dir, stop)
-        stop.finish()
+        stop.defer()
     except StopNow as stopped:
         raise _stopped_after_training(stopped.phase, stop, metrics, cfg, output_dir) from None
     write_metrics(output_dir, metrics)  # status completed: written last, once every phase is done
     show_summary(console, metrics, output_dir)
     return metrics["best_val_loss"]
+
+
+def _enter_phase(stop: StopRequest, phase: str, message: str) -> None:
+    """Log the phase, then let a stop request end it at once (not while logging: a StopNow raised
+    inside a log handler would garble the console)."""
+    stop.defer()
+    log.info(message)
+    stop.enter(phase)
 
 
 # What a resume that only finishes the later phases keeps from the metrics.json of the training.
