@@ -24,8 +24,9 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
 BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
 METADATA_NAME = "aetrain.json"  # the same name aetrain.checkpoints writes
 
-# trainer.epochs may grow (a longer run); the rest only changes how the run is watched.
-RESUMABLE_CHANGES = frozenset({"trainer.epochs", "trainer.resume", "trainer.progress"})
+# trainer.epochs may grow (a longer run); the rest only changes how the run is watched or drawn
+# (a run stopped while drawing a large grid may resume with a smaller one).
+RESUMABLE_CHANGES = frozenset({"trainer.epochs", "trainer.resume", "trainer.progress", "trainer.grid_images"})
 METRICS_NAME = "metrics.json"
 
 
