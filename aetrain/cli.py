@@ -46,7 +46,7 @@ from aetrain.run_folders import (
     resolve_user_path,
     run_dir_or_resumed,
 )
-from aetrain.run_lock import HOLDER_NAME, LOCK_NAME, RunFolderBusy, RunFolderLock, refuse_if_busy
+from aetrain.run_lock import RunFolderBusy, RunFolderLock, refuse_if_busy
 from aetrain.runtime import available_cores, threads_per_job
 from aetrain.stop_request import StopRequest
 
@@ -273,9 +273,9 @@ class RunFolderCheck(Callback):
 _run_folder_lock: list[RunFolderLock] = []
 
 
-def release_run_folder() -> None:
+def release_run_folder(leave_no_trace: bool = False) -> None:
     while _run_folder_lock:
-        _run_folder_lock.pop().release()
+        _run_folder_lock.pop().release(leave_no_trace)
 
 
 def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
@@ -293,8 +293,8 @@ def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
 
 def _exit_before_run(message: str, exit_code: int) -> None:
     """Refuse the run: unlock, remove the folders this process created (none it found), exit."""
-    release_run_folder()
-    remove_created_folders(leftovers=(LOCK_NAME, HOLDER_NAME))
+    release_run_folder(leave_no_trace=True)
+    remove_created_folders()
     Console(stderr=False).print(Panel(message, title="aetrain: run refused", border_style="red"))
     sys.exit(exit_code)
 

@@ -47,6 +47,12 @@ class SavedRun:
         return self.metrics.get("status") == "completed"
 
     @property
+    def training_complete(self) -> bool:
+        """The checkpoint holds every epoch its run was to train (its own trainer.epochs)."""
+        planned = self.config.get("trainer", {}).get("epochs")
+        return isinstance(planned, int) and self.epoch >= planned
+
+    @property
     def last_checkpoint(self) -> Path:
         return self.folder / LAST_CHECKPOINT
 
@@ -122,8 +128,8 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
             f"This run's config differs from the saved one in {changes}. Repeat the original "
             "command's overrides, adding trainer.resume.",
         )
-    if saved.epoch == cfg.trainer.epochs and not saved.finished:
-        return  # training is complete; the resume does the evaluation and pictures it missed
+    if saved.epoch == cfg.trainer.epochs and saved.training_complete and not saved.finished:
+        return  # the resume does the evaluation and pictures the run missed
     if saved.epoch >= cfg.trainer.epochs:
         raise ConfigError(
             "trainer.epochs",

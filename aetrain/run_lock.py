@@ -6,8 +6,10 @@ the kernel drops when its process ends in any way, kill -9 included: a lock whos
 never blocks. The holder's PID, host and command go beside it, in ``.aetrain.lock.holder`` (``filelock``
 may truncate the lock file itself when another process opens it), so a refusal can name the process.
 
-The lock file stays in the folder after release (removing it would let two processes lock two
-different files of the same name); only the holder file goes.
+The lock file stays in the folder after release (removing it after unlocking could let two
+processes lock two different files of the same name); only the holder file goes. A refused process
+that created the lock file removes it while still holding it (:meth:`RunFolderLock.release`), so that
+a refusal leaves a folder as it found it.
 
 No TensorFlow here: this runs before the slow import.
 """
@@ -50,6 +52,7 @@ class RunFolderLock:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._lock = FileLock(str(folder / LOCK_NAME), timeout=0)
+        self._made_lock_file = False
 
     @property
     def held(self) -> bool:
@@ -58,34 +61,47 @@ class RunFolderLock:
     def acquire(self) -> None:
         """Take the lock without waiting: RunFolderBusy if a live process holds it,
         RunFolderUnwritable if the lock file cannot be created."""
+        made = not (self.folder / LOCK_NAME).exists()
         try:
             self._lock.acquire()
         except Timeout:
             raise RunFolderBusy(self.folder, read_holder(self.folder)) from None
         except OSError as err:
             raise RunFolderUnwritable(unwritable_message(self.folder, err)) from None
+        self._made_lock_file = made
         try:
             write_text_atomically(self.folder / HOLDER_NAME, json.dumps(this_process()))
         except BaseException:
             self._lock.release()
             raise
 
-    def release(self) -> None:
-        """Remove the holder file, then unlock (in that order: the next holder's file is never removed)."""
+    def release(self, leave_no_trace: bool = False) -> None:
+        """Remove the holder file, then unlock (in that order: the next holder's file is never removed).
+
+        ``leave_no_trace`` (a refused process): remove the lock file too if this process created it,
+        before unlocking, so that a process that opened the old file finds it locked and a later one
+        makes a new file.
+        """
         if not self._lock.is_locked:
             return
         with contextlib.suppress(OSError):
             (self.folder / HOLDER_NAME).unlink()
+            if leave_no_trace and self._made_lock_file:
+                (self.folder / LOCK_NAME).unlink()
         self._lock.release()
 
 
 @contextlib.contextmanager
 def hold_run_folder(folder: Path) -> Iterator[RunFolderLock]:
-    """Hold ``folder``'s lock for the block; RunFolderBusy (exit 5) if another process holds it."""
+    """Hold ``folder``'s lock for the block; RunFolderBusy (exit 5) if another process holds it.
+    A block that raises leaves no lock file this process created."""
     lock = RunFolderLock(folder)
     lock.acquire()
     try:
         yield lock
+    except BaseException:
+        lock.release(leave_no_trace=True)
+        raise
     finally:
         lock.release()
 

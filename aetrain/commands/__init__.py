@@ -20,7 +20,7 @@ from rich.panel import Panel
 
 from aetrain.data import DataError
 from aetrain.run_folders import RunFolderUnwritable, make_folders, remove_created_folders, unwritable_message
-from aetrain.run_lock import HOLDER_NAME, LOCK_NAME, RunFolderBusy, hold_run_folder
+from aetrain.run_lock import RunFolderBusy, hold_run_folder
 from aetrain.trained_run import RunPathError, TrainedRun, locate_trained_run
 
 EXIT_USAGE, EXIT_DATA, EXIT_OUTPUT = 2, 3, 5
@@ -89,7 +89,7 @@ def run_command(body: Callable[[argparse.Namespace, Console], None], args: argpa
 
 def _failed(exit_code: int) -> int:
     """A refused command leaves no folder it created (an --out it made), only those it found."""
-    remove_created_folders(leftovers=(LOCK_NAME, HOLDER_NAME))
+    remove_created_folders()
     return exit_code
 
 

@@ -9,14 +9,17 @@ import os
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from aetrain import run_folders
+from aetrain.config import validate
 from aetrain.run_lock import HOLDER_NAME, LOCK_NAME, RunFolderBusy, hold_run_folder, refuse_if_busy
 
 from cli_runs import SLOW_RUN, aetrain, environment, plain_text, smoke_args, start_aetrain, wait_for
+from conftest import compose_config
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -106,13 +109,31 @@ def test_a_lock_whose_process_was_killed_does_not_block(tmp_path):
         assert json.loads((tmp_path / HOLDER_NAME).read_text())["pid"] == os.getpid()
 
 
-def test_claimed_folders_are_removed_deepest_first_and_found_ones_kept(tmp_path, monkeypatch):
+def test_only_empty_folders_this_process_created_are_removed(tmp_path, monkeypatch):
     monkeypatch.setattr(run_folders, "_created", [])
     (tmp_path / "found").mkdir()
     run_folders.make_folders(tmp_path / "found" / "a" / "b")
-    (tmp_path / "found" / "a" / "b" / LOCK_NAME).write_text("")
-    run_folders.remove_created_folders(leftovers=(LOCK_NAME,))
-    assert [p.name for p in tmp_path.rglob("*")] == ["found"]
+    run_folders.make_folders(tmp_path / "other")
+    (tmp_path / "other" / "notes").write_text("")  # written there meanwhile: the folder stays
+    run_folders.remove_created_folders()
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert left == ["found", "other", "other/notes"]
+
+
+def test_a_refused_companion_command_leaves_the_out_folder_as_it_was(tmp_path, capsys):
+    """generate refuses a run that is not a VAE after it locked --out: no lock file is left there."""
+    from aetrain.commands import generate
+
+    fake_run = tmp_path / "run.keras"  # only the embedded config: enough for generate to refuse
+    with zipfile.ZipFile(fake_run, "w") as archive:
+        archive.writestr("aetrain.json", json.dumps({"config": validate(compose_config()).to_dict()}))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert generate.main([str(fake_run), "--out", str(out)]) == 2
+    assert "needs a variational one" in plain_text(capsys.readouterr().out)
+    assert not list(out.iterdir())
+    assert generate.main([str(fake_run), "--out", str(tmp_path / "new" / "out")]) == 2
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.slow

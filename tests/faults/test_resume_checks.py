@@ -47,9 +47,16 @@ def test_a_finished_run_needs_more_epochs():
 def test_a_run_stopped_after_training_resumes_with_the_same_epochs(status):
     """Stopped in the evaluation or pictures (or killed there before metrics.json was written)."""
     cfg = validate(compose_config("trainer.epochs=3"))
-    check_resumable(cfg, saved_run(epoch=3, status=status))
+    saved = saved_run("trainer.epochs=3", epoch=3, status=status)
+    check_resumable(cfg, saved)
     with pytest.raises(ConfigError, match=r"raise trainer\.epochs"):  # never fewer epochs than it has
-        check_resumable(validate(compose_config("trainer.epochs=2")), saved_run(epoch=3, status=status))
+        check_resumable(validate(compose_config("trainer.epochs=2")), saved)
+
+
+def test_a_run_stopped_in_training_is_not_finished_by_asking_for_fewer_epochs():
+    cfg = validate(compose_config("trainer.epochs=3"))
+    with pytest.raises(ConfigError, match=r"raise trainer\.epochs"):
+        check_resumable(cfg, saved_run("trainer.epochs=10", epoch=3, status="interrupted"))
 
 
 def not_a_checkpoint(folder: Path) -> Path:
