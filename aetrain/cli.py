@@ -256,8 +256,9 @@ class RunFolderCheck(Callback):
             _exit_before_run(str(error), EXIT_CONFIG)
         except (RunFolderUnwritable, RunFolderBusy) as error:
             _exit_before_run(str(error), EXIT_OUTPUT)
-        with read_write(config.hydra.run):  # Hydra writes where the checks looked: `~` expanded
-            config.hydra.run.dir = str(run_dir)
+        if str(config.hydra.run.dir) != str(run_dir):
+            with read_write(config.hydra.run):  # Hydra writes where the checks looked: `~` expanded
+                config.hydra.run.dir = str(run_dir)
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
         release_run_folder()

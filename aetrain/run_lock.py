@@ -30,7 +30,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from aetrain.atomic_files import write_text_atomically
-from aetrain.run_folders import RunFolderUnwritable, unwritable_message
+from aetrain.run_folders import RunFolderUnwritable
 
 LOCK_NAME = ".aetrain.lock"
 HOLDER_NAME = ".aetrain.lock.holder"
@@ -71,8 +71,11 @@ class RunFolderLock:
         self._made_lock_file = made
         try:
             write_text_atomically(self.folder / HOLDER_NAME, json.dumps(this_process()))
+        except OSError as err:
+            self.release(leave_no_trace=True)
+            raise RunFolderUnwritable(unwritable_message(self.folder, err)) from None
         except BaseException:
-            self._lock.release()
+            self.release(leave_no_trace=True)
             raise
 
     def release(self, leave_no_trace: bool = False) -> None:
@@ -143,6 +146,14 @@ def read_holder(folder: Path) -> dict[str, Any] | None:
         if time.monotonic() > deadline:
             return None
         time.sleep(0.05)
+
+
+def unwritable_message(folder: Path, err: OSError) -> str:
+    return (
+        f"Cannot write into {folder} ({err.strerror or err}): its lock file {LOCK_NAME} cannot be "
+        "made. Make the folder writable (or free some disk space), or write somewhere else: another "
+        "`hydra.run.dir`, or `--out DIR` for aetrain-evaluate, -generate and -look."
+    )
 
 
 def busy_message(folder: Path, holder: dict[str, Any] | None) -> str:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from aetrain.data import DataError
-from aetrain.run_folders import RunFolderUnwritable, make_folders, remove_created_folders, unwritable_message
+from aetrain.run_folders import RunFolderUnwritable, make_folders, remove_created_folders
 from aetrain.run_lock import RunFolderBusy, hold_run_folder
 from aetrain.trained_run import RunPathError, TrainedRun, locate_trained_run
 
@@ -96,10 +96,15 @@ def _failed(exit_code: int) -> int:
 def output_folder(args: argparse.Namespace) -> Path:
     """The folder the command writes into (--out, else the run's folder), created if missing."""
     folder = Path(args.out) if args.out else locate(args).output_dir
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderUnwritable(f"--out {folder} is a file, not a folder. Give a folder with --out DIR.")
     try:
         make_folders(folder)
     except OSError as err:
-        raise RunFolderUnwritable(unwritable_message(folder, err, key="--out")) from None
+        raise RunFolderUnwritable(
+            f"Cannot create the folder {folder} ({err.strerror or err}). Give a folder you may write "
+            "to with --out DIR."
+        ) from None
     return folder
 
 
