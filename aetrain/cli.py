@@ -1,8 +1,9 @@
 """The ``aetrain`` command: compose the Hydra config, check it, train. Process concerns live here only.
 
-Exit codes: 0 done, 2 a config value aetrain refuses, 3 a data problem, 4 training diverged,
-5 the run folder cannot be written (permissions, full disk), 130 / 143 stopped by SIGINT / SIGTERM
-(resumable with trainer.resume). Hydra's own composition errors keep Hydra's exit code 1.
+Exit codes: 0 done, 2 a config value aetrain refuses (or a run folder that already holds a run),
+3 a data problem, 4 training diverged, 5 the run folder cannot be written (permissions, full disk) or
+is in use by another process, 130 / 143 stopped by SIGINT / SIGTERM (resumable with trainer.resume).
+Hydra's own composition errors keep Hydra's exit code 1.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -26,16 +28,27 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
 from aetrain.config import ConfigError, RunConfig, TrainerConfig, validate
-from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir, run_dir_or_resumed
+from aetrain.run_folders import (
+    RunFolderTaken,
+    RunFolderUnwritable,
+    check_writable,
+    claim_unique_dir,
+    refuse_if_holds_run,
+    remove_created_folders,
+    resolve_user_path,
+    run_dir_or_resumed,
+)
+from aetrain.run_lock import RunFolderBusy, RunFolderLock, refuse_if_busy
 from aetrain.runtime import available_cores, threads_per_job
 from aetrain.stop_request import StopRequest
 from aetrain.sweep_record import read_stop_request, record_job_failure, request_stop
@@ -187,15 +200,16 @@ def stop_on_signals(sweep_dir: Path | None = None) -> Iterator[StopRequest]:
     def handle(signal_number: int, frame) -> None:
         if stop.requested:
             raise AbortNow(128 + signal_number)
-        stop.ask(signal_number)
-        if sweep_dir is not None:
-            request_stop(sweep_dir, signal_number)
+        when = f"stopping the {stop.phase} now" if stop.stops_at_once else "stopping after this batch"
         print(
-            f"\naetrain: {signal.Signals(signal_number).name} received: stopping after this batch "
+            f"\naetrain: {signal.Signals(signal_number).name} received: {when} "
             "(send it again to abort at once).",
             file=sys.stderr,
             flush=True,
         )
+        if sweep_dir is not None:
+            request_stop(sweep_dir, signal_number)
+        stop.ask(signal_number)  # after training, this raises StopNow here and now
 
     previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -207,28 +221,64 @@ def stop_on_signals(sweep_dir: Path | None = None) -> Iterator[StopRequest]:
 
 def resume_command(output_dir: Path) -> str:
     """The command line that continues this run: its own overrides plus trainer.resume."""
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")]
-    return shlex.join(["aetrain", *overrides, f"trainer.resume={output_dir}"])
+    return resume_command_line(HydraConfig.get().overrides.task, output_dir)
+
+
+def resume_command_line(overrides: list[str], folder: Path) -> str:
+    """``aetrain OVERRIDES trainer.resume=FOLDER`` that works when pasted into a shell, for any
+    folder: quoted for Hydra's override grammar (:func:`hydra_value`), then for the shell."""
+    kept = [o for o in overrides if not o.startswith("trainer.resume=")]
+    return shlex.join(["aetrain", *kept, f"trainer.resume={hydra_value(str(folder))}"])
+
+
+# Characters Hydra's override grammar takes in an unquoted string value (a subset: no `$`, which
+# could start an interpolation, and nothing the grammar reads as a number, bool or null alone).
+_HYDRA_PLAIN_PATH = re.compile(r"/[\w/.+@%-]*", re.ASCII)
+# Backslashes before `${`: OmegaConf reads `\${` as a literal `${` and `\\` there as one backslash.
+_BEFORE_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def hydra_value(text: str) -> str:
+    """``text`` as a Hydra override value that reads back as exactly ``text``: as is when it is a
+    plain absolute path, else in single quotes with Hydra's escapes (a quote, or backslashes before
+    one), ``${`` escaped so that OmegaConf reads no interpolation."""
+    if _HYDRA_PLAIN_PATH.fullmatch(text):
+        return text
+    literal = _BEFORE_INTERPOLATION.sub(lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", text)
+    return QuotedString(text=literal, quote=Quote.single).with_quotes()
 
 
 class RunFolderCheck(Callback):
     """Hydra callback (conf/config.yaml): before Hydra creates or writes the run folder, check the
-    config (a refused one leaves no folder behind), that the folder can be written and, for
-    trainer.resume, that the folder holds a run this config may continue."""
+    config, that the folder is this run's to write (not another run's, not in use by another
+    process; for trainer.resume, a run this config may continue) and that it can be written; then
+    lock it for the rest of the process (aetrain.run_lock). A refused run leaves no folder it
+    created behind and removes none it found."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        run_dir = Path(str(config.hydra.run.dir))
         try:
+            run_dir = resolve_user_path(str(config.hydra.run.dir))  # the resolver may claim it here
             run_cfg = validate(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
+            refuse_if_busy(run_dir)
             if run_cfg.trainer.resume:
-                _check_resume(run_cfg, Path(run_cfg.trainer.resume), run_dir)
+                _check_resume(run_cfg, resolve_user_path(run_cfg.trainer.resume), run_dir)
+            else:
+                refuse_if_holds_run(run_dir)
             check_writable(run_dir)
-        except ConfigError as error:
-            with contextlib.suppress(OSError):
-                run_dir.rmdir()  # claimed by the run-dir resolver, still empty: leave nothing behind
+            _run_folder_lock.append(RunFolderLock(run_dir))
+            _run_folder_lock[-1].acquire()
+            if not run_cfg.trainer.resume:  # a run that finished between the first look and the lock
+                refuse_if_holds_run(run_dir)
+        except (ConfigError, RunFolderTaken) as error:
             _exit_before_run(str(error), EXIT_CONFIG)
-        except RunFolderUnwritable as error:
+        except (RunFolderUnwritable, RunFolderBusy) as error:
             _exit_before_run(str(error), EXIT_OUTPUT)
+        if str(config.hydra.run.dir) != str(run_dir):
+            with read_write(config.hydra.run):  # Hydra writes where the checks looked: `~` expanded
+                config.hydra.run.dir = str(run_dir)
+
+    def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        release_run_folder()
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from aetrain.sweep_control import SweepRefused, check_sweep_folder
@@ -241,6 +291,15 @@ class RunFolderCheck(Callback):
             check_writable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
         except RunFolderUnwritable as error:
             _exit_before_run(str(error), EXIT_OUTPUT)
+
+
+# The lock on this process's run folder, taken by RunFolderCheck and held until the process ends.
+_run_folder_lock: list[RunFolderLock] = []
+
+
+def release_run_folder(leave_no_trace: bool = False) -> None:
+    while _run_folder_lock:
+        _run_folder_lock.pop().release(leave_no_trace)
 
 
 def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
@@ -257,7 +316,10 @@ def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
 
 
 def _exit_before_run(message: str, exit_code: int) -> None:
+    """Refuse the run: unlock, remove the folders this process created (none it found), exit."""
     # Text: a message may hold brackets (`logger=[csv,mlflow]`) that rich would read as markup
+    release_run_folder(leave_no_trace=True)
+    remove_created_folders()
     Console(stderr=False).print(Panel(Text(message), title="aetrain: run refused", border_style="red"))
     sys.exit(exit_code)
 
@@ -293,6 +355,8 @@ def entry() -> None:
         if exit_.code == 1:
             print(HYDRA_ERROR_HINT.format(command=shlex.join(sys.argv[1:])), file=sys.stderr)
         raise
+    finally:
+        release_run_folder()  # the kernel would too, at exit: this also removes the holder file
     sys.exit(finish_sweep())
 
 

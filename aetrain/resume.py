@@ -1,7 +1,9 @@
 """What a stopped run left to resume from, and whether a new config may continue it.
 
 ``trainer.resume=RUN_FOLDER`` continues the run from ``RUN_FOLDER/checkpoints/last.keras``: its
-weights, optimizer state, epoch count, history and noise-generator states. Everything else about the
+weights, optimizer state, epoch count, history and noise-generator states. A run whose training was
+complete but whose evaluation or pictures were not (``metrics.json`` not ``completed``) resumes with
+the same ``trainer.epochs`` and does only those. Everything else about the
 run must be what it was, or the "resumed" run would be a different experiment: only the keys in
 RESUMABLE_CHANGES may differ. No TensorFlow here: a bad resume is refused before the slow import,
 and before Hydra writes anything into the old folder.
@@ -16,25 +18,29 @@ from pathlib import Path
 from typing import Any
 
 from aetrain.config import ConfigError, RunConfig
+from aetrain.run_folders import resolve_user_path
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
 BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
 METADATA_NAME = "aetrain.json"  # the same name aetrain.checkpoints writes
 
-# trainer.epochs may grow (a longer run); the rest only changes how the run is watched or how many
-# threads it gets (a parallel sweep caps them per job; the printed "Resume with:" line leaves them out).
-# So do the loggers (logger.*, and trainer.tensorboard in checkpoints from before loggers were a group).
+# trainer.epochs may grow (a longer run); the rest only changes how the run is watched or drawn, or
+# how many threads it gets (a parallel sweep caps them per job; the printed "Resume with:" line leaves
+# them out; a run stopped while drawing a large grid may resume with a smaller one). So do the loggers
+# (logger.*, and trainer.tensorboard in checkpoints from before loggers were a group).
 RESUMABLE_CHANGES = frozenset(
     {
         "trainer.epochs",
         "trainer.resume",
         "trainer.progress",
+        "trainer.grid_images",
         "trainer.intra_op_threads",
         "trainer.inter_op_threads",
         "trainer.tensorboard",
     }
 )
 RESUMABLE_PREFIXES = ("logger.",)
+METRICS_NAME = "metrics.json"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,18 @@ class SavedRun:
     config: dict[str, Any]
     history: dict[str, list[float]] = field(default_factory=dict)
     random_state: list[list[int]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)  # the folder's metrics.json, {} if none
+
+    @property
+    def finished(self) -> bool:
+        """Every phase done (training, evaluation, pictures): nothing is left but more epochs."""
+        return self.metrics.get("status") == "completed"
+
+    @property
+    def training_complete(self) -> bool:
+        """The checkpoint holds every epoch its run was to train (its own trainer.epochs)."""
+        planned = self.config.get("trainer", {}).get("epochs")
+        return isinstance(planned, int) and self.epoch >= planned
 
     @property
     def last_checkpoint(self) -> Path:
@@ -65,8 +83,11 @@ def read_metadata(checkpoint: Path) -> dict[str, Any]:
 
 
 def read_saved_run(folder: str | Path) -> SavedRun:
-    """The resumable state of ``folder``, or ConfigError on ``trainer.resume`` saying what is missing."""
-    folder = Path(folder).expanduser()
+    """The resumable state of ``folder``, or ConfigError on ``trainer.resume`` saying what is missing.
+
+    ``folder`` is read as typed: ``~`` expanded, a relative path from the working folder.
+    """
+    folder = resolve_user_path(folder)
     last = folder / LAST_CHECKPOINT
     if not folder.is_dir():
         _refuse(folder, "a run folder written by aetrain", f"There is no folder {folder}.")
@@ -92,12 +113,23 @@ def read_saved_run(folder: str | Path) -> SavedRun:
         config=config,
         history={key: list(values) for key, values in metadata.get("history", {}).items()},
         random_state=[list(state) for state in metadata.get("random_state", [])],
+        metrics=_read_metrics(folder / METRICS_NAME),
     )
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    """metrics.json as a dict; {} when it is missing or unreadable (then the run counts as unfinished)."""
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
     """Refuse, naming every differing key, unless ``cfg`` is the saved run's config up to
-    RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs."""
+    RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs and
+    finished every phase (with exactly that many and a phase missing, the resume finishes it)."""
     now, then = _flatten(cfg.to_dict()), _flatten(saved.config)
     differing = sorted(key for key in now.keys() | then.keys() if now.get(key) != then.get(key))
     differing = [
@@ -111,13 +143,16 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
             f"This run's config differs from the saved one in {changes}. Repeat the original "
             "command's overrides, adding trainer.resume.",
         )
+    if saved.epoch == cfg.trainer.epochs and saved.training_complete and not saved.finished:
+        return  # the resume does the evaluation and pictures the run missed
     if saved.epoch >= cfg.trainer.epochs:
         raise ConfigError(
             "trainer.epochs",
             cfg.trainer.epochs,
             f"an integer > {saved.epoch}",
-            f"The run in {saved.folder} already trained {saved.epoch} epochs; raise trainer.epochs "
-            "to train it further.",
+            f"The run in {saved.folder} already trained {saved.epoch} epochs"
+            + (" and finished (its metrics.json says completed)" if saved.finished else "")
+            + "; raise trainer.epochs to train it further.",
         )
 
 

@@ -1,8 +1,12 @@
-"""A request to stop training, set from outside the training loop (cli.py's signal handlers).
+"""A request to stop a run, set from outside it (cli.py's signal handlers), and the phase it stops in.
 
-It only records which signal asked: the training loop looks at it between batches and stops
-cleanly, so a Ctrl-C never interrupts a checkpoint being written. A job of a sweep also obeys the
-sweep's stop request (aetrain.sweep_record), which the sweep's process writes on a signal.
+A run goes through the phases ``training``, ``evaluation`` (the test set) and ``pictures`` (the PNGs
+and ``reconstructions.npz``). During training the request is only recorded: the training loop looks
+at it between batches and stops cleanly, so a Ctrl-C never interrupts a checkpoint being written.
+After training nothing can be lost (the checkpoints are complete and every file is written
+atomically), and one matplotlib call on a large grid can take tens of seconds: there the request
+raises :class:`StopNow` at once, from the signal handler, wherever the run is. A job of a sweep
+also obeys the sweep's stop request (aetrain.sweep_record), which the sweep's process writes on a signal.
 """
 
 from __future__ import annotations
@@ -13,16 +17,51 @@ from pathlib import Path
 
 from aetrain.sweep_record import STOP_REQUEST, read_stop_request, signal_number
 
+TRAINING, EVALUATION, PICTURES = "training", "evaluation", "pictures"
+
+
+class StopNow(BaseException):
+    """Raised in the evaluation or pictures phase by a stop request. A BaseException, like
+    KeyboardInterrupt, so that no library's ``except Exception`` swallows it."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(phase)
+        self.phase = phase
+
 
 class StopRequest:
-    """Set once by :meth:`ask`; read by ``callbacks.StopOnRequest`` at every batch end."""
+    """Set once by :meth:`ask`; read by ``callbacks.StopOnRequest`` at every batch end in training,
+    and by :meth:`enter` / :meth:`check` between and inside the later phases."""
 
     def __init__(self, sweep_dir: Path | None = None) -> None:
         self.signal_number: int | None = None
         self.sweep_dir = sweep_dir
+        self.phase = TRAINING
+        self._at_once = False
 
     def ask(self, signal_number: int) -> None:
+        """Record the request; after training, stop at once (raises StopNow)."""
         self.signal_number = signal_number
+        if self._at_once:
+            self._at_once = False  # one StopNow: what follows records the stop
+            raise StopNow(self.phase)
+
+    def enter(self, phase: str) -> None:
+        """Start ``phase`` (evaluation, pictures): stop here if asked already, else at once when asked."""
+        self.phase = phase
+        self._at_once = True
+        self.check()
+
+    def defer(self) -> None:
+        """From now on a request is only recorded, until the next :meth:`enter` or :meth:`check`
+        (all phases done, or a moment that must not be cut short)."""
+        self._at_once = False
+
+    def check(self) -> None:
+        """Raise StopNow if a stop was asked (between pictures, between phases)."""
+        if self.requested:
+            self._at_once = False
+            raise StopNow(self.phase)
 
     @property
     def requested(self) -> bool:
@@ -32,6 +71,10 @@ class StopRequest:
             if sweep_stop is not None:
                 self.signal_number = signal_number(sweep_stop["signal"])
         return self.signal_number is not None
+
+    @property
+    def stops_at_once(self) -> bool:
+        return self._at_once
 
     @property
     def signal_name(self) -> str:

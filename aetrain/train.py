@@ -1,6 +1,9 @@
 """One training run, start to finish: data -> model -> fit -> evaluate -> the run folder's contents.
 
 This module owns what lands in the run folder: ``checkpoints/``, ``metrics.json``, and the pictures.
+A run goes through three phases, training, evaluation (the test set) and pictures; a stop request
+ends any of them, and ``metrics.json`` then says which (``interrupted_in``). Resuming a run stopped
+after its training finished does only the phases it missed.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from aetrain.runtime import (
     thread_budget,
     thread_pools,
 )
-from aetrain.stop_request import StopRequest
+from aetrain.stop_request import EVALUATION, PICTURES, TRAINING, StopNow, StopRequest
 
 log = logging.getLogger("aetrain")
 
@@ -53,7 +56,8 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
     """Train the configured autoencoder, write the run folder, return the best validation loss.
 
     ``cfg.trainer.resume`` continues a stopped run (see aetrain.resume); ``stop``, once set, ends
-    training at the next batch end with :class:`TrainingInterrupted`.
+    training at the next batch end, or the evaluation and pictures at once, with
+    :class:`TrainingInterrupted`.
     """
     try:
         return _run(cfg, output_dir, console, stop)
@@ -64,7 +68,10 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
 def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None) -> float:
     from aetrain.data import load_data
 
+    stop = stop or StopRequest()
     saved = read_saved_run(cfg.trainer.resume) if cfg.trainer.resume else None
+    # Training finished before the run was stopped: only the evaluation and pictures are missing.
+    training_done = saved is not None and saved.epoch >= cfg.trainer.epochs
     if saved is not None:
         check_resumable(cfg, saved)
         for folder in (output_dir, output_dir / "checkpoints"):  # what a kill -9 mid-write left
@@ -146,7 +153,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         **_best_so_far(saved),
     )
     guard = StopOnNonFiniteLoss()
-    stopper = StopOnRequest(stop or StopRequest())
+    stopper = StopOnRequest(stop)
     startup = RecordStartup()
     loggers = RunLoggers(
         cfg.logger, LoggedRun(cfg.to_dict(), output_dir, saved.history if saved else {}, saved is not None)
@@ -154,16 +161,19 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     callbacks = [startup, recorder, guard, stopper, checkpoints, progress, *loggers.callbacks()]
 
     fit_start = time.perf_counter()
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=cfg.trainer.epochs,
-        initial_epoch=first_epoch,
-        steps_per_epoch=steps_per_epoch,
-        verbose=0,
-        shuffle=False,  # make_training_dataset shuffles, per epoch
-        callbacks=callbacks,
-    )
+    if training_done:
+        log.info(f"training finished earlier ({saved.epoch} epochs): only the phases it missed")
+    else:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=cfg.trainer.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
+            verbose=0,
+            shuffle=False,  # make_training_dataset shuffles, per epoch
+            callbacks=callbacks,
+        )
     train_seconds = time.perf_counter() - fit_start
 
     metrics = {
@@ -196,6 +206,8 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         "images_per_second": _steady_throughput(len(data.x_train), progress.epoch_seconds),
         "status": "diverged" if guard.failure else "completed",
     }
+    if training_done:  # the figures of the process that trained
+        metrics.update({key: saved.metrics[key] for key in TRAINING_FIGURES if key in saved.metrics})
     if guard.failure:
         metrics["failure"] = guard.failure
         write_metrics(output_dir, metrics)
@@ -215,16 +227,40 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         loggers.finish(metrics)
         raise interrupted
 
-    if checkpoints.best_weights is not None:
-        model.set_weights(checkpoints.best_weights)
-    elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
-        model.set_weights(load_checkpoint(checkpoints.best_path, compile=False).get_weights())
-    metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
-    write_metrics(output_dir, metrics)
-    write_pictures(model, data, cfg, history, output_dir)
+    try:
+        _enter_phase(stop, EVALUATION, "phase evaluation: the test set")
+        if checkpoints.best_weights is not None:
+            model.set_weights(checkpoints.best_weights)
+        elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
+            model.set_weights(load_checkpoint(checkpoints.best_path, compile=False).get_weights())
+        if training_done and "test" in saved.metrics:  # the evaluation finished before the stop
+            metrics["test"] = saved.metrics["test"]
+            log.info("the test-set figures are those of the run's own evaluation")
+        else:
+            metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
+        _enter_phase(stop, PICTURES, f"phase pictures: writing them into {output_dir}")
+        write_pictures(model, data, cfg, history, output_dir, stop)
+        stop.defer()
+    except StopNow as stopped:
+        interrupted = _stopped_after_training(stopped.phase, stop, metrics, cfg, output_dir)
+        loggers.finish(metrics)
+        raise interrupted from None
+    write_metrics(output_dir, metrics)  # status completed: written last, once every phase is done
     loggers.finish(metrics)
     show_summary(console, metrics, output_dir)
     return metrics["best_val_loss"]
+
+
+def _enter_phase(stop: StopRequest, phase: str, message: str) -> None:
+    """Log the phase, then let a stop request end it at once (not while logging: a StopNow raised
+    inside a log handler would garble the console)."""
+    stop.defer()
+    log.info(message)
+    stop.enter(phase)
+
+
+# What a resume that only finishes the later phases keeps from the metrics.json of the training.
+TRAINING_FIGURES = ("startup_seconds", "train_seconds", "epoch_seconds", "images_per_second")
 
 
 def _best_so_far(saved: SavedRun | None) -> dict[str, Any]:
@@ -242,6 +278,7 @@ def _interrupted(stopper, stop: StopRequest, metrics: dict[str, Any], cfg: RunCo
     """Record the stop in metrics.json and build the exception that tells the user what was kept."""
     done = metrics["epochs_completed"]
     metrics["status"] = "interrupted"
+    metrics["interrupted_in"] = TRAINING
     metrics["interruption"] = f"{stop.signal_name} during epoch {stopper.stopped_in_epoch}"
     write_metrics(output_dir, metrics)
     kept = (
@@ -252,6 +289,24 @@ def _interrupted(stopper, stop: StopRequest, metrics: dict[str, Any], cfg: RunCo
     return TrainingInterrupted(
         f"Training stopped by {stop.signal_name} during epoch {stopper.stopped_in_epoch} of "
         f"{cfg.trainer.epochs}; {kept}. {output_dir / 'metrics.json'} has the history so far.",
+        stop.exit_code,
+        done,
+    )
+
+
+def _stopped_after_training(
+    phase: str, stop: StopRequest, metrics: dict[str, Any], cfg: RunConfig, output_dir: Path
+) -> TrainingInterrupted:
+    """Record a stop in the evaluation or the pictures, and say that a resume finishes them only."""
+    metrics.update(status="interrupted", interrupted_in=phase)
+    metrics["interruption"] = f"{stop.signal_name} during the {phase}"
+    write_metrics(output_dir, metrics)
+    done = metrics["epochs_completed"]
+    missing = "the test-set evaluation and the pictures" if phase == EVALUATION else "the pictures"
+    return TrainingInterrupted(
+        f"Stopped by {stop.signal_name} during the {phase}, after training finished ({done} of "
+        f"{cfg.trainer.epochs} epochs; checkpoints/best.keras and last.keras are whole). "
+        f"{output_dir / 'metrics.json'} records it; resuming does {missing}, without training again.",
         stop.exit_code,
         done,
     )
@@ -280,8 +335,20 @@ def record_failure(output_dir: Path, status: str, message: str) -> Path:
     return write_metrics(output_dir, metrics)
 
 
-def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]], output_dir: Path) -> None:
-    """reconstructions.png (with the noisy inputs when noise is on), loss.png, samples.png for a VAE."""
+def write_pictures(
+    model,
+    data,
+    cfg: RunConfig,
+    history: dict[str, list[float]],
+    output_dir: Path,
+    stop: StopRequest | None = None,
+) -> None:
+    """reconstructions.png (with the noisy inputs when noise is on), loss.png, samples.png for a VAE.
+
+    ``stop`` is checked before each file (a request during one also stops it at once: see
+    aetrain.stop_request).
+    """
+    check_stop = stop.check if stop is not None else lambda: None
     import keras
     import numpy as np
 
@@ -299,7 +366,9 @@ def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]],
         rows.append(("reconstruction\nof noisy", model.predict(noisy, verbose=0)))
     reconstructions = model.predict(originals, verbose=0)
     rows.append(("reconstruction", reconstructions))
+    check_stop()
     reconstruction_grid(rows, titles, output_dir / "reconstructions.png")
+    check_stop()
     with atomic_path(output_dir / "reconstructions.npz") as tmp:  # aetrain-report compares runs with it
         np.savez_compressed(
             tmp,
@@ -308,8 +377,10 @@ def write_pictures(model, data, cfg: RunConfig, history: dict[str, list[float]],
             labels=data.y_test[:count],
             class_names=np.array(data.class_names, dtype=str),
         )
+    check_stop()
     loss_curve(history, output_dir / "loss.png")
     if isinstance(cfg.variant, VariationalVariant):
+        check_stop()
         codings = (
             np.random.default_rng(cfg.seed).standard_normal((SAMPLES, cfg.latent_size)).astype("float32")
         )

@@ -4,10 +4,12 @@ tests/faults/), and read what its output says."""
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -87,3 +89,69 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> Non
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
+
+
+def start_aetrain_merged(*args: str, cwd: Path, script: str | None = None) -> subprocess.Popen:
+    """``aetrain ARGS`` (or ``python -c SCRIPT ARGS``) with stdout and stderr in one text pipe, to read
+    line by line with :func:`read_until`."""
+    command = [sys.executable, "-c", script] if script else [AETRAIN]
+    return subprocess.Popen(
+        [*command, *args],
+        cwd=cwd,
+        env=environment(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+class OutputReader:
+    """Reads a process's merged output line by line in a thread, so a test can wait for a line (a
+    phase marker) with a timeout, then act (send a signal) at that moment."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process, self.read = process, []
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put("")  # the end
+
+    def until(self, text: str, timeout: float = 180) -> None:
+        """Wait for the first line that holds ``text``; fail if the process ends first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            self.read.append(line)
+            assert line, f"the process ended before printing {text!r}:\n{self.text}"
+            if text in line:
+                return
+
+    def rest(self, timeout: float = 120) -> str:
+        """Wait for the process to end; everything it printed."""
+        self.process.wait(timeout=timeout)
+        self._thread.join(timeout=timeout)
+        while not self._lines.empty():
+            self.read.append(self._lines.get())
+        return self.text
+
+    @property
+    def text(self) -> str:
+        return "".join(self.read)
+
+
+def run_in_shell(command_line: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess:
+    """A command line as a user pastes it: through ``bash -c``, with this venv's scripts on PATH."""
+    env = environment(cwd, **extra_env)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return subprocess.run(
+        ["bash", "-c", command_line], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def printed_resume_command(output: str) -> str:
+    """The line after "Resume with:" in a stopped run's output (printed unwrapped, to copy)."""
+    return output.split("Resume with:")[-1].strip().splitlines()[0]

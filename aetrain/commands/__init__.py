@@ -2,7 +2,8 @@
 
 Plain argparse (one PATH, a few options), not Hydra: they read the run's config from its checkpoint
 instead of composing one. Like ``aetrain``, they touch the process here only. Exit codes: 0 done,
-2 a path or run the command cannot use, 3 a data problem.
+2 a path or run the command cannot use, 3 a data problem, 5 the folder they write into is in use by
+another process (a run still training there: see aetrain.run_lock) or cannot be written.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from rich.console import Console
 from rich.panel import Panel
 
 from aetrain.data import DataError
+from aetrain.run_folders import RunFolderUnwritable, make_folders, remove_created_folders
+from aetrain.run_lock import RunFolderBusy, hold_run_folder
 from aetrain.trained_run import RunPathError, TrainedRun, locate_trained_run
 
-EXIT_USAGE, EXIT_DATA = 2, 3
+EXIT_USAGE, EXIT_DATA, EXIT_OUTPUT = 2, 3, 5
 
 
 class CommandRefused(Exception):
@@ -71,14 +74,39 @@ def run_command(body: Callable[[argparse.Namespace, Console], None], args: argpa
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     console = Console()
     try:
-        body(args, console)
+        with hold_run_folder(output_folder(args)):  # not while a run trains there
+            body(args, console)
     except (RunPathError, CommandRefused) as error:
         console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
-        return EXIT_USAGE
+        return _failed(EXIT_USAGE)
     except DataError as error:
         console.print(Panel(str(error), title="aetrain: data problem", border_style="red"))
-        return EXIT_DATA
+        return _failed(EXIT_DATA)
+    except (RunFolderBusy, RunFolderUnwritable) as error:
+        console.print(Panel(str(error), title="aetrain: cannot write there", border_style="red"))
+        return _failed(EXIT_OUTPUT)
     return 0
+
+
+def _failed(exit_code: int) -> int:
+    """A refused command leaves no folder it created (an --out it made), only those it found."""
+    remove_created_folders()
+    return exit_code
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    """The folder the command writes into (--out, else the run's folder), created if missing."""
+    folder = Path(args.out) if args.out else locate(args).output_dir
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderUnwritable(f"--out {folder} is a file, not a folder. Give a folder with --out DIR.")
+    try:
+        make_folders(folder)
+    except OSError as err:
+        raise RunFolderUnwritable(
+            f"Cannot create the folder {folder} ({err.strerror or err}). Give a folder you may write "
+            "to with --out DIR."
+        ) from None
+    return folder
 
 
 def locate(args: argparse.Namespace) -> TrainedRun:

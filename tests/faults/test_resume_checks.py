@@ -13,9 +13,12 @@ from aetrain.resume import SavedRun, check_resumable, read_saved_run
 from conftest import compose_config
 
 
-def saved_run(*overrides: str, epoch: int = 3) -> SavedRun:
+def saved_run(*overrides: str, epoch: int = 3, status: str = "completed") -> SavedRun:
     return SavedRun(
-        folder=Path("/runs/a"), epoch=epoch, config=validate(compose_config(*overrides)).to_dict()
+        folder=Path("/runs/a"),
+        epoch=epoch,
+        config=validate(compose_config(*overrides)).to_dict(),
+        metrics={"status": status},
     )
 
 
@@ -38,6 +41,22 @@ def test_a_finished_run_needs_more_epochs():
     with pytest.raises(ConfigError) as caught:
         check_resumable(cfg, saved_run(epoch=3))
     assert caught.value.key == "trainer.epochs" and "raise trainer.epochs" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", ["interrupted", None])
+def test_a_run_stopped_after_training_resumes_with_the_same_epochs(status):
+    """Stopped in the evaluation or pictures (or killed there before metrics.json was written)."""
+    cfg = validate(compose_config("trainer.epochs=3"))
+    saved = saved_run("trainer.epochs=3", epoch=3, status=status)
+    check_resumable(cfg, saved)
+    with pytest.raises(ConfigError, match=r"raise trainer\.epochs"):  # never fewer epochs than it has
+        check_resumable(validate(compose_config("trainer.epochs=2")), saved)
+
+
+def test_a_run_stopped_in_training_is_not_finished_by_asking_for_fewer_epochs():
+    cfg = validate(compose_config("trainer.epochs=3"))
+    with pytest.raises(ConfigError, match=r"raise trainer\.epochs"):
+        check_resumable(cfg, saved_run("trainer.epochs=10", epoch=3, status="interrupted"))
 
 
 def not_a_checkpoint(folder: Path) -> Path:
