@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
 
 ACTIVATIONS = ("relu", "selu", "elu", "gelu", "tanh", "sigmoid", "swish", "leaky_relu", "linear")
 OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
@@ -23,6 +23,13 @@ OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "one_cycle")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored")  # tf.distribute strategies; aetrain.distribution builds them
+
+# The largest integers aetrain takes: NumPy seeds are below 2**32; TensorFlow counts in int32; a
+# layer wider than MAX_UNITS (or deeper than MAX_LAYERS) is a typo, not a model for 28x28 images.
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 2**31 - 1
+MAX_UNITS = 2**16
+MAX_LAYERS = 64
 
 
 class ConfigError(ValueError):
@@ -198,16 +205,34 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
-        return validate(OmegaConf.create(raw))
+        """Check a stored config (a checkpoint's aetrain.json) like a command line; never resolves
+        an interpolation in it."""
+        return validate(raw)
 
 
 # --- checking ----------------------------------------------------------------------------------
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
-    """Check a composed config and return it typed, or raise ConfigError naming the bad key."""
+    """Check a composed config and return it typed, or raise ConfigError naming the bad key.
+
+    A plain dict (a config read from a file) may hold no interpolation (``${...}``): it is data, and
+    resolving it could read the environment. In a composed DictConfig (the command line) an
+    interpolation that fails to resolve is a ConfigError naming its key.
+    """
     if not isinstance(cfg, DictConfig):
+        if not isinstance(cfg, dict):
+            raise ConfigError("config", type(cfg).__name__, "a mapping of settings")
+        _refuse_interpolations(cfg)
         cfg = OmegaConf.create(cfg)
+    try:
+        return _validate(cfg)
+    except OmegaConfBaseException as err:
+        key = str(getattr(err, "full_key", "") or getattr(err, "key", "") or "config")
+        raise ConfigError(key, _unresolved(cfg, key), "a value that resolves", _first_line(err)) from None
+
+
+def _validate(cfg: DictConfig) -> RunConfig:
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra"})
     if unknown:
         raise ConfigError(
@@ -231,6 +256,36 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     )
     _check_ranges(run)
     return run
+
+
+def _refuse_interpolations(tree: Any, prefix: str = "") -> None:
+    """ConfigError naming the first string of ``tree`` that OmegaConf would treat as an interpolation."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, str) and "${" in value:
+            raise ConfigError(
+                path,
+                value,
+                "a plain value",
+                "A stored config holds values, not interpolations (`${...}`): aetrain does not resolve "
+                "them, so this file was not written by aetrain or was edited.",
+            )
+        _refuse_interpolations(value, path)
+
+
+def _unresolved(cfg: DictConfig, key: str) -> Any:
+    """The value at dotted ``key`` as written (an interpolation unresolved), for an error message."""
+    value: Any = OmegaConf.to_container(cfg, resolve=False)
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def _integer(cfg: DictConfig, key: str) -> int:
@@ -264,16 +319,24 @@ def _typed(node: Any, schema: type, group: str) -> Any:
         allowed = sorted(f.name for f in schema.__dataclass_fields__.values())
         raise ConfigError(
             f"{group}.{bad}",
-            node.get(bad),
+            _unresolved(node, bad),
             f"the keys {allowed}",
             f"`{schema.__name__}` has no setting called {bad!r}.",
+        ) from None
+    except InterpolationResolutionError as err:
+        bad = str(err.key) if getattr(err, "key", None) is not None else "?"
+        raise ConfigError(
+            f"{group}.{bad}", _unresolved(node, bad), "a value that resolves", _first_line(err)
         ) from None
     except OmegaConfBaseException as err:
         bad = str(err.key) if getattr(err, "key", None) is not None else "?"
         expected = schema.__dataclass_fields__.get(bad)
         kind = getattr(expected, "type", "the documented type")
         raise ConfigError(
-            f"{group}.{bad}", node.get(bad), f"a value of type {kind}", "The value has the wrong type."
+            f"{group}.{bad}",
+            _unresolved(node, bad),
+            f"a value of type {kind}",
+            "The value has the wrong type.",
         ) from None
 
 
@@ -283,19 +346,23 @@ def _require(ok: bool, key: str, value: Any, allowed: str, why: str = "") -> Non
 
 
 def _positive_ints(values: list[int]) -> bool:
-    return len(values) > 0 and all(v >= 1 for v in values)
+    return 0 < len(values) <= MAX_LAYERS and all(1 <= v <= MAX_UNITS for v in values)
+
+
+def _count(value: int | None, low: int = 1, high: int = MAX_COUNT) -> bool:
+    return value is not None and low <= value <= high
 
 
 def _check_ranges(run: RunConfig) -> None:
     """Value ranges and combinations that make no sense, named by key."""
     _require(
-        run.latent_size >= 1,
+        _count(run.latent_size, 1, MAX_UNITS),
         "latent_size",
         run.latent_size,
-        "an integer >= 1",
+        f"an integer from 1 to {MAX_UNITS}",
         "The coding layer needs at least one unit.",
     )
-    _require(run.seed >= 0, "seed", run.seed, "an integer >= 0")
+    _require(_count(run.seed, 0, MAX_SEED), "seed", run.seed, f"an integer from 0 to {MAX_SEED} (2**32 - 1)")
     _check_variant(run.variant)
     _check_noise(run.noise)
     _check_sparsity(run)
@@ -316,7 +383,7 @@ def _check_variant(v: Variant) -> None:
             _positive_ints(v.hidden_units),
             "variant.hidden_units",
             v.hidden_units,
-            "a non-empty list of integers >= 1",
+            f"a list of 1 to {MAX_LAYERS} integers from 1 to {MAX_UNITS}",
         )
     if isinstance(v, VariationalVariant):
         _require(
@@ -331,21 +398,21 @@ def _check_variant(v: Variant) -> None:
             len(v.encoder_filters) == 3 and _positive_ints(v.encoder_filters),
             "variant.encoder_filters",
             v.encoder_filters,
-            "three integers >= 1",
+            f"three integers from 1 to {MAX_UNITS}",
             "The conv encoder pools 28 -> 14 -> 7 -> 3, one stage per filter count.",
         )
         _require(
             len(v.decoder_filters) == 2 and _positive_ints(v.decoder_filters),
             "variant.decoder_filters",
             v.decoder_filters,
-            "two integers >= 1",
+            f"two integers from 1 to {MAX_UNITS}",
             "The conv decoder upsamples 3 -> 7 -> 14 -> 28; the last stage has 1 channel.",
         )
         _require(
-            v.decoder_start_channels >= 1,
+            _count(v.decoder_start_channels, 1, MAX_UNITS),
             "variant.decoder_start_channels",
             v.decoder_start_channels,
-            "an integer >= 1",
+            f"an integer from 1 to {MAX_UNITS}",
         )
 
 
@@ -398,22 +465,24 @@ def _check_sparsity(run: RunConfig) -> None:
 
 
 def _check_data(d: DataConfig) -> None:
-    _require(d.val_size >= 1, "data.val_size", d.val_size, "an integer >= 1")
+    _require(_count(d.val_size), "data.val_size", d.val_size, f"an integer from 1 to {MAX_COUNT}")
     if d.limit is not None:
         _require(
-            d.limit > d.val_size,
+            d.val_size < d.limit <= MAX_COUNT,
             "data.limit",
             d.limit,
-            f"null (all 60,000) or an integer > data.val_size ({d.val_size})",
+            f"null (all 60,000) or an integer > data.val_size ({d.val_size}) and <= {MAX_COUNT}",
             "The last data.val_size of the kept images are the validation set.",
         )
     if d.test_limit is not None:
-        _require(d.test_limit >= 1, "data.test_limit", d.test_limit, "null or an integer >= 1")
+        _require(
+            _count(d.test_limit), "data.test_limit", d.test_limit, f"null or an integer from 1 to {MAX_COUNT}"
+        )
 
 
 def _check_trainer(t: TrainerConfig) -> None:
-    _require(t.epochs >= 1, "trainer.epochs", t.epochs, "an integer >= 1")
-    _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "an integer >= 1")
+    _require(_count(t.epochs), "trainer.epochs", t.epochs, f"an integer from 1 to {MAX_COUNT}")
+    _require(_count(t.batch_size), "trainer.batch_size", t.batch_size, f"an integer from 1 to {MAX_COUNT}")
     _require(t.optimizer in OPTIMIZERS, "trainer.optimizer", t.optimizer, f"one of {list(OPTIMIZERS)}")
     _require(
         math.isfinite(t.learning_rate) and t.learning_rate > 0,
@@ -428,27 +497,35 @@ def _check_trainer(t: TrainerConfig) -> None:
         t.warmup_epochs,
         "a number >= 0 and below trainer.epochs",
     )
-    _require(t.weight_decay >= 0, "trainer.weight_decay", t.weight_decay, "a number >= 0")
+    _require(
+        math.isfinite(t.weight_decay) and t.weight_decay >= 0,
+        "trainer.weight_decay",
+        t.weight_decay,
+        "a finite number >= 0",
+    )
     _require(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {list(PRECISIONS)}")
     _require(
-        t.steps_per_execution >= 1, "trainer.steps_per_execution", t.steps_per_execution, "an integer >= 1"
+        _count(t.steps_per_execution),
+        "trainer.steps_per_execution",
+        t.steps_per_execution,
+        f"an integer from 1 to {MAX_COUNT}",
     )
     splits = t.batch_splits
     _require(
-        splits == "auto" or (isinstance(splits, int) and not isinstance(splits, bool) and splits >= 1),
+        splits == "auto" or (isinstance(splits, int) and not isinstance(splits, bool) and _count(splits)),
         "trainer.batch_splits",
         splits,
-        "auto (one slice per CPU core) or an integer >= 1",
+        f"auto (one slice per CPU core) or an integer from 1 to {MAX_COUNT}",
     )
     for key in ("intra_op_threads", "inter_op_threads"):
         value = getattr(t, key)
         _require(
-            value is None or value >= 1,
+            value is None or _count(value),
             f"trainer.{key}",
             value,
-            "null (TensorFlow decides) or an integer >= 1",
+            f"null (TensorFlow decides) or an integer from 1 to {MAX_COUNT}",
         )
-    _require(t.grid_images >= 1, "trainer.grid_images", t.grid_images, "an integer >= 1")
+    _require(_count(t.grid_images), "trainer.grid_images", t.grid_images, f"an integer from 1 to {MAX_COUNT}")
     _require(
         t.resume is None or t.resume.strip() != "",
         "trainer.resume",
