@@ -229,7 +229,9 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         return _validate(cfg)
     except OmegaConfBaseException as err:
         key = str(getattr(err, "full_key", "") or getattr(err, "key", "") or "config")
-        raise ConfigError(key, _unresolved(cfg, key), "a value that resolves", _first_line(err)) from None
+        raise ConfigError(
+            key, unresolved_value(cfg, key), "a value that resolves", _first_line(err)
+        ) from None
 
 
 def _validate(cfg: DictConfig) -> RunConfig:
@@ -274,7 +276,7 @@ def _refuse_interpolations(tree: Any, prefix: str = "") -> None:
         _refuse_interpolations(value, path)
 
 
-def _unresolved(cfg: DictConfig, key: str) -> Any:
+def unresolved_value(cfg: DictConfig, key: str) -> Any:
     """The value at dotted ``key`` as written (an interpolation unresolved), for an error message."""
     value: Any = OmegaConf.to_container(cfg, resolve=False)
     for part in key.split("."):
@@ -319,14 +321,14 @@ def _typed(node: Any, schema: type, group: str) -> Any:
         allowed = sorted(f.name for f in schema.__dataclass_fields__.values())
         raise ConfigError(
             f"{group}.{bad}",
-            _unresolved(node, bad),
+            unresolved_value(node, bad),
             f"the keys {allowed}",
             f"`{schema.__name__}` has no setting called {bad!r}.",
         ) from None
     except InterpolationResolutionError as err:
         bad = str(err.key) if getattr(err, "key", None) is not None else "?"
         raise ConfigError(
-            f"{group}.{bad}", _unresolved(node, bad), "a value that resolves", _first_line(err)
+            f"{group}.{bad}", unresolved_value(node, bad), "a value that resolves", _first_line(err)
         ) from None
     except OmegaConfBaseException as err:
         bad = str(err.key) if getattr(err, "key", None) is not None else "?"
@@ -334,7 +336,7 @@ def _typed(node: Any, schema: type, group: str) -> Any:
         kind = getattr(expected, "type", "the documented type")
         raise ConfigError(
             f"{group}.{bad}",
-            _unresolved(node, bad),
+            unresolved_value(node, bad),
             f"a value of type {kind}",
             "The value has the wrong type.",
         ) from None

@@ -2,8 +2,8 @@
 
 The evaluate/generate/look commands take a run folder or a ``.keras`` checkpoint. The config comes
 from the checkpoint's embedded ``aetrain.json``, so a checkpoint copied away from its folder still
-works. Only ``zipfile`` and the config schema are used here: a wrong path is reported before
-TensorFlow loads.
+works. Only ``zipfile`` and the config schema are used here: a wrong path, a damaged archive or a
+stored config aetrain refuses is reported before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aetrain.checkpoints import read_metadata
+from aetrain.checkpoints import check_checkpoint_whole, read_metadata
 from aetrain.config import ConfigError, RunConfig
 
 BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
@@ -53,6 +53,7 @@ def locate_trained_run(path: str | Path) -> TrainedRun:
             f"`{checkpoint}` is not a readable Keras checkpoint (a .keras file is a zip archive; "
             f"this one gave: {error}). {PATH_HINT}"
         ) from None
+    check_checkpoint_whole(checkpoint)  # CheckpointRefused: damaged, or classes that are not aetrain's
     if "config" not in metadata:
         raise RunPathError(
             f"`{checkpoint}` carries no aetrain.json with the run's config, so aetrain cannot tell how "
