@@ -68,14 +68,18 @@ def check_checkpoint_whole(path: Path) -> None:
     included, is found here and not halfway through loading.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
+        archive = zipfile.ZipFile(path)
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise CheckpointRefused(
+            path, f"is not a whole .keras file (a .keras file is a zip archive; this one gave: {err})."
+        ) from None
+    try:
+        with archive:
             corrupt = archive.testzip()
             names = set(archive.namelist())
             layers = json.loads(archive.read("config.json")) if "config.json" in names else None
     except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as err:
-        raise CheckpointRefused(
-            path, f"is damaged: it cannot be read as a .keras (zip) archive ({err})."
-        ) from None
+        raise CheckpointRefused(path, f"is damaged: its archive cannot be read ({err}).") from None
     except ValueError as err:  # config.json not UTF-8 / not JSON
         raise CheckpointRefused(path, f"is damaged: its config.json is not valid JSON ({err}).") from None
     if corrupt is not None:

@@ -46,6 +46,7 @@ def locate_trained_run(path: str | Path) -> TrainedRun:
             f"`{path}` is a folder but has no {BEST_CHECKPOINT}: it is not an aetrain run folder, or its "
             f"run stopped before the first checkpoint. {PATH_HINT}"
         )
+    check_checkpoint_whole(checkpoint)  # CheckpointRefused: damaged, or classes that are not aetrain's
     try:
         metadata = read_metadata(checkpoint)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
@@ -53,7 +54,6 @@ def locate_trained_run(path: str | Path) -> TrainedRun:
             f"`{checkpoint}` is not a readable Keras checkpoint (a .keras file is a zip archive; "
             f"this one gave: {error}). {PATH_HINT}"
         ) from None
-    check_checkpoint_whole(checkpoint)  # CheckpointRefused: damaged, or classes that are not aetrain's
     if "config" not in metadata:
         raise RunPathError(
             f"`{checkpoint}` carries no aetrain.json with the run's config, so aetrain cannot tell how "
