@@ -113,7 +113,8 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
             loss="mse",
             jit_compile=cfg.trainer.jit_compile,
-            steps_per_execution=cfg.trainer.steps_per_execution,
+            # more steps than an epoch has only make Keras spin on an exhausted iterator
+            steps_per_execution=min(cfg.trainer.steps_per_execution, steps_per_epoch),
         )
         if saved is not None:
             try:
