@@ -57,7 +57,7 @@ class CheckpointRefused(Exception):
     """A checkpoint aetrain will not load: damaged, foreign, or not the model its config describes."""
 
     def __init__(self, path: Path, problem: str, fix: str = FIX) -> None:
-        self.path = Path(path)
+        self.path, self.problem = Path(path), problem
         super().__init__(f"The checkpoint {path} {problem} {fix}".strip())
 
 

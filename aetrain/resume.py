@@ -62,7 +62,12 @@ def read_saved_run(folder: str | Path) -> SavedRun:
                 check_checkpoint_whole(checkpoint)
         saved = _saved_run(folder, read_metadata(last))
     except CheckpointRefused as refused:
-        _refuse(folder, "a run folder whose checkpoints are whole and were written by aetrain", str(refused))
+        _refuse(
+            folder,
+            "a run folder whose checkpoints are whole and were written by aetrain",
+            f"The checkpoint {refused.path} {refused.problem} The run cannot continue from it: restore "
+            "the file from a backup, or start a new run without trainer.resume.",
+        )
     except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError, AttributeError) as err:
         _refuse(
             folder,
