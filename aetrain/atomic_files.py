@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from aetrain.run_folders import unwritable_message
 
@@ -82,6 +85,31 @@ def write_text_atomically(target: Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return target
+
+
+def write_json_atomically(target: Path, content: Any) -> Path:
+    """``content`` as strict JSON (what every JSON reader accepts), written atomically.
+
+    Python's json writes a NaN or an infinity as a bare ``NaN``/``Infinity``, which is not JSON: they
+    are written as ``null`` instead (a diverged run's losses, a metric with no value).
+    """
+    return write_text_atomically(target, json.dumps(json_ready(content), indent=2, allow_nan=False))
+
+
+def json_ready(content: Any) -> Any:
+    """``content`` with NumPy scalars as Python numbers and non-finite floats as None."""
+    if isinstance(content, dict):
+        return {str(key): json_ready(value) for key, value in content.items()}
+    if isinstance(content, (list, tuple)):
+        return [json_ready(value) for value in content]
+    if isinstance(content, (bool, int, str)) or content is None:
+        return content
+    if hasattr(content, "item") and getattr(content, "ndim", 0) == 0:  # a NumPy or TF scalar
+        return json_ready(content.item())
+    if hasattr(content, "tolist"):  # a NumPy array
+        return json_ready(content.tolist())
+    number = float(content)
+    return number if math.isfinite(number) else None
 
 
 def _umask() -> int:

@@ -149,7 +149,9 @@ class CheckpointBestAndLast(keras.callbacks.Callback):
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stop at the first NaN/inf batch loss and remember where, so the run can report it."""
+    """Stop at the first NaN/inf batch loss, or a NaN/inf validation loss at an epoch's end, and
+    remember where, so the run can report it. It must come before the checkpoint callback: an epoch
+    whose validation loss is not finite is not checkpointed."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -163,6 +165,12 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.failure = f"loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        val_loss = (logs or {}).get("val_loss")
+        if self.failure is None and val_loss is not None and not math.isfinite(float(val_loss)):
+            self.failure = f"validation loss became {float(val_loss)} at epoch {epoch + 1}"
             self.model.stop_training = True
 
 

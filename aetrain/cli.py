@@ -29,15 +29,17 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Quote, QuotedString
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
-from aetrain.config import ConfigError, RunConfig, TrainerConfig, validate
+from aetrain.config import ConfigError, RunConfig, TrainerConfig, unresolved_value, validate
 from aetrain.run_folders import (
     RunFolderTaken,
     RunFolderUnwritable,
@@ -169,12 +171,13 @@ def _train(
     )
 
     from aetrain.atomic_files import RunFolderWriteError
+    from aetrain.checkpoints import CheckpointRefused
     from aetrain.data import DataError
     from aetrain.train import TrainingDiverged, TrainingInterrupted, run
 
     try:
         return run(run_cfg, output_dir, console, stop)
-    except ConfigError as error:  # trainer.resume: the folder or its config
+    except (ConfigError, CheckpointRefused) as error:  # trainer.resume: the folder, its config, its files
         raise RunFailed(str(error), EXIT_CONFIG) from None
     except DataError as error:
         raise RunFailed(str(error), EXIT_DATA) from None
@@ -256,8 +259,9 @@ class RunFolderCheck(Callback):
     created behind and removes none it found."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        typed_dir = _folder_path(config, "hydra.run.dir")  # exit 2 if it does not resolve
         try:
-            run_dir = resolve_user_path(str(config.hydra.run.dir))  # the resolver may claim it here
+            run_dir = resolve_user_path(str(typed_dir))  # the resolver claimed it above
             run_cfg = validate(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
             refuse_if_busy(run_dir)
             if run_cfg.trainer.resume:
@@ -283,12 +287,13 @@ class RunFolderCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from aetrain.sweep_control import SweepRefused, check_sweep_folder
 
+        sweep_dir = _folder_path(config, "hydra.sweep.dir")  # exit 2 if it does not resolve
         try:
-            check_sweep_folder(Path(str(config.hydra.sweep.dir)), config.get("resume_sweep") is True)
+            check_sweep_folder(sweep_dir, config.get("resume_sweep") is True)
         except SweepRefused as refusal:
             _exit_before_run(str(refusal), EXIT_CONFIG)
         try:
-            check_writable(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+            check_writable(sweep_dir, "hydra.sweep.dir")
         except RunFolderUnwritable as error:
             _exit_before_run(str(error), EXIT_OUTPUT)
 
@@ -300,6 +305,17 @@ _run_folder_lock: list[RunFolderLock] = []
 def release_run_folder(leave_no_trace: bool = False) -> None:
     while _run_folder_lock:
         _run_folder_lock.pop().release(leave_no_trace)
+
+
+def _folder_path(config: DictConfig, key: str) -> Path:
+    """The folder ``key`` names; an interpolation in it that does not resolve is exit 2, naming it."""
+    try:
+        return Path(str(OmegaConf.select(config, key)))
+    except OmegaConfBaseException as error:
+        raw = unresolved_value(config, key)
+        why = str(error).strip().splitlines()[0]
+        _exit_before_run(str(ConfigError(key, raw, "a folder path that resolves", why)), EXIT_CONFIG)
+        raise  # unreachable: _exit_before_run exits
 
 
 def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
@@ -352,12 +368,21 @@ def entry() -> None:
         print("aetrain: interrupted before training started.", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
     except SystemExit as exit_:
-        if exit_.code == 1:
+        if hydra_refused(exit_):
             print(HYDRA_ERROR_HINT.format(command=shlex.join(sys.argv[1:])), file=sys.stderr)
         raise
     finally:
         release_run_folder()  # the kernel would too, at exit: this also removes the holder file
     sys.exit(finish_sweep())
+
+
+def hydra_refused(exit_: SystemExit) -> bool:
+    """Whether Hydra ended the process over its own error (composition, an override, the grammar).
+
+    Hydra reports an error and calls ``sys.exit(1)`` inside its handler, so the exception it
+    reported is the exit's ``__context__``: one of Hydra's or OmegaConf's own, not a crash of the run.
+    """
+    return exit_.code == 1 and isinstance(exit_.__context__, (HydraException, OmegaConfBaseException))
 
 
 def _share_cores(trainer: TrainerConfig, launcher: DictConfig) -> TrainerConfig:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
 
 ACTIVATIONS = ("relu", "selu", "elu", "gelu", "tanh", "sigmoid", "swish", "leaky_relu", "linear")
 OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
@@ -23,6 +23,13 @@ OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "one_cycle")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored")  # tf.distribute strategies; aetrain.distribution builds them
+
+# The largest integers aetrain takes: NumPy seeds are below 2**32; TensorFlow counts in int32; a
+# layer wider than MAX_UNITS (or deeper than MAX_LAYERS) is a typo, not a model for 28x28 images.
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 2**31 - 1
+MAX_UNITS = 2**16
+MAX_LAYERS = 64
 
 
 class ConfigError(ValueError):
@@ -234,20 +241,41 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
-        """A checkpoint's config (its loggers, which name no class there, are left out; a checkpoint
-        from before loggers were a group has ``trainer.tensorboard``, dropped too)."""
-        raw = {key: value for key, value in raw.items() if key != "logger"}
-        raw["trainer"] = {k: v for k, v in raw.get("trainer", {}).items() if k != "tensorboard"}
-        return validate(OmegaConf.create(raw))
+        """A checkpoint's config, checked like a command line (it never resolves an interpolation).
+        Its loggers, which name no class there, are left out; a checkpoint from before loggers were a
+        group has ``trainer.tensorboard``, dropped too."""
+        if isinstance(raw, dict):
+            raw = {key: value for key, value in raw.items() if key != "logger"}
+            if isinstance(raw.get("trainer"), dict):
+                raw["trainer"] = {k: v for k, v in raw["trainer"].items() if k != "tensorboard"}
+        return validate(raw)
 
 
 # --- checking ----------------------------------------------------------------------------------
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
-    """Check a composed config and return it typed, or raise ConfigError naming the bad key."""
+    """Check a composed config and return it typed, or raise ConfigError naming the bad key.
+
+    A plain dict (a config read from a file) may hold no interpolation (``${...}``): it is data, and
+    resolving it could read the environment. In a composed DictConfig (the command line) an
+    interpolation that fails to resolve is a ConfigError naming its key.
+    """
     if not isinstance(cfg, DictConfig):
+        if not isinstance(cfg, dict):
+            raise ConfigError("config", type(cfg).__name__, "a mapping of settings")
+        _refuse_interpolations(cfg)
         cfg = OmegaConf.create(cfg)
+    try:
+        return _validate(cfg)
+    except OmegaConfBaseException as err:
+        key = str(getattr(err, "full_key", "") or getattr(err, "key", "") or "config")
+        raise ConfigError(
+            key, unresolved_value(cfg, key), "a value that resolves", _first_line(err)
+        ) from None
+
+
+def _validate(cfg: DictConfig) -> RunConfig:
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra", "logger", "resume_sweep"})  # sweep_control
     if unknown:
         raise ConfigError(
@@ -291,6 +319,36 @@ def _loggers(node: Any) -> dict[str, Any]:
     return typed_loggers(node)
 
 
+def _refuse_interpolations(tree: Any, prefix: str = "") -> None:
+    """ConfigError naming the first string of ``tree`` that OmegaConf would treat as an interpolation."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, str) and "${" in value:
+            raise ConfigError(
+                path,
+                value,
+                "a plain value",
+                "A stored config holds values, not interpolations (`${...}`): aetrain does not resolve "
+                "them, so this file was not written by aetrain or was edited.",
+            )
+        _refuse_interpolations(value, path)
+
+
+def unresolved_value(cfg: DictConfig, key: str) -> Any:
+    """The value at dotted ``key`` as written (an interpolation unresolved), for an error message."""
+    value: Any = OmegaConf.to_container(cfg, resolve=False)
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
 def _integer(cfg: DictConfig, key: str) -> int:
     value = cfg[key]
     if isinstance(value, bool) or not isinstance(value, int):
@@ -322,16 +380,24 @@ def _typed(node: Any, schema: type, group: str) -> Any:
         allowed = sorted(f.name for f in schema.__dataclass_fields__.values())
         raise ConfigError(
             f"{group}.{bad}",
-            node.get(bad),
+            unresolved_value(node, bad),
             f"the keys {allowed}",
             f"`{schema.__name__}` has no setting called {bad!r}.",
+        ) from None
+    except InterpolationResolutionError as err:
+        bad = str(err.key) if getattr(err, "key", None) is not None else "?"
+        raise ConfigError(
+            f"{group}.{bad}", unresolved_value(node, bad), "a value that resolves", _first_line(err)
         ) from None
     except OmegaConfBaseException as err:
         bad = str(err.key) if getattr(err, "key", None) is not None else "?"
         expected = schema.__dataclass_fields__.get(bad)
         kind = getattr(expected, "type", "the documented type")
         raise ConfigError(
-            f"{group}.{bad}", node.get(bad), f"a value of type {kind}", "The value has the wrong type."
+            f"{group}.{bad}",
+            unresolved_value(node, bad),
+            f"a value of type {kind}",
+            "The value has the wrong type.",
         ) from None
 
 
@@ -341,19 +407,23 @@ def _require(ok: bool, key: str, value: Any, allowed: str, why: str = "") -> Non
 
 
 def _positive_ints(values: list[int]) -> bool:
-    return len(values) > 0 and all(v >= 1 for v in values)
+    return 0 < len(values) <= MAX_LAYERS and all(1 <= v <= MAX_UNITS for v in values)
+
+
+def _count(value: int | None, low: int = 1, high: int = MAX_COUNT) -> bool:
+    return value is not None and low <= value <= high
 
 
 def _check_ranges(run: RunConfig) -> None:
     """Value ranges and combinations that make no sense, named by key."""
     _require(
-        run.latent_size >= 1,
+        _count(run.latent_size, 1, MAX_UNITS),
         "latent_size",
         run.latent_size,
-        "an integer >= 1",
+        f"an integer from 1 to {MAX_UNITS}",
         "The coding layer needs at least one unit.",
     )
-    _require(run.seed >= 0, "seed", run.seed, "an integer >= 0")
+    _require(_count(run.seed, 0, MAX_SEED), "seed", run.seed, f"an integer from 0 to {MAX_SEED} (2**32 - 1)")
     _check_variant(run.variant)
     _check_noise(run.noise)
     _check_sparsity(run)
@@ -375,7 +445,7 @@ def _check_variant(v: Variant) -> None:
             _positive_ints(v.hidden_units),
             "variant.hidden_units",
             v.hidden_units,
-            "a non-empty list of integers >= 1",
+            f"a list of 1 to {MAX_LAYERS} integers from 1 to {MAX_UNITS}",
         )
     if isinstance(v, VariationalVariant):
         _require(
@@ -390,7 +460,7 @@ def _check_variant(v: Variant) -> None:
             _positive_ints(v.encoder_filters),
             "variant.encoder_filters",
             v.encoder_filters,
-            "a non-empty list of integers >= 1",
+            f"a list of 1 to {MAX_LAYERS} integers from 1 to {MAX_UNITS}",
             "The conv encoder halves the image once per filter count (28 -> 14 -> 7 -> 3 for three).",
         )
         _require(
@@ -398,15 +468,16 @@ def _check_variant(v: Variant) -> None:
             and (not v.decoder_filters or _positive_ints(v.decoder_filters)),
             "variant.decoder_filters",
             v.decoder_filters,
-            f"{len(v.encoder_filters) - 1} integers >= 1 (one fewer than variant.encoder_filters)",
+            f"{len(v.encoder_filters) - 1} integers from 1 to {MAX_UNITS} (one fewer than "
+            "variant.encoder_filters)",
             "The conv decoder doubles the image once per pooling; its last stage outputs the image's "
             "channels, so it takes one filter count fewer than the encoder.",
         )
         _require(
-            v.decoder_start_channels >= 1,
+            _count(v.decoder_start_channels, 1, MAX_UNITS),
             "variant.decoder_start_channels",
             v.decoder_start_channels,
-            "an integer >= 1",
+            f"an integer from 1 to {MAX_UNITS}",
         )
 
 
@@ -463,7 +534,7 @@ def _check_data(d: Data) -> None:
 
     spec = spec_for(d) if isinstance(d, DataConfig) else None
     if isinstance(d, DataConfig):
-        _require(d.val_size >= 1, "data.val_size", d.val_size, "an integer >= 1")
+        _require(_count(d.val_size), "data.val_size", d.val_size, f"an integer from 1 to {MAX_COUNT}")
     else:
         for key in ("val_size", "test_size"):
             size = getattr(d, key)
@@ -473,20 +544,30 @@ def _check_data(d: Data) -> None:
                 size,
                 "a fraction of the images (between 0 and 1) or a whole number of images >= 1",
             )
-        _require(d.split_seed >= 0, "data.split_seed", d.split_seed, "an integer >= 0")
+        _require(
+            _count(d.split_seed, 0, MAX_SEED),
+            "data.split_seed",
+            d.split_seed,
+            f"an integer from 0 to {MAX_SEED}",
+        )
     if d.limit is not None:
         if spec is not None:
             _require(
-                d.limit > d.val_size,
+                d.val_size < d.limit <= MAX_COUNT,
                 "data.limit",
                 d.limit,
-                f"null (all {spec.train_images:,}) or an integer > data.val_size ({d.val_size})",
+                f"null (all {spec.train_images:,}) or an integer > data.val_size ({d.val_size}) "
+                f"and <= {MAX_COUNT}",
                 "The last data.val_size of the kept images are the validation set.",
             )
         else:
-            _require(d.limit >= 2, "data.limit", d.limit, "null (all) or an integer >= 2")
+            _require(
+                _count(d.limit, 2), "data.limit", d.limit, f"null (all) or an integer from 2 to {MAX_COUNT}"
+            )
     if d.test_limit is not None:
-        _require(d.test_limit >= 1, "data.test_limit", d.test_limit, "null or an integer >= 1")
+        _require(
+            _count(d.test_limit), "data.test_limit", d.test_limit, f"null or an integer from 1 to {MAX_COUNT}"
+        )
     if isinstance(d, ImageFolderData):
         _require(
             d.dir is not None and d.dir.strip() != "",
@@ -527,8 +608,8 @@ def _check_variant_fits_data(run: RunConfig) -> None:
 
 
 def _check_trainer(t: TrainerConfig) -> None:
-    _require(t.epochs >= 1, "trainer.epochs", t.epochs, "an integer >= 1")
-    _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "an integer >= 1")
+    _require(_count(t.epochs), "trainer.epochs", t.epochs, f"an integer from 1 to {MAX_COUNT}")
+    _require(_count(t.batch_size), "trainer.batch_size", t.batch_size, f"an integer from 1 to {MAX_COUNT}")
     _require(t.optimizer in OPTIMIZERS, "trainer.optimizer", t.optimizer, f"one of {list(OPTIMIZERS)}")
     _require(
         math.isfinite(t.learning_rate) and t.learning_rate > 0,
@@ -543,27 +624,35 @@ def _check_trainer(t: TrainerConfig) -> None:
         t.warmup_epochs,
         "a number >= 0 and below trainer.epochs",
     )
-    _require(t.weight_decay >= 0, "trainer.weight_decay", t.weight_decay, "a number >= 0")
+    _require(
+        math.isfinite(t.weight_decay) and t.weight_decay >= 0,
+        "trainer.weight_decay",
+        t.weight_decay,
+        "a finite number >= 0",
+    )
     _require(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {list(PRECISIONS)}")
     _require(
-        t.steps_per_execution >= 1, "trainer.steps_per_execution", t.steps_per_execution, "an integer >= 1"
+        _count(t.steps_per_execution),
+        "trainer.steps_per_execution",
+        t.steps_per_execution,
+        f"an integer from 1 to {MAX_COUNT}",
     )
     splits = t.batch_splits
     _require(
-        splits == "auto" or (isinstance(splits, int) and not isinstance(splits, bool) and splits >= 1),
+        splits == "auto" or (isinstance(splits, int) and not isinstance(splits, bool) and _count(splits)),
         "trainer.batch_splits",
         splits,
-        "auto (one slice per CPU core) or an integer >= 1",
+        f"auto (one slice per CPU core) or an integer from 1 to {MAX_COUNT}",
     )
     for key in ("intra_op_threads", "inter_op_threads"):
         value = getattr(t, key)
         _require(
-            value is None or value >= 1,
+            value is None or _count(value),
             f"trainer.{key}",
             value,
-            "null (TensorFlow decides) or an integer >= 1",
+            f"null (TensorFlow decides) or an integer from 1 to {MAX_COUNT}",
         )
-    _require(t.grid_images >= 1, "trainer.grid_images", t.grid_images, "an integer >= 1")
+    _require(_count(t.grid_images), "trainer.grid_images", t.grid_images, f"an integer from 1 to {MAX_COUNT}")
     _require(
         t.resume is None or t.resume.strip() != "",
         "trainer.resume",

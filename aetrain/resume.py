@@ -12,17 +12,18 @@ and before Hydra writes anything into the old folder.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aetrain.config import ConfigError, RunConfig
+from aetrain.checkpoints import CheckpointRefused, check_checkpoint_whole, read_metadata
+from aetrain.config import MAX_COUNT, ConfigError, RunConfig
 from aetrain.run_folders import resolve_user_path
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
 BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
-METADATA_NAME = "aetrain.json"  # the same name aetrain.checkpoints writes
 
 # trainer.epochs may grow (a longer run); the rest only changes how the run is watched or drawn, or
 # how many threads it gets (a parallel sweep caps them per job; the printed "Resume with:" line leaves
@@ -74,14 +75,6 @@ class SavedRun:
         return self.folder / BEST_CHECKPOINT
 
 
-def read_metadata(checkpoint: Path) -> dict[str, Any]:
-    """aetrain's metadata inside a ``.keras`` zip ({} when absent), without importing Keras."""
-    with zipfile.ZipFile(checkpoint) as archive:
-        if METADATA_NAME not in archive.namelist():
-            return {}
-        return json.loads(archive.read(METADATA_NAME))
-
-
 def read_saved_run(folder: str | Path) -> SavedRun:
     """The resumable state of ``folder``, or ConfigError on ``trainer.resume`` saying what is missing.
 
@@ -98,21 +91,48 @@ def read_saved_run(folder: str | Path) -> SavedRun:
             f"{folder} has no {LAST_CHECKPOINT}: the run stopped before finishing its first epoch, so "
             "there is nothing to resume; start it again without trainer.resume.",
         )
-    try:
-        metadata = read_metadata(last)
-        epoch, config = int(metadata["epoch"]), dict(metadata["config"])
-    except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError) as err:
+    try:  # every checkpoint the resumed run may load, whole, before anything is written
+        for checkpoint in (last, folder / BEST_CHECKPOINT):
+            if checkpoint == last or checkpoint.is_file():
+                check_checkpoint_whole(checkpoint)
+        saved = _saved_run(folder, read_metadata(last))
+    except CheckpointRefused as refused:
+        _refuse(
+            folder,
+            "a run folder whose checkpoints are whole and were written by aetrain",
+            f"The checkpoint {refused.path} {refused.problem} The run cannot continue from it: restore "
+            "the file from a backup, or start a new run without trainer.resume.",
+        )
+    except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError, AttributeError) as err:
         _refuse(
             folder,
             "a run folder whose checkpoints aetrain wrote",
             f"{last} cannot be read as an aetrain checkpoint ({type(err).__name__}: {err}).",
         )
+    return saved
+
+
+def _saved_run(folder: Path, metadata: dict[str, Any]) -> SavedRun:
+    """The metadata's fields, typed; a stored config that aetrain would refuse on the command line
+    is refused here too (it never resolves interpolations)."""
+    epoch = metadata["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= MAX_COUNT:
+        raise ValueError(f"its epoch is {epoch!r}, not an integer from 1 to {MAX_COUNT}")
+    try:
+        config = RunConfig.from_dict(metadata["config"]).to_dict()
+    except ConfigError as error:
+        raise ValueError(f"the config stored in it is refused: {error}") from None
+    history = {
+        str(key): [math.nan if v is None else float(v) for v in values]  # null: a non-finite value
+        for key, values in metadata.get("history", {}).items()
+    }
+    random_state = [[int(x) for x in state] for state in metadata.get("random_state", [])]
     return SavedRun(
         folder=folder,
         epoch=epoch,
         config=config,
-        history={key: list(values) for key, values in metadata.get("history", {}).items()},
-        random_state=[list(state) for state in metadata.get("random_state", [])],
+        history=history,
+        random_state=random_state,
         metrics=_read_metrics(folder / METRICS_NAME),
     )
 

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.atomic_files import atomic_path, remove_partial_files, write_text_atomically
+from aetrain.atomic_files import atomic_path, remove_partial_files, write_json_atomically
 from aetrain.batch_splits import resolve_batch_splits, split_steps
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
 from aetrain.loggers import LoggedRun, RunLoggers
@@ -92,6 +92,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         StopOnRequest,
     )
     from aetrain.checkpoints import (
+        CheckpointRefused,
         copy_optimizer_state,
         load_checkpoint,
         restore_seed_generator_states,
@@ -116,17 +117,23 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
     first_epoch = 0
     with strategy.scope():  # variables (weights, optimizer slots) are created on every replica
-        model = load_checkpoint(saved.last_checkpoint) if saved else build_model(cfg)
+        model = load_checkpoint(saved.last_checkpoint, expected=cfg) if saved else build_model(cfg)
         restored_optimizer = model.optimizer if saved else None
         model.compile(
             optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
             loss="mse",
             jit_compile=cfg.trainer.jit_compile,
-            steps_per_execution=cfg.trainer.steps_per_execution,
+            # more steps than an epoch has only make Keras spin on an exhausted iterator
+            steps_per_execution=min(cfg.trainer.steps_per_execution, steps_per_epoch),
         )
         if saved is not None:
-            copy_optimizer_state(restored_optimizer, model.optimizer, model)
-            restore_seed_generator_states(model, saved.random_state)
+            try:
+                copy_optimizer_state(restored_optimizer, model.optimizer, model)
+                restore_seed_generator_states(model, saved.random_state)
+            except ValueError as err:
+                raise CheckpointRefused(
+                    saved.last_checkpoint, f"does not match its run's config: {err}."
+                ) from None
             first_epoch = saved.epoch
             log.info(f"resuming {saved.folder} after epoch {saved.epoch} of {cfg.trainer.epochs}")
     split_steps(model, splits)
@@ -232,7 +239,9 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         if checkpoints.best_weights is not None:
             model.set_weights(checkpoints.best_weights)
         elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
-            model.set_weights(load_checkpoint(checkpoints.best_path, compile=False).get_weights())
+            model.set_weights(
+                load_checkpoint(checkpoints.best_path, compile=False, expected=cfg).get_weights()
+            )
         if training_done and "test" in saved.metrics:  # the evaluation finished before the stop
             metrics["test"] = saved.metrics["test"]
             log.info("the test-set figures are those of the run's own evaluation")
@@ -319,8 +328,8 @@ def _steady_throughput(images: int, epoch_seconds: list[float]) -> float | None:
 
 
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
-    """metrics.json, written atomically (a reader never sees half a file)."""
-    return write_text_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    """metrics.json, written atomically (a reader never sees half a file); strict JSON (NaN as null)."""
+    return write_json_atomically(output_dir / "metrics.json", metrics)
 
 
 def record_failure(output_dir: Path, status: str, message: str) -> Path:

@@ -2,8 +2,8 @@
 
 The evaluate/generate/look commands take a run folder or a ``.keras`` checkpoint. The config comes
 from the checkpoint's embedded ``aetrain.json``, so a checkpoint copied away from its folder still
-works. Only ``zipfile`` and the config schema are used here: a wrong path is reported before
-TensorFlow loads.
+works. Only ``zipfile`` and the config schema are used here: a wrong path, a damaged archive or a
+stored config aetrain refuses is reported before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aetrain.checkpoints import read_metadata
+from aetrain.checkpoints import check_checkpoint_whole, read_metadata
 from aetrain.config import ConfigError, RunConfig
 
 BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
@@ -46,6 +46,7 @@ def locate_trained_run(path: str | Path) -> TrainedRun:
             f"`{path}` is a folder but has no {BEST_CHECKPOINT}: it is not an aetrain run folder, or its "
             f"run stopped before the first checkpoint. {PATH_HINT}"
         )
+    check_checkpoint_whole(checkpoint)  # CheckpointRefused: damaged, or classes that are not aetrain's
     try:
         metadata = read_metadata(checkpoint)
     except (zipfile.BadZipFile, OSError, ValueError) as error:

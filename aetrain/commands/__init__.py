@@ -2,15 +2,18 @@
 
 Plain argparse (one PATH, a few options), not Hydra: they read the run's config from its checkpoint
 instead of composing one. Like ``aetrain``, they touch the process here only. Exit codes: 0 done,
-2 a path or run the command cannot use, 3 a data problem, 5 the folder they write into is in use by
-another process (a run still training there: see aetrain.run_lock) or cannot be written.
+2 a path or run the command cannot use (a damaged or foreign checkpoint included), 3 a data problem,
+5 the folder they write into is in use by another process (a run still training there: see
+aetrain.run_lock) or cannot be written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,9 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 
+from aetrain.atomic_files import RunFolderWriteError
+from aetrain.checkpoints import CheckpointRefused
+from aetrain.config import MAX_COUNT, MAX_SEED
 from aetrain.data import DataError
 from aetrain.run_folders import RunFolderUnwritable, make_folders, remove_created_folders
 from aetrain.run_lock import RunFolderBusy, hold_run_folder
@@ -29,6 +35,10 @@ EXIT_USAGE, EXIT_DATA, EXIT_OUTPUT = 2, 3, 5
 
 class CommandRefused(Exception):
     """A valid run this command cannot work with (e.g. generating from a non-variational model)."""
+
+
+class OutputUnwritable(Exception):
+    """The folder the outputs go to cannot be created or written; the message names it and --out."""
 
 
 @dataclass
@@ -58,14 +68,25 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--limit", type=positive_int, help="use only the first N test images (default: all of them)"
     )
-    parser.add_argument("--seed", type=int, help="seed for sampling (default: the run's seed)")
+    parser.add_argument("--seed", type=seed_value, help="seed for sampling (default: the run's seed)")
     return parser
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return _bounded_int(text, 1, MAX_COUNT)
+
+
+def seed_value(text: str) -> int:
+    return _bounded_int(text, 0, MAX_SEED)
+
+
+def _bounded_int(text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}, got {text}")
     return value
 
 
@@ -76,14 +97,15 @@ def run_command(body: Callable[[argparse.Namespace, Console], None], args: argpa
     try:
         with hold_run_folder(output_folder(args)):  # not while a run trains there
             body(args, console)
-    except (RunPathError, CommandRefused) as error:
+    except (RunPathError, CommandRefused, CheckpointRefused) as error:
         console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
         return _failed(EXIT_USAGE)
     except DataError as error:
         console.print(Panel(str(error), title="aetrain: data problem", border_style="red"))
         return _failed(EXIT_DATA)
-    except (RunFolderBusy, RunFolderUnwritable) as error:
-        console.print(Panel(str(error), title="aetrain: cannot write there", border_style="red"))
+    except (RunFolderBusy, RunFolderUnwritable, OutputUnwritable, RunFolderWriteError) as error:
+        message = _unwritable(error.path, error) if isinstance(error, RunFolderWriteError) else str(error)
+        console.print(Panel(message, title="aetrain: cannot write there", border_style="red"))
         return _failed(EXIT_OUTPUT)
     return 0
 
@@ -95,23 +117,42 @@ def _failed(exit_code: int) -> int:
 
 
 def output_folder(args: argparse.Namespace) -> Path:
-    """The folder the command writes into (--out, else the run's folder), created if missing."""
-    folder = Path(args.out) if args.out else locate(args).output_dir
-    if folder.exists() and not folder.is_dir():
-        raise RunFolderUnwritable(f"--out {folder} is a file, not a folder. Give a folder with --out DIR.")
-    try:
-        make_folders(folder)
-    except OSError as err:
-        raise RunFolderUnwritable(
-            f"Cannot create the folder {folder} ({err.strerror or err}). Give a folder you may write "
-            "to with --out DIR."
-        ) from None
-    return folder
+    """The folder the command writes into (--out, else the run's folder): created if missing, probed."""
+    return writable_output_dir(locate_trained_run(args.path), args)
 
 
 def locate(args: argparse.Namespace) -> TrainedRun:
-    """The run PATH names (cheap: no TensorFlow yet)."""
-    return locate_trained_run(args.path)
+    """The run PATH names, and a check that its outputs can be written (cheap: no TensorFlow yet)."""
+    run = locate_trained_run(args.path)
+    writable_output_dir(run, args)
+    return run
+
+
+def writable_output_dir(run: TrainedRun, args: argparse.Namespace) -> Path:
+    """``--out`` or the run folder, created if missing (a refused command removes what it created)
+    and probed with a temp file, or OutputUnwritable naming it."""
+    folder = Path(args.out).expanduser() if args.out else run.output_dir
+    if folder.exists() and not folder.is_dir():
+        raise OutputUnwritable(
+            f"--out {folder} is a file, not a folder. Write the outputs elsewhere with `--out DIR`."
+        )
+    try:
+        make_folders(folder)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".aetrain-write-probe-")
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+    except OSError as err:
+        raise OutputUnwritable(_unwritable(folder, err)) from None
+    return folder
+
+
+def _unwritable(path: Path, err: OSError) -> str:
+    reason = getattr(err, "strerror", None) or str(err)
+    return (
+        f"Cannot write the outputs to {path} ({reason}). Write them elsewhere with `--out DIR`: a "
+        "folder you may write to (created if missing; not a file). Nothing partial was left."
+    )
 
 
 def load(run: TrainedRun, args: argparse.Namespace) -> LoadedRun:
@@ -137,9 +178,8 @@ def load(run: TrainedRun, args: argparse.Namespace) -> LoadedRun:
     else:
         data_cfg = dataclasses.replace(cfg.data, dir=None if data_dir is None else str(data_dir))
     data = load_data(data_cfg, test_limit=args.limit)
-    model = load_checkpoint(run.checkpoint, compile=False)
-    output_dir = Path(args.out) if args.out else run.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
+    model = load_checkpoint(run.checkpoint, compile=False, expected=cfg)
+    output_dir = writable_output_dir(run, args)
     return LoadedRun(run=run, model=model, data=data, output_dir=output_dir)
 
 

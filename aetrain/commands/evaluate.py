@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.atomic_files import write_text_atomically
+from aetrain.atomic_files import write_json_atomically
 from aetrain.commands import command_parser, load, locate, positive_int, run_command, seed_of
 
 # aetrain.evaluation's defaults, repeated here because importing it loads TensorFlow, which --help and a
@@ -76,7 +75,7 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
         "seed": seed,
         **report,
     }
-    path = write_text_atomically(loaded.output_dir / "eval.json", json.dumps(report, indent=2))
+    path = write_json_atomically(loaded.output_dir / "eval.json", report)
     console.print(report_table(report))
     console.print(f"[bold]written:[/bold] {path}")
 

@@ -11,10 +11,14 @@ from cli_runs import plain_text, start_aetrain
 # (overrides, exit code, words the message must contain). Exit 2: aetrain's checks, naming the key
 # and the value; exit 1: Hydra's own composition errors.
 BAD_COMMAND_LINES = [
-    (["latent_size=0"], 2, ["`latent_size`", "= 0", "an integer >= 1"]),
+    (["latent_size=0"], 2, ["`latent_size`", "= 0", "an integer from 1 to 65536"]),
+    (["latent_size=1000000000000"], 2, ["`latent_size`", "1000000000000", "an integer from 1 to 65536"]),
     (["latent_size=abc"], 2, ["`latent_size`", "'abc'", "an integer"]),
-    (["seed=-1"], 2, ["`seed`", "-1", "an integer >= 0"]),
-    (["trainer.epochs=0"], 2, ["`trainer.epochs`", "0", "an integer >= 1"]),
+    (["seed=-1"], 2, ["`seed`", "-1", "an integer from 0 to 4294967295"]),
+    (["seed=4294967296"], 2, ["`seed`", "4294967296", "an integer from 0 to 4294967295"]),
+    (["trainer.weight_decay=inf"], 2, ["`trainer.weight_decay`", "inf", "a finite number >= 0"]),
+    (["data.dir=${oc.env:AETRAIN_SURELY_UNSET}"], 2, ["`data.dir`", "AETRAIN_SURELY_UNSET", "not found"]),
+    (["trainer.epochs=0"], 2, ["`trainer.epochs`", "0", "an integer from 1 to"]),
     (["trainer.epochs=null"], 2, ["`trainer.epochs`", "None"]),
     (["trainer.batch_size=1.5"], 2, ["`trainer.batch_size`", "1.5", "int"]),
     (["trainer.learning_rate=-1"], 2, ["`trainer.learning_rate`", "-1", "a number > 0"]),

@@ -1,0 +1,107 @@
+"""The companion commands exit 5 naming the path when their outputs cannot be written (``--out`` that
+is a file or lies under one, a read-only run folder), say to use ``--out DIR``, and write nothing
+partial; out-of-range ``--seed`` / counts are refused by argparse (exit 2)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli_runs import environment, plain_text
+from damaged_files import copy_run, folder_digest
+
+COMMANDS = ("aetrain-evaluate", "aetrain-generate", "aetrain-look")
+VAE_RUN = ("variant=vae", "latent_size=2")
+
+
+def companion(
+    name: str, *args: str, cwd: Path, without_tensorflow: bool = True
+) -> subprocess.CompletedProcess:
+    executable = shutil.which(name, path=str(Path(sys.executable).parent)) or name
+    return subprocess.run(
+        [executable, *args],
+        cwd=cwd,
+        env=environment(cwd, without_tensorflow=without_tensorflow),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_unwritable(result: subprocess.CompletedProcess, path: Path) -> None:
+    text = plain_text(result.stdout + result.stderr)
+    assert result.returncode == 5, text
+    assert str(path) in text and "--out DIR" in text, text
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_out_that_is_a_file_or_under_one_exits_5_before_tensorflow(trained_runs, tmp_path, name):
+    run = trained_runs(*VAE_RUN)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me")
+    for out in (a_file, a_file / "sub"):
+        assert_unwritable(companion(name, str(run), "--out", str(out), cwd=tmp_path), out)
+    assert a_file.read_text() == "keep me"
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` made unwritable: chmod for a user; for root (who ignores modes) the immutable flag."""
+    if os.geteuid() != 0:
+        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        undo = ["chmod", "u+w", str(folder)]
+    else:
+        chattr = shutil.which("chattr")
+        if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("root, and no chattr +i here to make a folder read-only")
+        undo = [chattr, "-i", str(folder)]
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_read_only_run_folder_exits_5_and_names_it(trained_runs, tmp_path, name):
+    run = copy_run(trained_runs(*VAE_RUN), tmp_path / "run")
+    before = folder_digest(run)
+    with read_only(run):
+        assert_unwritable(companion(name, str(run), cwd=tmp_path), run)
+    assert folder_digest(run) == before
+
+
+def test_a_failed_write_after_tensorflow_loaded_exits_5_with_nothing_partial(trained_runs, tmp_path):
+    """The folder is writable when checked, then a picture cannot be written: a folder in its place."""
+    run = trained_runs(*VAE_RUN)
+    out = tmp_path / "out"
+    (out / "eval.json").mkdir(parents=True)  # os.replace cannot put a file over a folder
+    result = companion(
+        "aetrain-evaluate",
+        str(run),
+        "--out",
+        str(out),
+        "--limit",
+        "20",
+        "--probe-steps",
+        "2",
+        cwd=tmp_path,
+        without_tensorflow=False,
+    )
+    assert_unwritable(result, out / "eval.json")
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json"]  # no partial file beside it
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize("option", [("--seed", "-1"), ("--seed", str(2**32)), ("--limit", str(2**31))])
+def test_out_of_range_numbers_are_refused_by_name(trained_runs, tmp_path, name, option):
+    result = companion(name, str(trained_runs(*VAE_RUN)), *option, cwd=tmp_path)
+    assert result.returncode == 2 and option[0] in result.stderr and "Traceback" not in result.stderr
