@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -122,11 +121,13 @@ def test_only_empty_folders_this_process_created_are_removed(tmp_path, monkeypat
 
 def test_a_refused_companion_command_leaves_the_out_folder_as_it_was(tmp_path, capsys):
     """generate refuses a run that is not a VAE after it locked --out: no lock file is left there."""
+    from aetrain.checkpoints import save_checkpoint
     from aetrain.commands import generate
+    from aetrain.models import build_model
 
-    fake_run = tmp_path / "run.keras"  # only the embedded config: enough for generate to refuse
-    with zipfile.ZipFile(fake_run, "w") as archive:
-        archive.writestr("aetrain.json", json.dumps({"config": validate(compose_config()).to_dict()}))
+    cfg = validate(compose_config("variant.hidden_units=[8]", "latent_size=2"))  # a dense run
+    fake_run = tmp_path / "run.keras"
+    save_checkpoint(build_model(cfg), fake_run, {"config": cfg.to_dict(), "epoch": 1})
     out = tmp_path / "out"
     out.mkdir()
     assert generate.main([str(fake_run), "--out", str(out)]) == 2

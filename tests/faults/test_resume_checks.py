@@ -70,7 +70,7 @@ def not_a_checkpoint(folder: Path) -> Path:
     [
         (lambda p: p / "missing", "There is no folder"),
         (lambda p: p, "nothing to resume"),
-        (not_a_checkpoint, "cannot be read"),
+        (not_a_checkpoint, "not a whole .keras file"),
     ],
     ids=["no folder", "no last.keras", "not a checkpoint"],
 )
