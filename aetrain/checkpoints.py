@@ -39,12 +39,15 @@ def save_checkpoint(model: keras.Model, path: Path, metadata: dict[str, Any]) ->
 
 
 def load_checkpoint(path: Path, compile: bool = True) -> keras.Model:
-    """Reload an aetrain checkpoint; importing aetrain.models registers its custom layers first."""
+    """Reload an aetrain checkpoint; importing aetrain.models registers its custom layers first.
+
+    A tied-weights decoder is tied to its encoder again (its kernels are the encoder's, saved once).
+    """
     import keras
 
-    import aetrain.models  # noqa: F401  (registration side effect)
+    from aetrain.models.dense import tie_dense_weights
 
-    return keras.models.load_model(path, compile=compile)
+    return tie_dense_weights(keras.models.load_model(path, compile=compile))
 
 
 def seed_generator_states(model: keras.Model) -> list[list[int]]:

@@ -48,6 +48,7 @@ class DenseVariant:
     hidden_units: list[int] = field(default_factory=lambda: [100])
     activation: str = "relu"
     output_activation: str = "sigmoid"
+    tied_weights: bool = False  # decoder Dense layers reuse the transposed encoder kernels
 
 
 @dataclass
@@ -73,6 +74,7 @@ class VariationalVariant:
     name: str = "vae"
     latent_loss: str = "log_var"
     beta: float = 1.0
+    kl_warmup_epochs: float = 0.0  # beta rises linearly from 0 over this many epochs, step by step
 
 
 @dataclass
@@ -286,6 +288,11 @@ def _positive_ints(values: list[int]) -> bool:
     return len(values) > 0 and all(v >= 1 for v in values)
 
 
+def _hidden_units(values: list[int]) -> bool:
+    """Hidden layer sizes: any number of them (none: 784 -> codings -> 784), each >= 1."""
+    return all(v >= 1 for v in values)
+
+
 def _check_ranges(run: RunConfig) -> None:
     """Value ranges and combinations that make no sense, named by key."""
     _require(
@@ -313,10 +320,10 @@ def _check_variant(v: Variant) -> None:
     )
     if isinstance(v, (DenseVariant, VAEVariant)):
         _require(
-            _positive_ints(v.hidden_units),
+            _hidden_units(v.hidden_units),
             "variant.hidden_units",
             v.hidden_units,
-            "a non-empty list of integers >= 1",
+            "a list of integers >= 1 ([] for no hidden layer: 784 -> codings -> 784)",
         )
     if isinstance(v, VariationalVariant):
         _require(
@@ -326,6 +333,12 @@ def _check_variant(v: Variant) -> None:
             f"one of {list(LATENT_LOSS_FORMS)}",
         )
         _require(math.isfinite(v.beta) and v.beta >= 0, "variant.beta", v.beta, "a number >= 0")
+        _require(
+            math.isfinite(v.kl_warmup_epochs) and v.kl_warmup_epochs >= 0,
+            "variant.kl_warmup_epochs",
+            v.kl_warmup_epochs,
+            "a number of epochs >= 0 (0: the full beta from the first step)",
+        )
     if isinstance(v, ConvVariant):
         _require(
             len(v.encoder_filters) == 3 and _positive_ints(v.encoder_filters),

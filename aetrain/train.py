@@ -77,6 +77,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     precision = configure_tensorflow(cfg.trainer, cfg.seed, batch_splits=splits)
     from aetrain.callbacks import (
         CheckpointBestAndLast,
+        KLWarmup,
         RecordHistory,
         RecordStartup,
         RichProgress,
@@ -111,6 +112,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         model.compile(
             optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
             loss="mse",
+            metrics=_loss_term_metrics(cfg),
             jit_compile=cfg.trainer.jit_compile,
             steps_per_execution=cfg.trainer.steps_per_execution,
         )
@@ -146,6 +148,11 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     stopper = StopOnRequest(stop or StopRequest())
     startup = RecordStartup()
     callbacks = [startup, recorder, guard, stopper, checkpoints, progress]
+    if isinstance(cfg.variant, VariationalVariant):  # before the recorder: it logs beta and val_loss
+        from aetrain.models.dense import PIXELS
+
+        warmup_steps = cfg.variant.kl_warmup_epochs * steps_per_epoch
+        callbacks.insert(1, KLWarmup(cfg.variant.beta, warmup_steps, PIXELS))
     if cfg.trainer.tensorboard:
         import keras
 
@@ -209,10 +216,31 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
         model.set_weights(load_checkpoint(checkpoints.best_path, compile=False).get_weights())
     metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
+    metrics["warnings"] = _health_warnings(cfg, metrics["test"])
     write_metrics(output_dir, metrics)
     write_pictures(model, data, cfg, history, output_dir)
     show_summary(console, metrics, output_dir)
     return metrics["best_val_loss"]
+
+
+def _health_warnings(cfg: RunConfig, test: dict[str, Any]) -> list[str]:
+    """What the user should know about the trained model (a VAE's posterior collapse)."""
+    from aetrain.vae_health import collapse_warning
+
+    if "active_units" not in test:
+        return []
+    warning = collapse_warning(test["active_units"], cfg.latent_size)
+    return [warning] if warning else []
+
+
+def _loss_term_metrics(cfg: RunConfig) -> list:
+    """A VAE's loss is reconstruction_loss (per-pixel MSE) + beta / 784 * kl_loss (nats per image):
+    the history records the first as a compiled metric (the latent-loss layer reports kl_loss)."""
+    if not isinstance(cfg.variant, VariationalVariant):
+        return []
+    import keras
+
+    return [keras.metrics.MeanSquaredError(name="reconstruction_loss")]
 
 
 def _best_so_far(saved: SavedRun | None) -> dict[str, Any]:
@@ -325,5 +353,8 @@ def show_summary(console: Console, metrics: dict[str, Any], output_dir: Path) ->
     for key, value in rows.items():
         table.add_row(key, value)
     console.print(table)
+    for warning in metrics.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+        log.warning(warning)
     console.print(f"[bold]outputs:[/bold] {output_dir}")
     log.info(f"test metrics: {json.dumps(metrics['test'])}; outputs in {output_dir}")
