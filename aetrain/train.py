@@ -98,6 +98,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
 
     device = describe_device()
     log.info(f"device: {device}, precision {precision}")
+    manifest = _write_run_manifest(cfg, output_dir, device, precision, data.source, saved)
     log.info(
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
         f"images from {data.source} ({data_seconds:.2f} s)"
@@ -141,6 +142,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             "epoch": epoch,
             "history": history,
             "random_state": seed_generator_states(model),
+            "manifest": manifest,
         },
         **_best_so_far(saved),
     )
@@ -221,6 +223,26 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     write_pictures(model, data, cfg, history, output_dir)
     show_summary(console, metrics, output_dir)
     return metrics["best_val_loss"]
+
+
+def _write_run_manifest(
+    cfg: RunConfig, output_dir: Path, device: str, precision: str, data_dir: Path, saved: SavedRun | None
+) -> dict[str, Any]:
+    """manifest.json, before the first step, so an interrupted run has one (see aetrain.manifest)."""
+    from aetrain.data import FILES
+    from aetrain.manifest import run_manifest, write_manifest
+
+    manifest = run_manifest(
+        seed=cfg.seed,
+        device=device,
+        precision=precision,
+        data_dir=data_dir,
+        data_names=list(FILES.values()),
+    )
+    if saved is not None:
+        manifest["resumed_from_epoch"] = saved.epoch
+    write_manifest(output_dir, manifest)
+    return manifest
 
 
 def _health_warnings(cfg: RunConfig, test: dict[str, Any]) -> list[str]:
