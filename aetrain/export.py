@@ -25,6 +25,7 @@ from aetrain.models.dense import IMAGE_SHAPE, DenseTranspose
 from aetrain.models.sparsity import KLSparsityRegularization
 
 TRAINING_ONLY_LAYERS = (KLSparsityRegularization,)  # identities at inference: left out
+INPUT_NAME = "images"  # the input's name in every export (the TFLite and SavedModel signatures too)
 EXPORTS = {
     "encoder_keras": "encoder.keras",
     "decoder_keras": "decoder.keras",
@@ -41,11 +42,13 @@ def is_variational(model: keras.Model) -> bool:
 def standalone_encoder(model: keras.Model) -> keras.Model:
     """image -> codings (a VAE: ``[mean, log_var]``), sharing the checkpoint's layers and weights."""
     encoder = model.get_layer("encoder")
+    images = keras.Input(shape=IMAGE_SHAPE, name=INPUT_NAME)
     if is_variational(model):
         outputs = [encoder.get_layer("codings_mean").output, encoder.get_layer("codings_log_var").output]
-        return keras.Model(encoder.inputs[0], outputs, name="encoder")
+        mean_and_log_var = keras.Model(encoder.inputs[0], outputs, name="mean_and_log_var")
+        return keras.Model(images, mean_and_log_var(images), name="encoder")
     layers = [layer for layer in encoder.layers if not isinstance(layer, TRAINING_ONLY_LAYERS)]
-    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *layers], name="encoder")
+    return keras.Sequential([images, *layers], name="encoder")
 
 
 def plain_dense(transpose: DenseTranspose) -> keras.layers.Dense:
@@ -73,7 +76,7 @@ def standalone_decoder(model: keras.Model) -> keras.Model:
 
 def standalone_autoencoder(encoder: keras.Model, decoder: keras.Model) -> keras.Model:
     """image -> reconstruction at inference: decoder(codings), decoder(mean) for a VAE."""
-    inputs = keras.Input(shape=IMAGE_SHAPE)
+    inputs = keras.Input(shape=IMAGE_SHAPE, name=INPUT_NAME)
     codings = encoder(inputs)
     if isinstance(codings, (list, tuple)):
         codings = codings[0]
@@ -81,14 +84,26 @@ def standalone_autoencoder(encoder: keras.Model, decoder: keras.Model) -> keras.
 
 
 def float32_copy(model: keras.Model) -> keras.Model:
-    """The same model computing in float32 (a mixed-precision run's layers compute in bfloat16/float16,
-    which TensorFlow Lite's built-in ops do not take); the weights are float32 already and are copied."""
-    copy = keras.models.clone_model(
-        model,
-        clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "float32"}),
-    )
+    """The same model computing in float32, nested models included: a mixed-precision run's layers
+    compute in bfloat16/float16, which TensorFlow Lite's built-in ops do not take. The weights are
+    float32 already and are copied."""
+    config = _float32_policies(keras.saving.serialize_keras_object(model))
+    copy = keras.saving.deserialize_keras_object(config)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def _float32_policies(node):
+    """A model config with every mixed dtype policy (``mixed_bfloat16``, ``mixed_float16``) -> float32."""
+    if isinstance(node, list):
+        return [_float32_policies(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("class_name") == "DTypePolicy" and str(node.get("config", {}).get("name", "")).startswith(
+        "mixed_"
+    ):
+        return {**node, "config": {**node["config"], "name": "float32"}}
+    return {key: _float32_policies(value) for key, value in node.items()}
 
 
 def tflite_bytes(model: keras.Model, work_dir: Path) -> bytes:
