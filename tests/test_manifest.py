@@ -37,7 +37,11 @@ KEYS = {
 def test_manifest_names_versions_data_hashes_command_and_seed(tmp_path):
     (tmp_path / "a.gz").write_bytes(b"abc")
     manifest = run_manifest(
-        seed=7, device="CPU (2 cores)", precision="float32", data_dir=tmp_path, command_line=["aetrain", "x=1"]
+        seed=7,
+        device="CPU (2 cores)",
+        precision="float32",
+        data_dir=tmp_path,
+        command_line=["aetrain", "x=1"],
     )
     assert set(manifest) == KEYS
     assert manifest["aetrain_version"] == __version__

@@ -41,7 +41,9 @@ def test_tied_decoder_owns_only_biases_about_half_the_parameters():
 
 def test_tied_decoder_uses_the_encoder_kernels_transposed():
     model = build("variant.tied_weights=true", "latent_size=8")
-    encoder_dense = [layer for layer in model.get_layer("encoder").layers if type(layer) is keras.layers.Dense]
+    encoder_dense = [
+        layer for layer in model.get_layer("encoder").layers if type(layer) is keras.layers.Dense
+    ]
     assert [t.tied_to for t in transposes(model)] == encoder_dense[::-1]
     codings = np.random.default_rng(0).random((3, 8), dtype=np.float32)
     hidden_kernel, coding_kernel = (keras.ops.convert_to_numpy(d.kernel) for d in encoder_dense)
@@ -72,7 +74,7 @@ def test_tied_checkpoint_reloads_tied_with_the_same_outputs(tmp_path):
     save_checkpoint(model, tmp_path / "tied.keras", {})
     reloaded = load_checkpoint(tmp_path / "tied.keras")
     np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))
-    encoder_dense = [l for l in reloaded.get_layer("encoder").layers if type(l) is keras.layers.Dense]
+    encoder_dense = [x for x in reloaded.get_layer("encoder").layers if type(x) is keras.layers.Dense]
     assert [t.tied_to for t in transposes(reloaded)] == encoder_dense[::-1]
     assert len(reloaded.trainable_weights) == len(model.trainable_weights)  # kernels saved once
 
