@@ -86,7 +86,7 @@ def read_saved_run(folder: str | Path) -> SavedRun:
 def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
     """Refuse, naming every differing key, unless ``cfg`` is the saved run's config up to
     RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs."""
-    now, then = _flatten(cfg.to_dict()), _flatten(saved.config)
+    now, then = _flatten(cfg.to_dict()), _flatten(_with_defaults(saved.config))
     differing = sorted(key for key in now.keys() | then.keys() if now.get(key) != then.get(key))
     differing = [key for key in differing if key not in RESUMABLE_CHANGES]
     if differing:
@@ -105,6 +105,15 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
             f"The run in {saved.folder} already trained {saved.epoch} epochs; raise trainer.epochs "
             "to train it further.",
         )
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """The saved config with the settings added since it was written at their defaults (a run saved
+    before variant.tied_weights existed resumes with tied_weights=false, as it trained)."""
+    try:
+        return RunConfig.from_dict(config).to_dict()
+    except ConfigError:
+        return config
 
 
 def _refuse(folder: Path, allowed: str, why: str) -> None:

@@ -100,3 +100,11 @@ def test_tied_run_resumed_matches_the_uninterrupted_one(make_config, tmp_path):
     assert resumed["history"]["val_loss"] == straight["history"]["val_loss"]
     last = load_checkpoint(stopped / "checkpoints" / "last.keras")
     assert all(t.tied_to is not None for t in transposes(last))
+
+
+def test_a_run_saved_before_these_settings_existed_still_resumes(make_config, tmp_path):
+    from aetrain.resume import SavedRun, check_resumable
+
+    old = make_config("variant=dense").to_dict()
+    del old["variant"]["tied_weights"]  # as a checkpoint written before variant.tied_weights
+    check_resumable(make_config(), SavedRun(folder=tmp_path, epoch=0, config=old))  # not refused
