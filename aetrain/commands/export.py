@@ -16,11 +16,29 @@ from rich.console import Console
 from rich.panel import Panel
 
 from aetrain.commands import EXIT_USAGE
-from aetrain.run_folders import RunFolderUnwritable, check_writable
 from aetrain.trained_run import RunPathError, locate_trained_run
 
 EXIT_OUTPUT = 5
 EXPORT_FOLDER = "export"
+
+
+class OutUnwritable(Exception):
+    """The --out folder cannot be created or written; the message names it and the fix."""
+
+
+def check_out_folder(out: Path) -> None:
+    """Create ``out`` and write a probe file in it before anything slow, or raise OutUnwritable."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise OutUnwritable(
+            f"Cannot write the exports into {out} ({error.strerror or error}). Pass --out DIR with a "
+            f"folder you may write to (default: RUN/{EXPORT_FOLDER}); nothing was exported."
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def export(args: argparse.Namespace, console: Console) -> None:
     run = locate_trained_run(args.path)
     out = Path(args.out) if args.out else run.output_dir / EXPORT_FOLDER
-    check_writable(out, "--out")
+    check_out_folder(out)
     from aetrain.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -72,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunPathError as error:
         console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
         return EXIT_USAGE
-    except (RunFolderUnwritable, OSError) as error:
+    except (OutUnwritable, OSError) as error:  # OSError: a write that failed midway (e.g. a full disk)
         console.print(Panel(str(error), title="aetrain: cannot write the exports", border_style="red"))
         return EXIT_OUTPUT
     return 0
