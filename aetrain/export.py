@@ -17,6 +17,8 @@ Nothing here touches the process; aetrain.commands.export writes the files.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
@@ -131,9 +133,6 @@ def export_model(model: keras.Model, out_dir: Path) -> dict[str, Path]:
     autoencoder = standalone_autoencoder(encoder, decoder)
     for key, part in (("autoencoder_savedmodel", autoencoder), ("encoder_savedmodel", encoder)):
         _replace_folder(paths[key], lambda folder, part=part: part.export(str(folder), verbose=False))
-    import shutil
-    import tempfile
-
     work_dir = Path(tempfile.mkdtemp(dir=out_dir, prefix=".tflite-partial-"))
     try:
         with atomic_path(paths["encoder_tflite"]) as tmp:
@@ -145,9 +144,6 @@ def export_model(model: keras.Model, out_dir: Path) -> dict[str, Path]:
 
 def _replace_folder(target: Path, write) -> None:
     """``write(folder)`` into a fresh temp folder beside ``target``, then swap it in for ``target``."""
-    import shutil
-    import tempfile
-
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-partial-"))
     try:
         shutil.rmtree(tmp)
