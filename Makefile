@@ -8,7 +8,7 @@ SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train smoke test test-fast bench bench-quick lint format clean
+.PHONY: help setup data train smoke test test-fast bench bench-quick results lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ bench: setup ## the benchmark on all of Fashion-MNIST (~10 min on 2 cores): writ
 
 bench-quick: setup ## the benchmark's CI-sized smoke run (1 epoch, 3,000 images): bench/RESULTS-quick.md
 	$(BIN)/python -m bench --quick $(ARGS)
+
+results: setup ## every preset + conv_vae + shallow, full data (hours on 2 cores): docs/RESULTS.md
+	$(BIN)/python -m bench.results $(ARGS)
 
 lint: setup ## ruff lint + format check
 	$(BIN)/ruff check aetrain tests bench

@@ -222,3 +222,40 @@ class LogEpochs(keras.callbacks.Callback):
         figures = {key: float(value) for key, value in (logs or {}).items()}
         for session in self.sessions:
             session.log_epoch(epoch + 1, figures)
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """A VAE's beta, step by step: ``beta * min(1, step / warmup_steps)`` with ``variant.kl_warmup_epochs``.
+
+    Before each step it sets the latent-loss layer's ``beta_scale`` from the optimizer's step count,
+    which a resumed run restores, so the ramp continues exactly where it stopped. With
+    ``trainer.steps_per_execution`` = k the scale moves every k steps. Each epoch it logs ``beta`` (the
+    value in force at the epoch's last step) and, while warming up, rewrites ``val_loss`` as the loss
+    at the full beta (``val_reconstruction_loss + beta / pixels * val_kl_loss``): ``best.keras`` then
+    compares epochs on one objective instead of favouring the early ones, whose beta was small.
+    """
+
+    def __init__(self, beta: float, warmup_steps: float, pixels: int) -> None:
+        super().__init__()
+        self.beta, self.warmup_steps, self.pixels = beta, warmup_steps, pixels
+        self.scale = 1.0 if warmup_steps <= 0 else 0.0
+
+    def _latent_loss_layer(self):
+        return self.model.get_layer("encoder").get_layer("latent_loss")
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.warmup_steps <= 0:
+            return
+        from aetrain.models.vae import kl_warmup_scale
+
+        self.scale = kl_warmup_scale(int(self.model.optimizer.iterations), self.warmup_steps)
+        self._latent_loss_layer().beta_scale.assign(self.scale)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        logs["beta"] = self.beta * self.scale
+        if self.warmup_steps > 0 and "val_reconstruction_loss" in logs and "val_kl_loss" in logs:
+            logs["val_loss"] = float(logs["val_reconstruction_loss"]) + self.beta / self.pixels * float(
+                logs["val_kl_loss"]
+            )

@@ -137,15 +137,16 @@ def load_checkpoint(path: Path, compile: bool = True, expected: RunConfig | None
 
     The archive is checked whole first; Keras loads it in safe mode (no code from the file runs);
     with ``expected`` (the config the checkpoint carries, validated) the model must be the one that
-    config builds. Importing aetrain.models registers aetrain's custom layers first.
+    config builds. Importing aetrain.models registers aetrain's custom layers first. A tied-weights
+    decoder is tied to its encoder again (its kernels are the encoder's, saved once).
     """
     check_checkpoint_whole(path)
     import keras
 
-    import aetrain.models  # noqa: F401  (registration side effect)
+    from aetrain.models.dense import tie_dense_weights
 
     try:
-        model = keras.models.load_model(path, compile=compile, safe_mode=True)
+        model = tie_dense_weights(keras.models.load_model(path, compile=compile, safe_mode=True))
     except Exception as err:  # Keras reports a bad file with many exception types
         raise CheckpointRefused(path, f"cannot be loaded as a Keras model ({_first_line(err)}).") from None
     if expected is not None:

@@ -55,6 +55,7 @@ class DenseVariant:
     hidden_units: list[int] = field(default_factory=lambda: [100])
     activation: str = "relu"
     output_activation: str = "sigmoid"
+    tied_weights: bool = False  # decoder Dense layers reuse the transposed encoder kernels
 
 
 @dataclass
@@ -80,6 +81,7 @@ class VariationalVariant:
     name: str = "vae"
     latent_loss: str = "log_var"
     beta: float = 1.0
+    kl_warmup_epochs: float = 0.0  # beta rises linearly from 0 over this many epochs, step by step
 
 
 @dataclass
@@ -414,6 +416,11 @@ def _count(value: int | None, low: int = 1, high: int = MAX_COUNT) -> bool:
     return value is not None and low <= value <= high
 
 
+def _hidden_units(values: list[int]) -> bool:
+    """Hidden layer sizes: up to MAX_LAYERS of them (none: pixels -> codings -> pixels)."""
+    return len(values) <= MAX_LAYERS and all(1 <= v <= MAX_UNITS for v in values)
+
+
 def _check_ranges(run: RunConfig) -> None:
     """Value ranges and combinations that make no sense, named by key."""
     _require(
@@ -442,10 +449,11 @@ def _check_variant(v: Variant) -> None:
     )
     if isinstance(v, (DenseVariant, VAEVariant)):
         _require(
-            _positive_ints(v.hidden_units),
+            _hidden_units(v.hidden_units),
             "variant.hidden_units",
             v.hidden_units,
-            f"a list of 1 to {MAX_LAYERS} integers from 1 to {MAX_UNITS}",
+            f"a list of 0 to {MAX_LAYERS} integers from 1 to {MAX_UNITS} ([] for no hidden layer: "
+            "pixels -> codings -> pixels)",
         )
     if isinstance(v, VariationalVariant):
         _require(
@@ -455,6 +463,12 @@ def _check_variant(v: Variant) -> None:
             f"one of {list(LATENT_LOSS_FORMS)}",
         )
         _require(math.isfinite(v.beta) and v.beta >= 0, "variant.beta", v.beta, "a number >= 0")
+        _require(
+            math.isfinite(v.kl_warmup_epochs) and v.kl_warmup_epochs >= 0,
+            "variant.kl_warmup_epochs",
+            v.kl_warmup_epochs,
+            "a number of epochs >= 0 (0: the full beta from the first step)",
+        )
     if isinstance(v, ConvVariant):
         _require(
             _positive_ints(v.encoder_filters),

@@ -12,10 +12,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from aetrain.config import KLSparsity, NoNoise, NoSparsity, RunConfig, VariationalVariant
+from aetrain.config import DropoutNoise, KLSparsity, NoNoise, NoSparsity, RunConfig, VariationalVariant
 from aetrain.models import encode
 from aetrain.models.noise import find_noise_layer
 from aetrain.models.vae import LATENT_LOSSES, latent_loss_log_var
+from aetrain.vae_health import IW_SAMPLES, active_units, vae_health
 
 NEAR_ZERO_ACTIVATION = 0.05
 BATCH = 512
@@ -45,6 +46,7 @@ def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) ->
         mean, log_var, _ = encoder.predict(images, batch_size=BATCH, verbose=0)
         per_image = LATENT_LOSSES[cfg.variant.latent_loss](mean, log_var)
         metrics["latent_loss"] = float(np.mean(keras.ops.convert_to_numpy(per_image)))
+        metrics["active_units"] = active_units(mean)
     elif not isinstance(cfg.sparsity, NoSparsity):
         codings = encoder.predict(images, batch_size=BATCH, verbose=0)
         metrics["mean_activation"] = float(np.mean(codings))
@@ -229,6 +231,41 @@ def denoising_quality(model: keras.Model, images: np.ndarray) -> dict[str, float
     }
 
 
+def noisy_copy(images: np.ndarray, kind: str, level: float, seed: int) -> np.ndarray:
+    """``images`` with Gaussian noise of stddev ``level``, or dropout at rate ``level`` (the kept pixels
+    scaled by 1 / (1 - rate), as Keras's Dropout layer does in training); level 0 is the clean copy."""
+    if level == 0:
+        return images.copy()
+    rng = np.random.default_rng(seed)
+    if kind == "gaussian":
+        return (images + level * rng.standard_normal(images.shape)).astype(np.float32)
+    kept = rng.random(images.shape) >= level
+    return (images * kept / (1.0 - level)).astype(np.float32)
+
+
+def denoising_curve(
+    model: keras.Model, images: np.ndarray, levels: list[float], kind: str, seed: int
+) -> list[dict[str, float]]:
+    """Per noise level: the MSE to the clean images of the noisy input and of its reconstruction."""
+    curve = []
+    for level in levels:
+        noisy = noisy_copy(images, kind, level, seed)
+        reconstructed = model.predict(noisy, batch_size=BATCH, verbose=0)
+        curve.append(
+            {
+                "level": float(level),
+                "noisy_input_mse": float(np.mean(np.square(noisy - images))),
+                "reconstruction_mse": float(np.mean(np.square(reconstructed - images))),
+            }
+        )
+    return curve
+
+
+def dead_units(codings: np.ndarray, threshold: float = NEAR_ZERO_ACTIVATION) -> list[int]:
+    """Coding units that never rise above ``threshold`` on any of the images: they never fire."""
+    return [int(i) for i in np.flatnonzero(np.max(codings, axis=0) <= threshold)]
+
+
 # --- the whole report ---------------------------------------------------------------------------
 
 
@@ -240,6 +277,8 @@ def evaluate_trained_model(
     seed: int,
     elbo_samples: int = ELBO_SAMPLES,
     probe_steps: int = PROBE_STEPS,
+    iw_samples: int = IW_SAMPLES,
+    noise_levels: list[float] | None = None,
 ) -> dict[str, Any]:
     """Everything ``aetrain-evaluate`` reports, on ``data.x_test`` (probe trained on ``data.x_train``)."""
     images = data.x_test
@@ -258,10 +297,21 @@ def evaluate_trained_model(
     if not isinstance(cfg.sparsity, NoSparsity):
         target = cfg.sparsity.target if isinstance(cfg.sparsity, KLSparsity) else None
         report["sparsity_report"] = coding_activity(test_codings, target)
+        dead = dead_units(test_codings)
+        report["sparsity_report"].update(dead_units=len(dead), dead_unit_indices=dead)
     if isinstance(cfg.variant, VariationalVariant):
         report["vae"] = negative_elbo(model, images, seed, elbo_samples)
+        health, warnings = vae_health(model, images, seed, iw_samples)
+        report["vae"].update(health)
+        report["warnings"] = warnings
     if not isinstance(cfg.noise, NoNoise) and find_noise_layer(model) is not None:
         report["denoising"] = denoising_quality(model, images)
+    if noise_levels:
+        kind = "dropout" if isinstance(cfg.noise, DropoutNoise) else "gaussian"
+        report["denoising_curve"] = {
+            "kind": kind,
+            "points": denoising_curve(model, images, noise_levels, kind, seed),
+        }
     report["linear_probe"] = linear_probe(
         encode(model, data.x_train), data.y_train, test_codings, data.y_test, seed, probe_steps
     )

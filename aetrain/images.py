@@ -127,6 +127,34 @@ def loss_curve(history: dict[str, list[float]], path: Path) -> None:
     _save(figure, path)
 
 
+def denoising_curve_plot(curve: Sequence[dict], kind: str, path: Path) -> None:
+    """MSE to the clean images of the noisy input and of its reconstruction, against the noise level."""
+    levels = [point["level"] for point in curve]
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    axis.plot(levels, [p["noisy_input_mse"] for p in curve], marker="o", label="noisy input")
+    axis.plot(levels, [p["reconstruction_mse"] for p in curve], marker="o", label="reconstruction")
+    axis.set_xlabel("Gaussian noise stddev" if kind == "gaussian" else "dropout rate")
+    axis.set_ylabel("MSE to the clean image")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def unit_activation_histogram(unit_means: Sequence[float], target: float | None, path: Path) -> None:
+    """Each coding unit's mean activation over the test set, as a histogram; the KL target as a line."""
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    axis.hist(unit_means, bins=np.linspace(0.0, 1.0, 41), color="tab:blue", alpha=0.8)
+    if target is not None:
+        axis.axvline(target, color="tab:red", linestyle="--", label=f"KL target {target}")
+        axis.legend()
+    axis.set_xlabel("mean activation of a coding unit (test set)")
+    axis.set_ylabel("units")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    _save(figure, path)
+
+
 def _save(figure: plt.Figure, path: Path) -> None:
     try:
         with atomic_path(path) as tmp:

@@ -150,7 +150,7 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
     """Refuse, naming every differing key, unless ``cfg`` is the saved run's config up to
     RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs and
     finished every phase (with exactly that many and a phase missing, the resume finishes it)."""
-    now, then = _flatten(cfg.to_dict()), _flatten(saved.config)
+    now, then = _flatten(cfg.to_dict()), _flatten(_with_defaults(saved.config))
     differing = sorted(key for key in now.keys() | then.keys() if now.get(key) != then.get(key))
     differing = [
         key for key in differing if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES)
@@ -174,6 +174,15 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
             + (" and finished (its metrics.json says completed)" if saved.finished else "")
             + "; raise trainer.epochs to train it further.",
         )
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """The saved config with the settings added since it was written at their defaults (a run saved
+    before variant.tied_weights existed resumes with tied_weights=false, as it trained)."""
+    try:
+        return RunConfig.from_dict(config).to_dict()
+    except ConfigError:
+        return config
 
 
 def _refuse(folder: Path, allowed: str, why: str) -> None:

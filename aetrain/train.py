@@ -85,6 +85,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     precision = configure_tensorflow(cfg.trainer, cfg.seed, batch_splits=splits)
     from aetrain.callbacks import (
         CheckpointBestAndLast,
+        KLWarmup,
         RecordHistory,
         RecordStartup,
         RichProgress,
@@ -106,6 +107,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
 
     device = describe_device()
     log.info(f"device: {device}, precision {precision}")
+    manifest = _write_run_manifest(cfg, output_dir, device, precision, data.source, saved)
     log.info(
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
         f"images from {data.source} ({data_seconds:.2f} s)"
@@ -122,6 +124,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         model.compile(
             optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
             loss="mse",
+            metrics=_loss_term_metrics(cfg),
             jit_compile=cfg.trainer.jit_compile,
             # more steps than an epoch has only make Keras spin on an exhausted iterator
             steps_per_execution=min(cfg.trainer.steps_per_execution, steps_per_epoch),
@@ -156,6 +159,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             "epoch": epoch,
             "history": history,
             "random_state": seed_generator_states(model),
+            "manifest": manifest,
         },
         **_best_so_far(saved),
     )
@@ -166,6 +170,11 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         cfg.logger, LoggedRun(cfg.to_dict(), output_dir, saved.history if saved else {}, saved is not None)
     )
     callbacks = [startup, recorder, guard, stopper, checkpoints, progress, *loggers.callbacks()]
+    if isinstance(cfg.variant, VariationalVariant):  # before the recorder: it logs beta and val_loss
+        from aetrain.data.specs import spec_for
+
+        warmup_steps = cfg.variant.kl_warmup_epochs * steps_per_epoch
+        callbacks.insert(1, KLWarmup(cfg.variant.beta, warmup_steps, spec_for(cfg.data).pixels))
 
     fit_start = time.perf_counter()
     if training_done:
@@ -247,6 +256,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             log.info("the test-set figures are those of the run's own evaluation")
         else:
             metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
+        metrics["warnings"] = _health_warnings(cfg, metrics["test"])
         _enter_phase(stop, PICTURES, f"phase pictures: writing them into {output_dir}")
         write_pictures(model, data, cfg, history, output_dir, stop)
         stop.defer()
@@ -270,6 +280,48 @@ def _enter_phase(stop: StopRequest, phase: str, message: str) -> None:
 
 # What a resume that only finishes the later phases keeps from the metrics.json of the training.
 TRAINING_FIGURES = ("startup_seconds", "train_seconds", "epoch_seconds", "images_per_second")
+
+
+def _write_run_manifest(
+    cfg: RunConfig, output_dir: Path, device: str, precision: str, source: Path | str, saved: SavedRun | None
+) -> dict[str, Any]:
+    """manifest.json, before the first step, so an interrupted run has one (see aetrain.manifest).
+
+    The data files hashed are those directly in the folder the data came from (or the one file it
+    came from); a data set that ships inside a library (digits) has none.
+    """
+    from aetrain.manifest import run_manifest, write_manifest
+
+    path = Path(source) if isinstance(source, Path) else None
+    folder, names = (path.parent, [path.name]) if path is not None and path.is_file() else (path, None)
+    manifest = run_manifest(
+        seed=cfg.seed, device=device, precision=precision, data_dir=folder, data_names=names
+    )
+    manifest["data_source"] = str(source)
+    if saved is not None:
+        manifest["resumed_from_epoch"] = saved.epoch
+    write_manifest(output_dir, manifest)
+    return manifest
+
+
+def _health_warnings(cfg: RunConfig, test: dict[str, Any]) -> list[str]:
+    """What the user should know about the trained model (a VAE's posterior collapse)."""
+    from aetrain.vae_health import collapse_warning
+
+    if "active_units" not in test:
+        return []
+    warning = collapse_warning(test["active_units"], cfg.latent_size)
+    return [warning] if warning else []
+
+
+def _loss_term_metrics(cfg: RunConfig) -> list:
+    """A VAE's loss is reconstruction_loss (per-pixel MSE) + beta / pixels * kl_loss (nats per image):
+    the history records the first as a compiled metric (the latent-loss layer reports kl_loss)."""
+    if not isinstance(cfg.variant, VariationalVariant):
+        return []
+    import keras
+
+    return [keras.metrics.MeanSquaredError(name="reconstruction_loss")]
 
 
 def _best_so_far(saved: SavedRun | None) -> dict[str, Any]:
@@ -420,5 +472,8 @@ def show_summary(console: Console, metrics: dict[str, Any], output_dir: Path) ->
     for key, value in rows.items():
         table.add_row(key, value)
     console.print(table)
+    for warning in metrics.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+        log.warning(warning)
     console.print(f"[bold]outputs:[/bold] {output_dir}")
     log.info(f"test metrics: {json.dumps(metrics['test'])}; outputs in {output_dir}")

@@ -121,6 +121,7 @@ def test_evaluate_command_defaults_are_the_evaluation_defaults():
 
     defaults = evaluate.build_parser().parse_args(["run"])
     assert (defaults.probe_steps, defaults.elbo_samples) == (evaluation.PROBE_STEPS, evaluation.ELBO_SAMPLES)
+    assert defaults.iw_samples == evaluation.IW_SAMPLES and defaults.noise_levels is None
 
 
 @pytest.mark.parametrize("name", ["aetrain-evaluate", "aetrain-generate", "aetrain-look"])

@@ -11,11 +11,30 @@ from rich.console import Console
 from rich.table import Table
 
 from aetrain.atomic_files import write_json_atomically
-from aetrain.commands import command_parser, load, locate, positive_int, run_command, seed_of
+from aetrain.commands import (
+    CommandRefused,
+    command_parser,
+    load,
+    locate,
+    positive_int,
+    run_command,
+    seed_of,
+)
 
 # aetrain.evaluation's defaults, repeated here because importing it loads TensorFlow, which --help and a
 # bad path should not wait for (tests/test_commands.py checks that the two agree).
-PROBE_STEPS, ELBO_SAMPLES = 2000, 4
+PROBE_STEPS, ELBO_SAMPLES, IW_SAMPLES = 2000, 4, 100
+
+
+def noise_levels(text: str) -> list[float]:
+    """``0,0.1,0.2``: noise levels (Gaussian stddevs or dropout rates), each >= 0."""
+    try:
+        levels = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
+    if not levels or any(not 0 <= level < float("inf") for level in levels):
+        raise argparse.ArgumentTypeError(f"must be numbers >= 0 separated by commas, got {text!r}")
+    return levels
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,13 +63,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=ELBO_SAMPLES,
         help=f"codings sampled per test image for the VAE's reconstruction term ({ELBO_SAMPLES})",
     )
+    parser.add_argument(
+        "--iw-samples",
+        type=positive_int,
+        default=IW_SAMPLES,
+        help=f"importance samples K per test image for the VAE's IWAE likelihood estimate ({IW_SAMPLES})",
+    )
+    parser.add_argument(
+        "--noise-levels",
+        type=noise_levels,
+        metavar="L1,L2,...",
+        help="also measure denoising across these noise levels (e.g. 0,0.1,0.2,0.3,0.5): Gaussian "
+        "stddevs, or dropout rates for a noise=dropout run; writes denoising_curve.png",
+    )
     return parser
+
+
+def _check_noise_levels(levels: list[float] | None, noise_name: str) -> None:
+    if levels and noise_name == "dropout" and max(levels) >= 1:
+        raise CommandRefused(
+            f"--noise-levels {','.join(map(str, levels))}: this run was trained with dropout noise, so "
+            "the levels are dropout rates and must lie below 1 (e.g. --noise-levels 0,0.1,0.3,0.5)."
+        )
 
 
 def evaluate(args: argparse.Namespace, console: Console) -> None:
     import dataclasses
 
-    loaded = load(locate(args), args)  # TensorFlow loads here, quietly, once the path is known good
+    located = locate(args)
+    _check_noise_levels(args.noise_levels, located.config.noise.name)
+    loaded = load(located, args)  # TensorFlow loads here, quietly, once the path is known good
     from aetrain.evaluation import evaluate_trained_model
 
     data = loaded.data
@@ -67,6 +109,8 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
             seed=seed,
             elbo_samples=args.elbo_samples,
             probe_steps=args.probe_steps,
+            iw_samples=args.iw_samples,
+            noise_levels=args.noise_levels,
         )
     report = {
         "checkpoint": str(loaded.run.checkpoint),
@@ -75,9 +119,34 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
         "seed": seed,
         **report,
     }
+    report["manifest"] = _run_manifest(loaded.run)
+    _write_health_pictures(report, loaded.output_dir)
     path = write_json_atomically(loaded.output_dir / "eval.json", report)
     console.print(report_table(report))
+    for warning in report.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
     console.print(f"[bold]written:[/bold] {path}")
+
+
+def _run_manifest(run) -> dict[str, Any] | None:
+    """The manifest the checkpoint carries, else the run folder's manifest.json (None for older runs)."""
+    from aetrain.manifest import read_manifest
+
+    return run.metadata.get("manifest") or read_manifest(run.output_dir)
+
+
+def _write_health_pictures(report: dict[str, Any], output_dir: Path) -> None:
+    """denoising_curve.png when --noise-levels was given; sparsity.png for a sparse run."""
+    from aetrain.images import denoising_curve_plot, unit_activation_histogram
+
+    if "denoising_curve" in report:
+        curve = report["denoising_curve"]
+        denoising_curve_plot(curve["points"], curve["kind"], output_dir / "denoising_curve.png")
+    if "sparsity_report" in report:
+        sparse = report["sparsity_report"]
+        unit_activation_histogram(
+            sparse["unit_mean_activation"], sparse.get("target_activation"), output_dir / "sparsity.png"
+        )
 
 
 def report_table(report: dict[str, Any]) -> Table:
@@ -104,15 +173,26 @@ def report_table(report: dict[str, Any]) -> Table:
         table.add_row(
             f"codings < {sparse['near_zero_threshold']}", f"{100 * sparse['near_zero_fraction']:.1f} %"
         )
+        if "dead_units" in sparse:
+            table.add_row("dead units (never > 0.05)", str(sparse["dead_units"]))
     if "vae" in report:
         vae = report["vae"]
         table.add_row("negative ELBO", f"{vae['negative_elbo_nats']:.2f} nats/image")
         table.add_row("  reconstruction", f"{vae['reconstruction_nats']:.2f} nats (Bernoulli)")
         table.add_row("  KL", f"{vae['kl_nats']:.2f} nats")
+        if "iwae_nats" in vae:
+            table.add_row("IWAE NLL", f"{vae['iwae_nats']:.2f} nats/image (K={vae['iw_samples']})")
+        if "active_units" in vae:
+            table.add_row("active units", f"{vae['active_units']} of {vae['latent_dimensions']}")
     if "denoising" in report:
         denoising = report["denoising"]
         table.add_row("noisy input MSE", f"{denoising['noisy_input_mse']:.5f}")
         table.add_row("denoised MSE", f"{denoising['denoised_mse']:.5f}")
+    for point in report.get("denoising_curve", {}).get("points", []):
+        table.add_row(
+            f"noise {point['level']:g}: input / reconstruction MSE",
+            f"{point['noisy_input_mse']:.5f} / {point['reconstruction_mse']:.5f}",
+        )
     probe = report["linear_probe"]
     table.add_row(
         "linear probe accuracy",

@@ -13,7 +13,7 @@ import keras
 from aetrain.config import ConvVAEVariant, ConvVariant, DenseVariant, RunConfig, VAEVariant
 from aetrain.models.conv import build_conv_autoencoder
 from aetrain.models.conv_vae import build_conv_vae
-from aetrain.models.dense import build_dense_autoencoder
+from aetrain.models.dense import DenseTranspose, build_dense_autoencoder
 from aetrain.models.sparsity import KLSparsityRegularization
 from aetrain.models.vae import LatentLoss, Sampling, build_vae
 
@@ -24,7 +24,9 @@ VARIANT_BUILDERS: dict[type, Callable[[RunConfig], keras.Model]] = {
     ConvVAEVariant: build_conv_vae,
 }
 
-CUSTOM_OBJECTS = {cls.__name__: cls for cls in (KLSparsityRegularization, LatentLoss, Sampling)}
+CUSTOM_OBJECTS = {
+    cls.__name__: cls for cls in (DenseTranspose, KLSparsityRegularization, LatentLoss, Sampling)
+}
 
 
 def build_model(cfg: RunConfig) -> keras.Model:

@@ -31,15 +31,28 @@ LATENT_LOSSES = {
 }
 
 
+def kl_warmup_scale(step: int, warmup_steps: float) -> float:
+    """min(1, step / warmup_steps): the share of beta in force at training step ``step`` (0-based).
+
+    Beta rises linearly from 0 at the first step to its full value after ``warmup_steps`` steps
+    (KL annealing, Bowman et al. 2016); ``warmup_steps`` <= 0 means no warm-up.
+    """
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, step / warmup_steps)
+
+
 @keras.saving.register_keras_serializable(package="aetrain")
 class LatentLoss(keras.layers.Layer):
     """Adds ``weight * batch-mean latent loss`` to the model's loss; passes (mean, log_var) through.
 
     Keras 3 refuses ``add_loss`` on a functional model's symbolic tensors, so the loss lives in a layer
-    on the path from the encoder to the codings.
+    on the path from the encoder to the codings. The latent loss itself (nats per image, before the
+    weight) is reported as the ``kl_loss`` metric. With ``annealed``, the weight is multiplied by the
+    non-trainable ``beta_scale`` (0..1) that aetrain.callbacks.KLWarmup sets before each step.
     """
 
-    def __init__(self, form: str = "log_var", weight: float = 1.0, **kwargs):
+    def __init__(self, form: str = "log_var", weight: float = 1.0, annealed: bool = False, **kwargs):
         super().__init__(**kwargs)
         if form not in LATENT_LOSSES:
             raise ValueError(f"form must be one of {sorted(LATENT_LOSSES)}, got {form!r}")
@@ -47,18 +60,34 @@ class LatentLoss(keras.layers.Layer):
             raise ValueError(f"weight must be >= 0, got {weight}")
         self.form = form
         self.weight = float(weight)
+        self.annealed = bool(annealed)
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+
+    def build(self, input_shape):
+        if self.annealed:
+            self.beta_scale = self.add_weight(
+                name="beta_scale", shape=(), initializer="zeros", trainable=False, dtype="float32"
+            )
 
     def call(self, inputs):
         mean, log_var = inputs
         per_example = LATENT_LOSSES[self.form](ops.cast(mean, "float32"), ops.cast(log_var, "float32"))
-        self.add_loss(self.weight * ops.mean(per_example))
+        kl = ops.mean(per_example)
+        weight = self.weight * self.beta_scale if self.annealed else self.weight
+        self.add_loss(weight * kl)
+        self.kl_tracker.update_state(kl, sample_weight=ops.cast(ops.shape(mean)[0], "float32"))
         return mean, log_var
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "form": self.form, "weight": self.weight}
+        return {
+            **super().get_config(),
+            "form": self.form,
+            "weight": self.weight,
+            "annealed": self.annealed,
+        }
 
 
 @keras.saving.register_keras_serializable(package="aetrain")
@@ -100,8 +129,13 @@ def build_gaussian_codings(cfg: RunConfig, features):
     # than bfloat16's 8 bits, and the codings are what the evaluation and generation read.
     mean = keras.layers.Dense(cfg.latent_size, name="codings_mean", dtype="float32")(features)
     log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var", dtype="float32")(features)
-    weight = variant.beta / spec_for(cfg.data).pixels
-    latent_loss = LatentLoss(variant.latent_loss, weight, name="latent_loss", dtype="float32")
+    latent_loss = LatentLoss(
+        variant.latent_loss,
+        variant.beta / spec_for(cfg.data).pixels,
+        annealed=variant.kl_warmup_epochs > 0,
+        name="latent_loss",
+        dtype="float32",
+    )
     mean, log_var = latent_loss([mean, log_var])
     codings = Sampling(seed=cfg.seed, name="codings", dtype="float32")([mean, log_var])
     return [mean, log_var, codings]
