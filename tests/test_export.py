@@ -105,7 +105,7 @@ def test_a_foreign_or_damaged_run_exits_2(trained_runs, tmp_path, capsys):
         archive.writestr("aetrain.json", json.dumps(metadata))
         archive.writestr("model.weights.h5", b"not hdf5")
     assert export_command.main([str(damaged), "--out", str(tmp_path / "b")]) == 2
-    assert "could not be loaded" in capsys.readouterr().out
+    assert "damaged.keras" in capsys.readouterr().out  # named, refused as not a whole checkpoint
     assert export_command.main([str(tmp_path / "missing"), "--out", str(tmp_path / "c")]) == 2
 
 

@@ -15,30 +15,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from aetrain.commands import EXIT_USAGE
+from aetrain.checkpoints import CheckpointRefused
+from aetrain.commands import EXIT_OUTPUT, EXIT_USAGE, OutputUnwritable, writable_output_dir
+from aetrain.run_lock import RunFolderBusy, hold_run_folder
 from aetrain.trained_run import RunPathError, locate_trained_run
 
-EXIT_OUTPUT = 5
 EXPORT_FOLDER = "export"
-
-
-class OutUnwritable(Exception):
-    """The --out folder cannot be created or written; the message names it and the fix."""
-
-
-def check_out_folder(out: Path) -> None:
-    """Create ``out`` and write a probe file in it before anything slow, or raise OutUnwritable."""
-    import tempfile
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise OutUnwritable(
-            f"Cannot write the exports into {out} ({error.strerror or error}). Pass --out DIR with a "
-            f"folder you may write to (default: RUN/{EXPORT_FOLDER}); nothing was exported."
-        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,22 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def export(args: argparse.Namespace, console: Console) -> None:
     run = locate_trained_run(args.path)
-    out = Path(args.out) if args.out else run.output_dir / EXPORT_FOLDER
-    check_out_folder(out)
+    out = writable_output_dir(run, argparse.Namespace(out=args.out or str(run.output_dir / EXPORT_FOLDER)))
+    with hold_run_folder(out):  # not while a run trains there
+        _export(run, out, console)
+
+
+def _export(run, out: Path, console: Console) -> None:
     from aetrain.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from aetrain.checkpoints import load_checkpoint
     from aetrain.export import export_model
 
-    try:
-        model = load_checkpoint(run.checkpoint, compile=False)
-    except Exception as error:  # Keras raises many types for a damaged archive
-        raise RunPathError(
-            f"`{run.checkpoint}` could not be loaded as a Keras model ({type(error).__name__}: "
-            f"{str(error)[:300]}). The file is damaged or was not written by this aetrain; export "
-            "another checkpoint (e.g. the run's checkpoints/last.keras) or train again."
-        ) from None
+    model = load_checkpoint(run.checkpoint, compile=False, expected=run.config)
     with console.status("exporting"):
         paths = export_model(model, out)
     for key, path in paths.items():
@@ -87,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         export(args, console)
-    except RunPathError as error:
+    except (RunPathError, CheckpointRefused) as error:
         console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
         return EXIT_USAGE
-    except (OutUnwritable, OSError) as error:  # OSError: a write that failed midway (e.g. a full disk)
+    except (
+        OutputUnwritable,
+        RunFolderBusy,
+        OSError,
+    ) as error:  # OSError: a write that failed midway (e.g. a full disk)
         console.print(Panel(str(error), title="aetrain: cannot write the exports", border_style="red"))
         return EXIT_OUTPUT
     return 0
