@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from aetrain import __version__
-from aetrain.checkpoints import read_metadata
-from aetrain.manifest import (
+from aetrain.run_folder.checkpoints import read_metadata
+from aetrain.run_folder.manifest import (
     MANIFEST_NAME,
     data_files,
     git_commit,

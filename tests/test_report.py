@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from aetrain import report
+from aetrain.commands import report
 
 IMAGES = 4
 

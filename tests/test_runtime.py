@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aetrain.runtime import available_cores, pool_sizes, resolve_precision, threads_per_job
+from aetrain.training.runtime import available_cores, pool_sizes, resolve_precision, threads_per_job
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,8 @@ def test_available_cores_counts_the_cores_this_process_may_use():
 
 def test_seconds_since_process_start_counts_from_the_process_start():
     code = (
-        "import time; time.sleep(0.6); from aetrain.runtime import seconds_since_process_start as age; "
+        "import time; time.sleep(0.6)\n"
+        "from aetrain.training.runtime import seconds_since_process_start as age; "
         "print(age())"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -61,7 +62,7 @@ def test_auto_precision_picks_what_the_hardware_runs_natively(requested, has_gpu
 def test_the_cli_turns_numpy_hugepage_advice_off_unless_the_user_sets_it(setting, expected):
     """NumPy's madvise(MADV_HUGEPAGE) made filling the training set 5x slower here (cli.py)."""
     probe = (
-        "import aetrain.cli, numpy\n"
+        "import aetrain.commands.train, numpy\n"
         "from numpy._core.multiarray import _set_madvise_hugepage\n"
         "print(_set_madvise_hugepage(True))"  # returns the setting in force before the call
     )
@@ -83,5 +84,5 @@ def test_the_cli_turns_numpy_hugepage_advice_off_unless_the_user_sets_it(setting
     ],
 )
 def test_slices_share_the_thread_budget(intra, inter, splits, expected, monkeypatch):
-    monkeypatch.setattr("aetrain.runtime.available_cores", lambda: 2)
+    monkeypatch.setattr("aetrain.training.runtime.available_cores", lambda: 2)
     assert pool_sizes(intra, inter, splits) == expected

@@ -4,7 +4,7 @@ Plain argparse (one PATH, a few options), not Hydra: they read the run's config 
 instead of composing one. Like ``aetrain``, they touch the process here only. Exit codes: 0 done,
 2 a path or run the command cannot use (a damaged or foreign checkpoint included), 3 a data problem,
 5 the folder they write into is in use by another process (a run still training there: see
-aetrain.run_lock) or cannot be written.
+aetrain.run_folder.lock) or cannot be written.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 
-from aetrain.atomic_files import RunFolderWriteError
-from aetrain.checkpoints import CheckpointRefused
 from aetrain.config import MAX_COUNT, MAX_SEED
 from aetrain.data import DataError
-from aetrain.run_folders import RunFolderUnwritable, make_folders, remove_created_folders
-from aetrain.run_lock import RunFolderBusy, hold_run_folder
-from aetrain.trained_run import RunPathError, TrainedRun, locate_trained_run
+from aetrain.run_folder.atomic_files import RunFolderWriteError
+from aetrain.run_folder.checkpoints import CheckpointRefused
+from aetrain.run_folder.claim import RunFolderUnwritable, make_folders, remove_created_folders
+from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
+from aetrain.run_folder.trained_run import RunPathError, TrainedRun, locate_trained_run
 
 EXIT_USAGE, EXIT_DATA, EXIT_OUTPUT = 2, 3, 5
 
@@ -157,11 +157,11 @@ def _unwritable(path: Path, err: OSError) -> str:
 
 def load(run: TrainedRun, args: argparse.Namespace) -> LoadedRun:
     """Import TensorFlow quietly, load the checkpoint and the run's data splits (test set cut to --limit)."""
-    from aetrain.runtime import import_tensorflow_quietly
+    from aetrain.training.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from aetrain.checkpoints import load_checkpoint
     from aetrain.data import load_data
+    from aetrain.run_folder.checkpoints import load_checkpoint
 
     cfg = run.config
     data_dir = args.data_dir

@@ -10,7 +10,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.atomic_files import write_json_atomically
 from aetrain.commands import (
     CommandRefused,
     command_parser,
@@ -20,9 +19,10 @@ from aetrain.commands import (
     run_command,
     seed_of,
 )
+from aetrain.run_folder.atomic_files import write_json_atomically
 
-# aetrain.evaluation's defaults, repeated here because importing it loads TensorFlow, which --help and a
-# bad path should not wait for (tests/test_commands.py checks that the two agree).
+# aetrain.analysis.evaluation's defaults, repeated here because importing it loads TensorFlow, which
+# --help and a bad path should not wait for (tests/test_commands.py checks that the two agree).
 PROBE_STEPS, ELBO_SAMPLES, IW_SAMPLES = 2000, 4, 100
 
 
@@ -93,7 +93,7 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
     located = locate(args)
     _check_noise_levels(args.noise_levels, located.config.noise.name)
     loaded = load(located, args)  # TensorFlow loads here, quietly, once the path is known good
-    from aetrain.evaluation import evaluate_trained_model
+    from aetrain.analysis.evaluation import evaluate_trained_model
 
     data = loaded.data
     if args.train_limit is not None:
@@ -130,14 +130,14 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
 
 def _run_manifest(run) -> dict[str, Any] | None:
     """The manifest the checkpoint carries, else the run folder's manifest.json (None for older runs)."""
-    from aetrain.manifest import read_manifest
+    from aetrain.run_folder.manifest import read_manifest
 
     return run.metadata.get("manifest") or read_manifest(run.output_dir)
 
 
 def _write_health_pictures(report: dict[str, Any], output_dir: Path) -> None:
     """denoising_curve.png when --noise-levels was given; sparsity.png for a sparse run."""
-    from aetrain.images import denoising_curve_plot, unit_activation_histogram
+    from aetrain.analysis.pictures import denoising_curve_plot, unit_activation_histogram
 
     if "denoising_curve" in report:
         curve = report["denoising_curve"]

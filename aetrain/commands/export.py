@@ -1,7 +1,8 @@
 """``aetrain-export RUN [--out DIR]``: the trained model in forms that run without aetrain.
 
 Writes encoder.keras, decoder.keras, autoencoder_savedmodel/, encoder_savedmodel/ and encoder.tflite
-(aetrain.export says what each holds). Exit codes: 0 done, 2 RUN is not a usable aetrain run or
+(aetrain.analysis.serving_export says what each holds).
+Exit codes: 0 done, 2 RUN is not a usable aetrain run or
 checkpoint (missing, damaged, foreign), 5 --out cannot be written.
 """
 
@@ -15,10 +16,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from aetrain.checkpoints import CheckpointRefused
 from aetrain.commands import EXIT_OUTPUT, EXIT_USAGE, OutputUnwritable, writable_output_dir
-from aetrain.run_lock import RunFolderBusy, hold_run_folder
-from aetrain.trained_run import RunPathError, locate_trained_run
+from aetrain.run_folder.checkpoints import CheckpointRefused
+from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
+from aetrain.run_folder.trained_run import RunPathError, locate_trained_run
 
 EXPORT_FOLDER = "export"
 
@@ -47,11 +48,11 @@ def export(args: argparse.Namespace, console: Console) -> None:
 
 
 def _export(run, out: Path, console: Console) -> None:
-    from aetrain.runtime import import_tensorflow_quietly
+    from aetrain.training.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from aetrain.checkpoints import load_checkpoint
-    from aetrain.export import export_model
+    from aetrain.analysis.serving_export import export_model
+    from aetrain.run_folder.checkpoints import load_checkpoint
 
     model = load_checkpoint(run.checkpoint, compile=False, expected=run.config)
     with console.status("exporting"):

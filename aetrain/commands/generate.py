@@ -58,8 +58,8 @@ def generate(args: argparse.Namespace, console: Console) -> None:
             "aetrain-look for this run."
         )
     loaded = load(run, args)  # TensorFlow loads here, quietly
-    from aetrain.generate import decoded_manifold, latent_interpolation, prior_samples
-    from aetrain.images import manifold_grid, reconstruction_grid, sample_grid
+    from aetrain.analysis.pictures import manifold_grid, reconstruction_grid, sample_grid
+    from aetrain.analysis.sampling import decoded_manifold, latent_interpolation, prior_samples
 
     model, data, out = loaded.model, loaded.data, loaded.output_dir
     decoder = model.get_layer("decoder")
