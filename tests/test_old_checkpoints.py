@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from aetrain.commands import evaluate
+
 from cli_runs import aetrain, plain_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release_0_1"

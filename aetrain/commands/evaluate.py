@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.commands import (
+from aetrain.commands.companion import (
     CommandRefused,
     command_parser,
     load,

@@ -16,7 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from aetrain.commands import EXIT_OUTPUT, EXIT_USAGE, OutputUnwritable, writable_output_dir
+from aetrain.commands import exit_codes
+from aetrain.commands.companion import OutputUnwritable, writable_output_dir
 from aetrain.run_folder.checkpoints import CheckpointRefused
 from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
 from aetrain.run_folder.trained_run import RunPathError, locate_trained_run
@@ -69,15 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         export(args, console)
     except (RunPathError, CheckpointRefused) as error:
         console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
-        return EXIT_USAGE
+        return exit_codes.CONFIG
     except (
         OutputUnwritable,
         RunFolderBusy,
         OSError,
     ) as error:  # OSError: a write that failed midway (e.g. a full disk)
         console.print(Panel(str(error), title="aetrain: cannot write the exports", border_style="red"))
-        return EXIT_OUTPUT
-    return 0
+        return exit_codes.OUTPUT
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -7,7 +7,15 @@ import sys
 
 from rich.console import Console
 
-from aetrain.commands import CommandRefused, command_parser, load, locate, positive_int, run_command, seed_of
+from aetrain.commands.companion import (
+    CommandRefused,
+    command_parser,
+    load,
+    locate,
+    positive_int,
+    run_command,
+    seed_of,
+)
 from aetrain.config import VariationalVariant
 
 SAMPLES, STEPS, MANIFOLD_SIZE = 30, 9, 15

@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-from aetrain.commands import command_parser, load, locate, positive_int, run_command, seed_of
+from aetrain.commands.companion import command_parser, load, locate, positive_int, run_command, seed_of
 from aetrain.config import NoNoise, VariationalVariant
 
 TSNE_POINTS, DENOISING_IMAGES = 2000, 10

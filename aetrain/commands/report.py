@@ -38,10 +38,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from aetrain.commands import exit_codes
 from aetrain.run_folder.atomic_files import write_text_atomically
 
-EXIT_BAD_DIR = 2
-EXIT_CANNOT_WRITE = 5
 PICTURE_RUNS = 20
 SWEEP_RECORD = "sweep.json"  # what the launchers record about a sweep: every job, run or not
 STATUS_STYLES = {
@@ -648,10 +647,10 @@ def main(argv: list[str] | None = None) -> None:
         report(args.dir, console, max(args.picture_runs, 1), args.sort, args.out)
     except ReportError as error:
         errors.print(f"[bold red]aetrain-report:[/bold red] {error}")
-        sys.exit(EXIT_BAD_DIR)
+        sys.exit(exit_codes.CONFIG)
     except ReportUnwritable as error:
         errors.print(f"[bold red]aetrain-report:[/bold red] {error}")
-        sys.exit(EXIT_CANNOT_WRITE)
+        sys.exit(exit_codes.OUTPUT)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
+from aetrain.commands import exit_codes
 from aetrain.config import ConfigError, RunConfig, TrainerConfig, unresolved_value, validate
 from aetrain.run_folder.claim import (
     RunFolderTaken,
@@ -63,8 +64,6 @@ warnings.filterwarnings(
     "ignore", message=r"\s*'hydra/launcher/submitit_local' is validated against ConfigStore schema"
 )
 
-EXIT_CONFIG, EXIT_DATA, EXIT_DIVERGED, EXIT_OUTPUT = 2, 3, 4, 5
-
 # conf/config.yaml names run folders through these: a folder no other run has, or the resumed one.
 OmegaConf.register_new_resolver("aetrain.unique_dir", claim_unique_dir, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("aetrain.run_dir", run_dir_or_resumed, use_cache=True, replace=True)
@@ -79,10 +78,10 @@ def config_dir() -> Path:
 
 # What a sweep records in a failed job's metrics.json, by exit code.
 FAILURE_STATUS = {
-    EXIT_CONFIG: "refused",
-    EXIT_DATA: "failed",
-    EXIT_DIVERGED: "diverged",
-    EXIT_OUTPUT: "failed",
+    exit_codes.CONFIG: "refused",
+    exit_codes.DATA: "failed",
+    exit_codes.DIVERGED: "diverged",
+    exit_codes.OUTPUT: "failed",
 }
 
 
@@ -160,7 +159,7 @@ def _train(
     try:
         run_cfg = validate(cfg)
     except ConfigError as error:
-        raise RunFailed(str(error), EXIT_CONFIG) from None
+        raise RunFailed(str(error), exit_codes.CONFIG) from None
     if in_sweep:
         run_cfg.trainer = _share_cores(run_cfg.trainer, HydraConfig.get().launcher)
     console.print(
@@ -179,13 +178,13 @@ def _train(
     try:
         return run(run_cfg, output_dir, console, stop)
     except (ConfigError, CheckpointRefused) as error:  # trainer.resume: the folder, its config, its files
-        raise RunFailed(str(error), EXIT_CONFIG) from None
+        raise RunFailed(str(error), exit_codes.CONFIG) from None
     except DataError as error:
-        raise RunFailed(str(error), EXIT_DATA) from None
+        raise RunFailed(str(error), exit_codes.DATA) from None
     except TrainingDiverged as error:
-        raise RunFailed(str(error), EXIT_DIVERGED) from None
+        raise RunFailed(str(error), exit_codes.DIVERGED) from None
     except RunFolderWriteError as error:
-        raise RunFailed(str(error), EXIT_OUTPUT) from None
+        raise RunFailed(str(error), exit_codes.OUTPUT) from None
     except TrainingInterrupted as error:
         resume = resume_command(output_dir) if error.epochs_completed else None
         raise RunInterrupted(str(error), error.exit_code, resume) from None
@@ -203,7 +202,7 @@ def stop_on_signals(sweep_dir: Path | None = None) -> Iterator[StopRequest]:
 
     def handle(signal_number: int, frame) -> None:
         if stop.requested:
-            raise AbortNow(128 + signal_number)
+            raise AbortNow(exit_codes.stopped_by(signal_number))
         when = f"stopping the {stop.phase} now" if stop.stops_at_once else "stopping after this batch"
         print(
             f"\naetrain: {signal.Signals(signal_number).name} received: {when} "
@@ -275,9 +274,9 @@ class RunFolderCheck(Callback):
             if not run_cfg.trainer.resume:  # a run that finished between the first look and the lock
                 refuse_if_holds_run(run_dir)
         except (ConfigError, RunFolderTaken) as error:
-            _exit_before_run(str(error), EXIT_CONFIG)
+            _exit_before_run(str(error), exit_codes.CONFIG)
         except (RunFolderUnwritable, RunFolderBusy) as error:
-            _exit_before_run(str(error), EXIT_OUTPUT)
+            _exit_before_run(str(error), exit_codes.OUTPUT)
         if str(config.hydra.run.dir) != str(run_dir):
             with read_write(config.hydra.run):  # Hydra writes where the checks looked: `~` expanded
                 config.hydra.run.dir = str(run_dir)
@@ -292,11 +291,11 @@ class RunFolderCheck(Callback):
         try:
             check_sweep_folder(sweep_dir, config.get("resume_sweep") is True)
         except SweepRefused as refusal:
-            _exit_before_run(str(refusal), EXIT_CONFIG)
+            _exit_before_run(str(refusal), exit_codes.CONFIG)
         try:
             check_writable(sweep_dir, "hydra.sweep.dir")
         except RunFolderUnwritable as error:
-            _exit_before_run(str(error), EXIT_OUTPUT)
+            _exit_before_run(str(error), exit_codes.OUTPUT)
 
 
 # The lock on this process's run folder, taken by RunFolderCheck and held until the process ends.
@@ -315,7 +314,7 @@ def _folder_path(config: DictConfig, key: str) -> Path:
     except OmegaConfBaseException as error:
         raw = unresolved_value(config, key)
         why = str(error).strip().splitlines()[0]
-        _exit_before_run(str(ConfigError(key, raw, "a folder path that resolves", why)), EXIT_CONFIG)
+        _exit_before_run(str(ConfigError(key, raw, "a folder path that resolves", why)), exit_codes.CONFIG)
         raise  # unreachable: _exit_before_run exits
 
 
@@ -356,7 +355,7 @@ def entry() -> None:
 
     refusal = command_line_refusal(sys.argv[1:])
     if refusal:
-        _exit_before_run(refusal, EXIT_CONFIG)
+        _exit_before_run(refusal, exit_codes.CONFIG)
     try:
         main()
     except SweepStopped as stopped:
@@ -367,7 +366,7 @@ def entry() -> None:
         sys.exit(abort.exit_code)
     except KeyboardInterrupt:  # Ctrl-C before training started
         print("aetrain: interrupted before training started.", file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
+        sys.exit(exit_codes.SIGINT)
     except SystemExit as exit_:
         if hydra_refused(exit_):
             print(HYDRA_ERROR_HINT.format(command=shlex.join(sys.argv[1:])), file=sys.stderr)

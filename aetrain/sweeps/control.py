@@ -11,7 +11,7 @@ which need the ``sweeps`` extra). They share one :class:`SweepControl`, in the s
   processes get SIGTERM and leave at once (every write is atomic), then SIGKILL after
   :data:`ABORT_GRACE_S`;
 - counts a job whose process died from outside (kill -9, the out-of-memory killer) as ``failed``
-  with the reason, goes on with the others, and ends the sweep with :data:`EXIT_WORKER_LOST`;
+  with the reason, goes on with the others, and ends the sweep with exit code ``exit_codes.LOST_WORKER`` (6);
 - with ``resume_sweep=true`` and the same ``hydra.sweep.dir``, leaves finished jobs alone, resumes
   stopped ones from their checkpoints and runs those that never started.
 """
@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.panel import Panel
 
+from aetrain.commands import exit_codes
 from aetrain.sweeps.record import (
     FINISHED,
     SweepJob,
@@ -53,10 +54,6 @@ from aetrain.sweeps.record import (
 
 log = logging.getLogger("aetrain")
 
-EXIT_CONFIG = 2
-# The sweep ran to its end, but the process of at least one job died from outside (kill -9, out of
-# memory): those jobs are `failed` in sweep.json and in their metrics.json; `resume_sweep=true` reruns them.
-EXIT_WORKER_LOST = 6
 ABORT_GRACE_S = 10.0
 POLL_S = 0.1
 RESUME_SWITCH = "resume_sweep=true"
@@ -258,18 +255,18 @@ class SweepControl:
         stop = self.stop
         jobs = self.record.jobs.values()
         if self.refused:
-            return EXIT_CONFIG
+            return exit_codes.CONFIG
         if stop is not None or aborted_by is not None:
             name = stop["signal"] if stop else signal.Signals(aborted_by - 128).name
             self.record.status, self.record.signal = "interrupted", name
-            code = 128 + signal_number(name)
+            code = exit_codes.stopped_by(signal_number(name))
             for job in jobs:
                 if job.status == "running":
                     job.status, job.reason = "interrupted", ABORTED
         elif any(job.lost_worker for job in jobs):
-            self.record.status, code = "failed", EXIT_WORKER_LOST
+            self.record.status, code = "failed", exit_codes.LOST_WORKER
         else:
-            self.record.status, code = "completed", 0
+            self.record.status, code = "completed", exit_codes.OK
         self.record.write()
         clear_stop_request(self.sweep_dir)
         _print_summary(self.record, code)
@@ -400,4 +397,4 @@ def _say(text: str, stdout: bool = False) -> None:
 
 def _refuse(message: str) -> None:
     Console(stderr=False).print(Panel(message, title="aetrain: sweep refused", border_style="red"))
-    raise SweepStopped(EXIT_CONFIG)
+    raise SweepStopped(exit_codes.CONFIG)

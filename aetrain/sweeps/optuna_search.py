@@ -38,11 +38,11 @@ from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 from optuna.trial import Trial, TrialState
 
+from aetrain.commands import exit_codes
 from aetrain.run_folder.atomic_files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
-EXIT_CONFIG, EXIT_OUTPUT = 2, 5
 SEARCH_SPACE_ATTR = "aetrain.search_space"
 RESULTS_FILE = "optimization_results.yaml"
 DEFAULT_SUBDIR = "${hydra.job.num}"
@@ -219,7 +219,7 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         path = Path(str(self.config.hydra.sweep.dir)) / RESULTS_FILE
         write_text_atomically(path, OmegaConf.to_yaml(OmegaConf.create(results)))
 
-    def _refuse(self, message: str, exit_code: int = EXIT_CONFIG) -> None:
+    def _refuse(self, message: str, exit_code: int = exit_codes.CONFIG) -> None:
         """Exit before any trial: one paragraph, and no empty sweep folder left behind."""
         from rich.console import Console
         from rich.panel import Panel
@@ -241,13 +241,13 @@ def storage_refusal(storage: Any, study_name: str | None, error: Exception) -> t
             f"Cannot open the Optuna storage hydra.sweeper.storage={storage} ({reason}). Check that its "
             "folder exists and may be written, that no other program holds the database, or pass "
             "another one, e.g. hydra.sweeper.storage=sqlite:///optuna.db. No trial was started.",
-            EXIT_OUTPUT,
+            exit_codes.OUTPUT,
         )
     return (
         f"Cannot open study {study_name!r} in hydra.sweeper.storage={storage} ({reason}). Fix "
         "hydra.sweeper.storage / hydra.sweeper.direction, or start a new study with "
         "hydra.sweeper.study_name=NEW_NAME. No trial was started.",
-        EXIT_CONFIG,
+        exit_codes.CONFIG,
     )
 
 

@@ -15,6 +15,7 @@ import os
 import signal
 from pathlib import Path
 
+from aetrain.commands import exit_codes
 from aetrain.sweeps.record import STOP_REQUEST, read_stop_request, signal_number
 
 TRAINING, EVALUATION, PICTURES = "training", "evaluation", "pictures"
@@ -83,4 +84,4 @@ class StopRequest:
     @property
     def exit_code(self) -> int:
         """128 + the signal number, as a shell reports a process ended by that signal (130, 143)."""
-        return 128 + (self.signal_number or signal.SIGINT)
+        return exit_codes.stopped_by(self.signal_number or signal.SIGINT)
