@@ -19,6 +19,7 @@ from aetrain.commands.companion import (
     run_command,
     seed_of,
 )
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_json_atomically
 
 # aetrain.analysis.evaluation's defaults, repeated here because importing it loads TensorFlow, which
@@ -121,7 +122,7 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
     }
     report["manifest"] = _run_manifest(loaded.run)
     _write_health_pictures(report, loaded.output_dir)
-    path = write_json_atomically(loaded.output_dir / "eval.json", report)
+    path = write_json_atomically(loaded.output_dir / layout.EVAL, report)
     console.print(report_table(report))
     for warning in report.get("warnings", []):
         console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
@@ -141,11 +142,11 @@ def _write_health_pictures(report: dict[str, Any], output_dir: Path) -> None:
 
     if "denoising_curve" in report:
         curve = report["denoising_curve"]
-        denoising_curve_plot(curve["points"], curve["kind"], output_dir / "denoising_curve.png")
+        denoising_curve_plot(curve["points"], curve["kind"], output_dir / layout.DENOISING_CURVE_PNG)
     if "sparsity_report" in report:
         sparse = report["sparsity_report"]
         unit_activation_histogram(
-            sparse["unit_mean_activation"], sparse.get("target_activation"), output_dir / "sparsity.png"
+            sparse["unit_mean_activation"], sparse.get("target_activation"), output_dir / layout.SPARSITY_PNG
         )
 
 

@@ -18,11 +18,12 @@ from rich.panel import Panel
 
 from aetrain.commands import exit_codes
 from aetrain.commands.companion import OutputUnwritable, writable_output_dir
+from aetrain.run_folder import layout
 from aetrain.run_folder.checkpoints import CheckpointRefused
 from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
 from aetrain.run_folder.trained_run import RunPathError, locate_trained_run
 
-EXPORT_FOLDER = "export"
+EXPORT_FOLDER = layout.EXPORT
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,10 +39,11 @@ from rich.table import Table
 from rich.text import Text
 
 from aetrain.commands import exit_codes
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 
 PICTURE_RUNS = 20
-SWEEP_RECORD = "sweep.json"  # what the launchers record about a sweep: every job, run or not
+SWEEP_RECORD = layout.SWEEP_RECORD  # what the launchers record about a sweep: every job, run or not
 STATUS_STYLES = {
     "completed": "green",
     "interrupted": "yellow",
@@ -135,7 +136,7 @@ def find_runs(sweep_dir: Path) -> list[SweepRun]:
             f"{sweep_dir} is not a folder. Pass a sweep folder, e.g. `aetrain-report "
             f"multirun/2025-01-31/12-00-00` (the folder `aetrain -m ...` printed as its sweep output dir)."
         )
-    markers = [*sweep_dir.rglob(".hydra"), *sweep_dir.rglob("metrics.json")]
+    markers = [*sweep_dir.rglob(layout.HYDRA), *sweep_dir.rglob(layout.METRICS)]
     folders = {marker.parent for marker in markers}
     runs = {run.name: run for run in (_read_run(folder, sweep_dir) for folder in folders)}
     for job in sweep_record(sweep_dir).get("jobs", []):
@@ -203,14 +204,14 @@ def _read_run(folder: Path, sweep_dir: Path) -> SweepRun:
     name = str(folder.relative_to(sweep_dir)) if folder != sweep_dir else folder.name
     damaged: list[str] = []
     overrides: dict[str, str] = {}
-    overrides_file = folder / ".hydra" / "overrides.yaml"
+    overrides_file = folder / layout.OVERRIDES
     if overrides_file.exists():
         try:
             overrides = _read_overrides(overrides_file)
         except Exception as error:  # a damaged file: whatever the YAML parser raises
             damaged.append(f"{overrides_file}: {_one_line(error)}")
     metrics: dict[str, Any] = {}
-    metrics_file = folder / "metrics.json"
+    metrics_file = folder / layout.METRICS
     if metrics_file.exists():
         try:
             metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
@@ -219,7 +220,7 @@ def _read_run(folder: Path, sweep_dir: Path) -> SweepRun:
         except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             metrics = {}
             damaged.append(f"{metrics_file}: {_one_line(error)}")
-    elif (folder / ".hydra").is_dir():
+    elif (folder / layout.HYDRA).is_dir():
         metrics = {"error": "no metrics.json (still running, or stopped before it wrote one)"}
     if damaged:
         metrics = {**metrics, "status": "unreadable", "error": "damaged: " + "; ".join(damaged)}
@@ -319,7 +320,7 @@ def comparison_picture(
     notes: list[str] = []
     saved: dict[str, dict[str, np.ndarray]] = {}
     for run in runs:
-        archive = run.path / "reconstructions.npz"
+        archive = run.path / layout.RECONSTRUCTIONS_NPZ
         if run.status != "completed":
             continue
         if not archive.is_file():
@@ -490,7 +491,7 @@ def _run_blocks(rows, cells, headings, varied, figures) -> Group:
 
 def optuna_result(sweep_dir: Path) -> dict[str, Any] | None:
     """What the Optuna sweeper wrote (best_params, best_value or why there is none), if a search."""
-    path = sweep_dir / "optimization_results.yaml"
+    path = sweep_dir / layout.OPTIMIZATION_RESULTS
     if not path.is_file():
         return None
     try:
@@ -593,7 +594,7 @@ def _write_outputs(
     """report.csv, then report.png, each written whole or not at all."""
     from aetrain.run_folder.atomic_files import RunFolderWriteError
 
-    csv_path, picture = out_dir / "report.csv", out_dir / "report.png"
+    csv_path, picture = out_dir / layout.REPORT_CSV, out_dir / layout.REPORT_PNG
     try:
         if out_dir.exists() and not out_dir.is_dir():
             raise NotADirectoryError(20, "a file is in the way, not a folder", str(out_dir))

@@ -23,13 +23,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from aetrain.run_folder import layout
+
 # Hydra looks the run folder up more than once per run: each lookup must get the same folder.
 _claimed: dict[str, str] = {}
 # The folders this process created, in the order it created them (parents first).
 _created: list[Path] = []
 
 # What an earlier run leaves in its folder; any of them makes the folder that run's.
-RUN_MARKERS = ("metrics.json", "checkpoints", ".hydra")
+RUN_MARKERS = layout.RUN_MARKERS
 
 
 class RunFolderUnwritable(Exception):

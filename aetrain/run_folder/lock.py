@@ -29,11 +29,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.run_folder.claim import RunFolderUnwritable
 
-LOCK_NAME = ".aetrain.lock"
-HOLDER_NAME = ".aetrain.lock.holder"
+LOCK_NAME = layout.LOCK
+HOLDER_NAME = layout.LOCK_HOLDER
 # A holder writes its file just after locking: how long a refused process waits to read it.
 HOLDER_WAIT_SECONDS = 1.0
 

@@ -17,9 +17,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = layout.MANIFEST
 LIBRARIES = {  # manifest key -> distribution name
     "tensorflow": "tensorflow",
     "keras": "keras",

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from aetrain.config import MAX_COUNT, ConfigError, RunConfig
+from aetrain.run_folder import layout
 from aetrain.run_folder.checkpoints import CheckpointRefused, check_checkpoint_whole, read_metadata
 from aetrain.run_folder.claim import resolve_user_path
 
-LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
-BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
+LAST_CHECKPOINT = layout.LAST_CHECKPOINT
+BEST_CHECKPOINT = layout.BEST_CHECKPOINT
 
 # trainer.epochs may grow (a longer run); the rest only changes how the run is watched or drawn, or
 # how many threads it gets (a parallel sweep caps them per job; the printed "Resume with:" line leaves
@@ -41,7 +42,7 @@ RESUMABLE_CHANGES = frozenset(
     }
 )
 RESUMABLE_PREFIXES = ("logger.",)
-METRICS_NAME = "metrics.json"
+METRICS_NAME = layout.METRICS
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from aetrain.config import ConfigError, RunConfig
+from aetrain.run_folder import layout
 from aetrain.run_folder.checkpoints import check_checkpoint_whole, read_metadata
 
-BEST_CHECKPOINT = Path("checkpoints") / "best.keras"
+BEST_CHECKPOINT = layout.BEST_CHECKPOINT
 PATH_HINT = (
     "Pass a run folder written by `aetrain` (e.g. outputs/2025-01-31/12-00-00, which holds "
     "checkpoints/best.keras) or a .keras checkpoint file written by aetrain."

@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from aetrain.commands import exit_codes
+from aetrain.run_folder import layout
 from aetrain.sweeps.record import (
     FINISHED,
     SweepJob,
@@ -212,7 +213,7 @@ class SweepControl:
             return "skip"
         if job_outcome(job_dir)[0] == "completed":  # resumed by hand with its "Resume with:" line
             return "skip"
-        return "resume" if (job_dir / "checkpoints" / "last.keras").is_file() else "run"
+        return "resume" if (job_dir / layout.LAST_CHECKPOINT).is_file() else "run"
 
     def _refuse(self, why: str) -> None:
         self.refused = True
@@ -230,7 +231,7 @@ class SweepControl:
         job_dir = self.record.job_dir(job)
         if lost is not None and self.stopping:  # killed while the sweep was aborting
             job.status, job.reason = "interrupted", ABORTED
-            if not (job_dir / "metrics.json").is_file():
+            if not (job_dir / layout.METRICS).is_file():
                 with contextlib.suppress(OSError):
                     record_job_failure(job_dir, "interrupted", job.reason)
         elif lost is not None:
@@ -240,7 +241,7 @@ class SweepControl:
             log.error(f"job {job.num}: {lost}")
         else:
             job.status, job.reason = job_outcome(job_dir)
-            if job.status == "failed" and self.stopping and not (job_dir / "metrics.json").is_file():
+            if job.status == "failed" and self.stopping and not (job_dir / layout.METRICS).is_file():
                 job.status, job.reason = "interrupted", ABORTED  # no metrics.json
         self.record.write()
 

@@ -39,12 +39,13 @@ from optuna.distributions import BaseDistribution, distribution_to_json, json_to
 from optuna.trial import Trial, TrialState
 
 from aetrain.commands import exit_codes
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
 SEARCH_SPACE_ATTR = "aetrain.search_space"
-RESULTS_FILE = "optimization_results.yaml"
+RESULTS_FILE = layout.OPTIMIZATION_RESULTS
 DEFAULT_SUBDIR = "${hydra.job.num}"
 # A run's metrics.json status -> how Optuna hears of it. Diverged is PRUNED: a bad region, not a crash.
 TRIAL_STATES = {"completed": TrialState.COMPLETE, "diverged": TrialState.PRUNED}
@@ -171,7 +172,7 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         for index, trial in enumerate(trials, start=self.job_idx):
             run_dir = Path(str(self.config.hydra.sweep.dir)) / str(index)
             metrics = (
-                _read_metrics(run_dir / "metrics.json") if sweep.get("subdir") == DEFAULT_SUBDIR else None
+                _read_metrics(run_dir / layout.METRICS) if sweep.get("subdir") == DEFAULT_SUBDIR else None
             )
             value = _objective_values(metrics.get("best_val_loss")) if metrics else None
             try:
@@ -308,7 +309,7 @@ def job_outcome(job: JobReturn, run_dir: Path | None) -> tuple[str, str]:
     if job.status == JobStatus.FAILED:
         error = job._return_value  # the exception the job raised
         return "failed", f"{type(error).__name__}: {error}"
-    metrics = _read_metrics(run_dir / "metrics.json") if run_dir is not None else None
+    metrics = _read_metrics(run_dir / layout.METRICS) if run_dir is not None else None
     if metrics is None:
         return "failed", f"no readable metrics.json in {run_dir}"
     status = str(metrics.get("status", "unknown"))

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 
-SWEEP_RECORD = "sweep.json"
-STOP_REQUEST = ".aetrain-stop"
+SWEEP_RECORD = layout.SWEEP_RECORD
+STOP_REQUEST = layout.STOP_REQUEST
 
 # What a job of a sweep can end as (sweep.json and the job's metrics.json agree).
 FINISHED = frozenset({"completed", "refused", "diverged", "failed"})
@@ -117,7 +118,7 @@ def signal_number(name: str | None) -> int:
 
 # --- a job's folder --------------------------------------------------------------------------------
 
-RUN_MARKS = ("metrics.json", "checkpoints", ".hydra")
+RUN_MARKS = layout.RUN_MARKERS
 
 
 def holds_run(folder: Path) -> bool:
@@ -128,17 +129,17 @@ def holds_run(folder: Path) -> bool:
 def job_outcome(job_dir: Path) -> tuple[str, str | None]:
     """A finished job's status and reason, from the metrics.json it wrote."""
     try:
-        metrics = json.loads((job_dir / "metrics.json").read_text())
+        metrics = json.loads((job_dir / layout.METRICS).read_text())
         status = str(metrics["status"])
     except (OSError, ValueError, KeyError, TypeError):
-        return "failed", f"the job left no readable {job_dir / 'metrics.json'}"
+        return "failed", f"the job left no readable {job_dir / layout.METRICS}"
     reason = metrics.get("error") or metrics.get("interruption") or metrics.get("failure")
     return (status if status in JOB_STATUSES else "failed"), reason
 
 
 def record_job_failure(job_dir: Path, status: str, message: str, **extra: Any) -> None:
     """Mark a job in its metrics.json (figures it already wrote are kept)."""
-    path = job_dir / "metrics.json"
+    path = job_dir / layout.METRICS
     try:
         metrics = json.loads(path.read_text())
         metrics = metrics if isinstance(metrics, dict) else {}

@@ -26,6 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from aetrain.run_folder import layout
 from aetrain.run_folder.checkpoints import save_checkpoint
 from aetrain.training.runtime import seconds_since_process_start
 from aetrain.training.stop_request import StopRequest
@@ -131,11 +132,11 @@ class CheckpointBestAndLast(keras.callbacks.Callback):
 
     @property
     def best_path(self) -> Path:
-        return self.directory / "best.keras"
+        return self.directory / layout.BEST_CHECKPOINT.name
 
     @property
     def last_path(self) -> Path:
-        return self.directory / "last.keras"
+        return self.directory / layout.LAST_CHECKPOINT.name
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.model.stop_training:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aetrain.config import NoNoise, RunConfig, VariationalVariant
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files, write_json_atomically
 from aetrain.run_folder.resume import SavedRun, check_resumable, read_saved_run
 from aetrain.training.batch_splits import resolve_batch_splits, split_steps
@@ -74,7 +75,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     training_done = saved is not None and saved.epoch >= cfg.trainer.epochs
     if saved is not None:
         check_resumable(cfg, saved)
-        for folder in (output_dir, output_dir / "checkpoints"):  # what a kill -9 mid-write left
+        for folder in (output_dir, output_dir / layout.CHECKPOINTS):  # what a kill -9 mid-write left
             remove_partial_files(folder)
     # The data is checked before TensorFlow loads: a bad file is reported in a fraction of a second.
     started = time.perf_counter()
@@ -153,7 +154,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     history = recorder.history
     progress = RichProgress(cfg.trainer.epochs, steps_per_epoch, console, show_bar=cfg.trainer.progress)
     checkpoints = CheckpointBestAndLast(
-        output_dir / "checkpoints",
+        output_dir / layout.CHECKPOINTS,
         metadata=lambda epoch: {
             "config": cfg.to_dict(),
             "epoch": epoch,
@@ -236,7 +237,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         raise TrainingDiverged(
             f"Training diverged: {guard.failure}; {kept}. Lower trainer.learning_rate "
             f"(now {cfg.trainer.learning_rate}) or use a smaller trainer.batch_size, then run again. "
-            f"Details are in {output_dir / 'metrics.json'}."
+            f"Details are in {output_dir / layout.METRICS}."
         )
     if stopper.stopped_in_epoch is not None:
         interrupted = _interrupted(stopper, stop, metrics, cfg, output_dir)
@@ -349,7 +350,7 @@ def _interrupted(stopper, stop: StopRequest, metrics: dict[str, Any], cfg: RunCo
     )
     return TrainingInterrupted(
         f"Training stopped by {stop.signal_name} during epoch {stopper.stopped_in_epoch} of "
-        f"{cfg.trainer.epochs}; {kept}. {output_dir / 'metrics.json'} has the history so far.",
+        f"{cfg.trainer.epochs}; {kept}. {output_dir / layout.METRICS} has the history so far.",
         stop.exit_code,
         done,
     )
@@ -367,7 +368,7 @@ def _stopped_after_training(
     return TrainingInterrupted(
         f"Stopped by {stop.signal_name} during the {phase}, after training finished ({done} of "
         f"{cfg.trainer.epochs} epochs; checkpoints/best.keras and last.keras are whole). "
-        f"{output_dir / 'metrics.json'} records it; resuming does {missing}, without training again.",
+        f"{output_dir / layout.METRICS} records it; resuming does {missing}, without training again.",
         stop.exit_code,
         done,
     )
@@ -381,7 +382,7 @@ def _steady_throughput(images: int, epoch_seconds: list[float]) -> float | None:
 
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
     """metrics.json, written atomically (a reader never sees half a file); strict JSON (NaN as null)."""
-    return write_json_atomically(output_dir / "metrics.json", metrics)
+    return write_json_atomically(output_dir / layout.METRICS, metrics)
 
 
 def record_failure(output_dir: Path, status: str, message: str) -> Path:
@@ -390,7 +391,7 @@ def record_failure(output_dir: Path, status: str, message: str) -> Path:
     ``status`` is ``refused`` (config), ``failed`` (data or an unexpected error) or ``diverged``;
     figures a diverged run already wrote are kept.
     """
-    path = output_dir / "metrics.json"
+    path = output_dir / layout.METRICS
     metrics = json.loads(path.read_text()) if path.is_file() else {}
     metrics.update(status=status, error=message)
     return write_metrics(output_dir, metrics)
@@ -428,9 +429,9 @@ def write_pictures(
     reconstructions = model.predict(originals, verbose=0)
     rows.append(("reconstruction", reconstructions))
     check_stop()
-    reconstruction_grid(rows, titles, output_dir / "reconstructions.png")
+    reconstruction_grid(rows, titles, output_dir / layout.RECONSTRUCTIONS_PNG)
     check_stop()
-    with atomic_path(output_dir / "reconstructions.npz") as tmp:  # aetrain-report compares runs with it
+    with atomic_path(output_dir / layout.RECONSTRUCTIONS_NPZ) as tmp:  # aetrain-report compares runs with it
         np.savez_compressed(
             tmp,
             originals=originals,
@@ -439,7 +440,7 @@ def write_pictures(
             class_names=np.array(data.class_names, dtype=str),
         )
     check_stop()
-    loss_curve(history, output_dir / "loss.png")
+    loss_curve(history, output_dir / layout.LOSS_PNG)
     if isinstance(cfg.variant, VariationalVariant):
         check_stop()
         codings = (
@@ -448,7 +449,7 @@ def write_pictures(
         samples = model.get_layer("decoder").predict(codings, verbose=0)
         sample_grid(
             samples,
-            output_dir / "samples.png",
+            output_dir / layout.SAMPLES_PNG,
             f"decoded from codings drawn from N(0, I), {cfg.latent_size}-D",
         )
 

@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.training.loggers import LoggedRun, Logger, LoggerSession
 
@@ -15,7 +16,7 @@ from aetrain.training.loggers import LoggedRun, Logger, LoggerSession
 class CsvHistory(Logger):
     """One row per whole epoch: ``epoch``, then every figure Keras logs (loss, ..., val_loss, ...)."""
 
-    filename: str = "history.csv"
+    filename: str = layout.HISTORY_CSV
 
     def start(self, run: LoggedRun) -> LoggerSession:
         return _CsvSession(run.output_dir / self.filename, run.history)

@@ -20,14 +20,21 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
+from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.training.loggers import LoggedRun, Logger, LoggerSession
 
 # What MLflow 3 itself uses when nothing is set: a SQLite file in the working directory (artifacts in
 # ./mlruns next to it); `mlflow ui` started in that directory opens it.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-RUN_RECORD = "mlflow_run.json"
-ARTIFACTS = ("reconstructions.png", "loss.png", "samples.png", "metrics.json", "history.csv")
+RUN_RECORD = layout.MLFLOW_RUN_RECORD
+ARTIFACTS = (
+    layout.RECONSTRUCTIONS_PNG,
+    layout.LOSS_PNG,
+    layout.SAMPLES_PNG,
+    layout.METRICS,
+    layout.HISTORY_CSV,
+)
 RUN_STATUS = {"completed": "FINISHED", "diverged": "FAILED", "interrupted": "KILLED"}
 BATCH = 100  # MLflow's limit on params per log_batch call
 
@@ -91,9 +98,9 @@ class _MlflowSession(LoggerSession):
         for name in ARTIFACTS:
             if (self.output_dir / name).is_file():
                 self.client.log_artifact(self.run_id, str(self.output_dir / name))
-        best = self.output_dir / "checkpoints" / "best.keras"
+        best = self.output_dir / layout.BEST_CHECKPOINT
         if self.log_checkpoint and best.is_file():
-            self.client.log_artifact(self.run_id, str(best), artifact_path="checkpoints")
+            self.client.log_artifact(self.run_id, str(best), artifact_path=layout.CHECKPOINTS)
         self.client.set_terminated(self.run_id, status=RUN_STATUS.get(metrics.get("status"), "FAILED"))
 
     def _log_metrics(self, figures: dict[str, Any], step: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aetrain.run_folder import layout
 from aetrain.training.loggers import LoggedRun, Logger, LoggerSession
 
 
@@ -12,7 +13,7 @@ class TensorBoardEvents(Logger):
     """``RUN/<log_dir>/train`` and ``validation``: loss per epoch and the learning rate (Keras's
     ``TensorBoard`` callback). View with ``tensorboard --logdir RUN/tensorboard``."""
 
-    log_dir: str = "tensorboard"
+    log_dir: str = layout.TENSORBOARD
 
     def start(self, run: LoggedRun) -> LoggerSession:
         return _TensorBoardSession(str(run.output_dir / self.log_dir))
