@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aetrain.training.runtime import available_cores, pool_sizes, resolve_precision, threads_per_job
+from aetrain.training.runtime import pool_sizes, resolve_precision, threads_per_job
 
 
 @pytest.mark.parametrize(
@@ -29,8 +29,15 @@ def test_threads_per_job_shares_the_cores_between_jobs_at_once(launcher, cores, 
     assert threads_per_job(launcher, cores) == expected
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this system")
 def test_available_cores_counts_the_cores_this_process_may_use():
-    assert 1 <= available_cores() <= os.cpu_count()
+    """A process pinned to one core (as taskset or SLURM would) counts one, whatever the machine has."""
+    code = (
+        "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "from aetrain.training.runtime import available_cores; print(available_cores())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "1"
 
 
 def test_seconds_since_process_start_counts_from_the_process_start():

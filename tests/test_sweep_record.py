@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import signal
 
-from aetrain.sweeps.record import SweepJob, SweepRecord, holds_run, read_stop_request, request_stop
+from aetrain.run_folder.claim import holds_run
+from aetrain.sweeps.record import SweepJob, SweepRecord, read_stop_request, request_stop
 from aetrain.training.stop_request import StopRequest
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from aetrain.analysis.vae_health import IW_SAMPLES, active_units, vae_health
 from aetrain.config import DropoutNoise, KLSparsity, NoNoise, NoSparsity, RunConfig, VariationalVariant
 from aetrain.models.build import encode
-from aetrain.models.noise import find_noise_layer
+from aetrain.models.noise import corrupt, find_noise_layer
 from aetrain.models.vae import LATENT_LOSSES, latent_loss_log_var
 
 NEAR_ZERO_ACTIVATION = 0.05
@@ -208,17 +208,6 @@ def negative_elbo(
 
 
 # --- denoising ----------------------------------------------------------------------------------
-
-
-def corrupt(model: keras.Model, images: np.ndarray) -> np.ndarray | None:
-    """``images`` through the model's own noise layer in training mode (None when it has none).
-
-    Gaussian noise and dropout act pixel by pixel, so the layer takes the images in any shape.
-    """
-    noise = find_noise_layer(model)
-    if noise is None:
-        return None
-    return keras.ops.convert_to_numpy(noise(images, training=True))
 
 
 def denoising_quality(model: keras.Model, images: np.ndarray) -> dict[str, float]:

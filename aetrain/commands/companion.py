@@ -10,10 +10,8 @@ aetrain.run_folder.lock) or cannot be written.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from aetrain.config import MAX_COUNT, MAX_SEED
 from aetrain.data import DataError
 from aetrain.run_folder.atomic_files import RunFolderWriteError
 from aetrain.run_folder.checkpoints import CheckpointRefused
-from aetrain.run_folder.claim import RunFolderUnwritable, make_folders, remove_created_folders
+from aetrain.run_folder.claim import RunFolderUnwritable, probe_writable, remove_created_folders
 from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
 from aetrain.run_folder.trained_run import RunPathError, TrainedRun, locate_trained_run
 
@@ -136,11 +134,7 @@ def writable_output_dir(run: TrainedRun, args: argparse.Namespace) -> Path:
             f"--out {folder} is a file, not a folder. Write the outputs elsewhere with `--out DIR`."
         )
     try:
-        make_folders(folder)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".aetrain-write-probe-")
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(probe)
+        probe_writable(folder)
     except OSError as err:
         raise OutputUnwritable(_unwritable(folder, err)) from None
     return folder

@@ -41,10 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 def look(args: argparse.Namespace, console: Console) -> None:
     run = locate(args)
     loaded = load(run, args)  # TensorFlow loads here, quietly
-    from aetrain.analysis.evaluation import corrupt
     from aetrain.analysis.pictures import coding_map, reconstruction_grid
     from aetrain.analysis.projections import pca_2d, tsne_2d, tsne_available
     from aetrain.models.build import encode
+    from aetrain.models.noise import corrupt
 
     cfg, model, data, out = run.config, loaded.model, loaded.data, loaded.output_dir
     seed = seed_of(run, args)

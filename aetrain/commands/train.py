@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
-# Before anything imports NumPy: its madvise(MADV_HUGEPAGE) on big arrays made the kernel compact
-# memory on every first touch here; the 188 MB float32 training set took 0.47 s to fill instead of
-# 0.10 s (transparent hugepages in "madvise" mode, measured). Set it to 1 to keep NumPy's default.
+# Before anything imports NumPy: its madvise(MADV_HUGEPAGE) on big arrays makes the kernel compact
+# memory on every first touch (docs/performance-notes.md). Set it to 1 to keep NumPy's default.
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 import hydra

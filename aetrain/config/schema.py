@@ -337,6 +337,17 @@ def _refuse_interpolations(tree: Any, prefix: str = "") -> None:
         _refuse_interpolations(value, path)
 
 
+def dotted_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level: ``{"trainer": {"epochs": 3}}`` -> ``{"trainer.epochs": 3}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(dotted_keys(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def unresolved_value(cfg: DictConfig, key: str) -> Any:
     """The value at dotted ``key`` as written (an interpolation unresolved), for an error message."""
     value: Any = OmegaConf.to_container(cfg, resolve=False)

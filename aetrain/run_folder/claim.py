@@ -127,14 +127,20 @@ def refuse_if_holds_run(folder: Path, key: str = "hydra.run.dir") -> None:
         )
 
 
+def probe_writable(folder: Path) -> None:
+    """Create ``folder`` if needed (recorded, like every folder made here) and write a probe file in
+    it, removed at once; any OSError on the way is the caller's to report."""
+    make_folders(folder)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".aetrain-write-probe-")
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
 def check_writable(folder: Path, key: str = "hydra.run.dir") -> None:
     """Create ``folder`` if needed and write a probe file in it; raise RunFolderUnwritable if not."""
     try:
-        make_folders(folder)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".aetrain-write-probe-")
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(probe)
+        probe_writable(folder)
     except OSError as err:
         raise RunFolderUnwritable(unwritable_message(folder, err, key)) from None
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aetrain.config import MAX_COUNT, ConfigError, RunConfig
+from aetrain.config import MAX_COUNT, ConfigError, RunConfig, dotted_keys
 from aetrain.run_folder import layout
 from aetrain.run_folder.checkpoints import CheckpointRefused, check_checkpoint_whole, read_metadata
 from aetrain.run_folder.claim import resolve_user_path
@@ -151,7 +151,7 @@ def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:
     """Refuse, naming every differing key, unless ``cfg`` is the saved run's config up to
     RESUMABLE_CHANGES; refuse too when the saved run already has ``trainer.epochs`` epochs and
     finished every phase (with exactly that many and a phase missing, the resume finishes it)."""
-    now, then = _flatten(cfg.to_dict()), _flatten(_with_defaults(saved.config))
+    now, then = dotted_keys(cfg.to_dict()), dotted_keys(_with_defaults(saved.config))
     differing = sorted(key for key in now.keys() | then.keys() if now.get(key) != then.get(key))
     differing = [
         key for key in differing if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES)
@@ -188,13 +188,3 @@ def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
 
 def _refuse(folder: Path, allowed: str, why: str) -> None:
     raise ConfigError("trainer.resume", str(folder), allowed, why)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -40,12 +40,12 @@ from rich.panel import Panel
 
 from aetrain.commands import exit_codes
 from aetrain.run_folder import layout
+from aetrain.run_folder.claim import holds_run
 from aetrain.sweeps.record import (
     FINISHED,
     SweepJob,
     SweepRecord,
     clear_stop_request,
-    holds_run,
     job_outcome,
     read_stop_request,
     record_job_failure,
@@ -305,8 +305,9 @@ def skipped_return(planned: PlannedJob) -> JobReturn:
     return JobReturn(overrides=planned.overrides, status=JobStatus.COMPLETED, _return_value=None)
 
 
-def lost_return(planned: PlannedJob, reason: str) -> JobReturn:
-    """A job whose process died: failed, like a job that failed in aetrain (cli.main returns None)."""
+def lost_return(planned: PlannedJob) -> JobReturn:
+    """A job whose process died: failed, like a job that failed in aetrain (its main returns None).
+    The reason is recorded in sweep.json by ``SweepControl.ended``."""
     return JobReturn(overrides=planned.overrides, status=JobStatus.COMPLETED, _return_value=None)
 
 

@@ -103,11 +103,11 @@ class ParallelLauncher(JoblibLauncher):
             job_return = cloudpickle.loads(result.read_bytes())
             if job_return.status == JobStatus.FAILED:  # an error outside aetrain's own handling
                 log.error(f"job {job.record.num} failed: {job_return._return_value!r}")
-                return lost_return(job, str(job_return._return_value))
+                return lost_return(job)
             return job_return
         reason = _death_of(process.returncode)
         control.ended(job.record, lost=reason)
-        return lost_return(job, reason)
+        return lost_return(job)
 
 
 def _jobs_at_once(n_jobs: int) -> int:
@@ -179,7 +179,7 @@ class _SubmititLauncherMixin:
                 except Exception as error:  # its process died without a result
                     reason = f"{_death_of(_returncode(handle))}; submitit: {str(error).splitlines()[0]}"
                     control.ended(job.record, lost=reason)
-                    returns[num] = lost_return(job, reason)
+                    returns[num] = lost_return(job)
             control.kill_overdue()
             if control.abort_requested and not cancelled:  # cluster jobs: no process here to signal
                 cancelled = True

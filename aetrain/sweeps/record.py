@@ -118,13 +118,6 @@ def signal_number(name: str | None) -> int:
 
 # --- a job's folder --------------------------------------------------------------------------------
 
-RUN_MARKS = layout.RUN_MARKERS
-
-
-def holds_run(folder: Path) -> bool:
-    """True when ``folder`` already holds a run: a new run must not write into it."""
-    return any((folder / mark).exists() for mark in RUN_MARKS)
-
 
 def job_outcome(job_dir: Path) -> tuple[str, str | None]:
     """A finished job's status and reason, from the metrics.json it wrote."""

@@ -1,9 +1,8 @@
 """Train on each batch as N slices whose forward and backward passes run side by side on CPU cores.
 
-Why: at batch 128 TensorFlow's CPU ops for these small convolutions scale badly across threads (one
-thread gives 90% of what two give, measured). Cut into slices, the step holds N independent
-sub-graphs; with one thread per op and N inter-op threads they run at once, one per core, and a conv
-training step is about 1.45x faster on 2 cores (README: Performance).
+Why: at batch 128 TensorFlow's CPU ops for these small convolutions scale badly across threads. Cut
+into slices, the step holds N independent sub-graphs; with one thread per op and N inter-op threads
+they run at once, one per core (the measurements: docs/performance-notes.md).
 
 The gradient is the whole batch's: every slice's loss is a per-image mean, weighted by the slice's
 share of the batch, so sum(share_k * loss_k) is the batch's mean loss. That holds for the MSE, the
@@ -30,7 +29,7 @@ MIN_SLICE_IMAGES = 32  # below this a slice's ops are too small to be worth a co
 def resolve_batch_splits(cfg: RunConfig, cores: int, has_gpu: bool) -> int:
     """``trainer.batch_splits`` for this run. ``auto``: one slice per core (at least MIN_SLICE_IMAGES
     images each) for the convolutional variants on a CPU; 1 for the dense ones (their matrix products
-    already keep every core busy: no faster split, measured), on a GPU, under a distribution strategy
+    already keep every core busy), on a GPU, under a distribution strategy
     and with KL sparsity."""
     requested = cfg.trainer.batch_splits
     if requested != "auto":

@@ -411,19 +411,18 @@ def write_pictures(
     aetrain.training.stop_request).
     """
     check_stop = stop.check if stop is not None else lambda: None
-    import keras
     import numpy as np
 
     from aetrain.analysis.pictures import loss_curve, reconstruction_grid, sample_grid
-    from aetrain.models.noise import find_noise_layer
+    from aetrain.analysis.sampling import prior_samples
+    from aetrain.models.noise import corrupt
 
     count = min(cfg.trainer.grid_images, len(data.x_test))
     originals = data.x_test[:count]
     titles = [data.class_names[int(label)] for label in data.y_test[:count]]
     rows = [("original", originals)]
-    noise = find_noise_layer(model)
-    if not isinstance(cfg.noise, NoNoise) and noise is not None:
-        noisy = keras.ops.convert_to_numpy(noise(originals, training=True))
+    noisy = None if isinstance(cfg.noise, NoNoise) else corrupt(model, originals)
+    if noisy is not None:
         rows.append(("noisy input", noisy))
         rows.append(("reconstruction\nof noisy", model.predict(noisy, verbose=0)))
     reconstructions = model.predict(originals, verbose=0)
@@ -443,10 +442,7 @@ def write_pictures(
     loss_curve(history, output_dir / layout.LOSS_PNG)
     if isinstance(cfg.variant, VariationalVariant):
         check_stop()
-        codings = (
-            np.random.default_rng(cfg.seed).standard_normal((SAMPLES, cfg.latent_size)).astype("float32")
-        )
-        samples = model.get_layer("decoder").predict(codings, verbose=0)
+        samples = prior_samples(model.get_layer("decoder"), SAMPLES, cfg.latent_size, cfg.seed)
         sample_grid(
             samples,
             output_dir / layout.SAMPLES_PNG,

@@ -20,6 +20,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
+from aetrain.config import dotted_keys
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.training.loggers import LoggedRun, Logger, LoggerSession
@@ -76,7 +77,7 @@ class MlflowTracking(Logger):
             run_name=self.run_name or _display_path(run.output_dir),
             tags={"aetrain.run_folder": str(run.output_dir.resolve())},
         ).info.run_id
-        params = [Param(key, str(value)) for key, value in _flatten(run.config).items()]
+        params = [Param(key, str(value)) for key, value in dotted_keys(run.config).items()]
         for start in range(0, len(params), BATCH):
             client.log_batch(run_id, params=params[start : start + BATCH])
         record = {"tracking_uri": uri, "experiment_id": experiment_id, "run_id": run_id}
@@ -158,13 +159,3 @@ def _display_path(folder: Path) -> str:
         return str(folder.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(folder)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
