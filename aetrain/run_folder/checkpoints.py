@@ -137,12 +137,13 @@ def load_checkpoint(path: Path, compile: bool = True, expected: RunConfig | None
 
     The archive is checked whole first; Keras loads it in safe mode (no code from the file runs);
     with ``expected`` (the config the checkpoint carries, validated) the model must be the one that
-    config builds. Importing aetrain.models.build registers aetrain's custom layers first. A tied-weights
-    decoder is tied to its encoder again (its kernels are the encoder's, saved once).
+    config builds. aetrain.models.build is imported first: it registers every custom layer. A
+    tied-weights decoder is tied to its encoder again (its kernels are the encoder's, saved once).
     """
     check_checkpoint_whole(path)
     import keras
 
+    import aetrain.models.build  # noqa: F401 (registers every custom layer before load_model)
     from aetrain.models.dense import tie_dense_weights
 
     try:
