@@ -1,7 +1,7 @@
 """Test-set figures of a trained autoencoder: how well it reconstructs, how sparse and how useful its
 codings are, and, for a VAE, its negative ELBO.
 
-Every function here computes; none writes files. ``train.py`` calls :func:`evaluate_test_set` at the
+Every function here computes; none writes files. ``training/loop.py`` calls :func:`evaluate_test_set` at the
 end of a run; ``aetrain-evaluate`` calls :func:`evaluate_trained_model` for the fuller report.
 """
 

@@ -4,7 +4,7 @@ cannot be written.
 Hydra names a run's folder after the second it started (``outputs/DATE/HH-MM-SS``), so two runs
 started in the same second would write into one folder. :func:`claim_unique_dir` creates the folder
 itself with ``os.mkdir``, which either creates a new folder or fails atomically, and moves on to
-``HH-MM-SS_1``, ``HH-MM-SS_2``... when another process got there first. ``cli.py`` registers it as
+``HH-MM-SS_1``, ``HH-MM-SS_2``... when another process got there first. ``commands/train.py`` registers it as
 the OmegaConf resolver ``aetrain.unique_dir`` used by ``conf/config.yaml``.
 
 A folder that already holds a run (:data:`RUN_MARKERS`) is never a new run's folder

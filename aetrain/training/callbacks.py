@@ -176,7 +176,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class StopOnRequest(keras.callbacks.Callback):
-    """Stop at the end of the current batch once ``request`` is set (by a signal handler in cli.py)."""
+    """Stop at the end of the current batch once ``request`` is set (by a signal handler: commands/train)."""
 
     def __init__(self, request: StopRequest) -> None:
         super().__init__()

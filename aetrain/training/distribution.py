@@ -1,4 +1,4 @@
-"""``trainer.strategy`` -> a ``tf.distribute`` strategy; train.py builds and compiles the model in its scope.
+"""``trainer.strategy`` -> a ``tf.distribute`` strategy; the training loop builds the model in its scope.
 
 ``mirrored`` keeps one copy of the model on every GPU of this machine and splits each batch between
 them (``trainer.batch_size`` stays the global batch). With no GPU it mirrors over the logical CPU

@@ -1,6 +1,6 @@
 """Process-wide TensorFlow set-up: a quiet import, threads, determinism, precision, the device.
 
-Called by ``cli.py`` and ``train.py`` only; models and data stay free of global state.
+Called by ``commands/train.py`` and ``training/loop.py`` only; models and data stay free of global state.
 """
 
 from __future__ import annotations

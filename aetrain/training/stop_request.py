@@ -1,4 +1,4 @@
-"""A request to stop a run, set from outside it (cli.py's signal handlers), and the phase it stops in.
+"""A request to stop a run, set from outside it (commands/train.py's signal handlers), and its phase.
 
 A run goes through the phases ``training``, ``evaluation`` (the test set) and ``pictures`` (the PNGs
 and ``reconstructions.npz``). During training the request is only recorded: the training loop looks
