@@ -3,7 +3,7 @@
 ``import aetrain`` is all ``keras.models.load_model`` needs to reload an aetrain checkpoint.
 """
 
-from aetrain.keras_registration import register_custom_objects_with_keras
+from aetrain.models.registration import register_custom_objects_with_keras
 
 __version__ = "0.1.0"
 

@@ -1,3 +1,3 @@
-from aetrain.cli import entry
+from aetrain.commands.train import entry
 
 entry()

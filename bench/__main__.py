@@ -97,9 +97,9 @@ def seed_recipe_on_aetrain_model(variant: str, data, epochs: int) -> dict:
     import keras
     from hydra import compose, initialize_config_dir
 
-    from aetrain.cli import config_dir
+    from aetrain.commands.train import config_dir
     from aetrain.config import validate
-    from aetrain.models import build_model
+    from aetrain.models.build import build_model
     from bench.seed_recipe import train_seed_recipe
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = plan_from(args)
     out = args.out or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
-    from aetrain.runtime import import_tensorflow_quietly
+    from aetrain.training.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras

@@ -64,14 +64,19 @@ def main(argv: list[str] | None = None) -> None:
     from hydra import compose, initialize_config_dir
     from rich.console import Console
 
-    from aetrain.batch_splits import resolve_batch_splits, split_steps
-    from aetrain.callbacks import RichProgress
-    from aetrain.cli import config_dir
+    from aetrain.commands.train import config_dir
     from aetrain.config import validate
     from aetrain.data import load_fashion_mnist, make_dataset
-    from aetrain.models import build_model
-    from aetrain.optimization import build_optimizer
-    from aetrain.runtime import available_cores, has_gpu, import_tensorflow_quietly, resolve_precision
+    from aetrain.models.build import build_model
+    from aetrain.training.batch_splits import resolve_batch_splits, split_steps
+    from aetrain.training.callbacks import RichProgress
+    from aetrain.training.optimization import build_optimizer
+    from aetrain.training.runtime import (
+        available_cores,
+        has_gpu,
+        import_tensorflow_quietly,
+        resolve_precision,
+    )
 
     tf = import_tensorflow_quietly()
     tf.config.threading.set_intra_op_parallelism_threads(args.intra)

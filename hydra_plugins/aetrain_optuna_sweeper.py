@@ -1,7 +1,7 @@
 """Hydra plugin entry for aetrain's Optuna sweeper (``hparams_search=optuna``).
 
 Hydra instantiates sweepers only from the ``hydra_plugins`` namespace package, so this thin class
-lives here; the work is in ``aetrain/optuna_search.py``, imported only when a search starts (Hydra
+lives here; the work is in ``aetrain/sweeps/optuna_search.py``, imported only when a search starts (Hydra
 imports every plugin module at each start of ``aetrain``).
 """
 
@@ -18,7 +18,7 @@ class AetrainOptunaSweeper(Sweeper):
     """Takes hydra-optuna-sweeper's settings (hydra.sweeper.*) unchanged."""
 
     def __init__(self, **settings: Any) -> None:
-        from aetrain.optuna_search import AetrainOptunaSearch
+        from aetrain.sweeps.optuna_search import AetrainOptunaSearch
 
         self.sweeper = AetrainOptunaSearch(**settings)
 

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest
 from hydra import compose, initialize_config_dir
 
-from aetrain.cli import config_dir
+from aetrain.commands.train import config_dir
 from aetrain.config import RunConfig, validate
 
 from idx_files import small_fashion_arrays, write_fashion_files
@@ -68,7 +68,7 @@ def trained_runs(tiny_data_dir, tmp_path_factory):
 
     from rich.console import Console
 
-    from aetrain import train
+    from aetrain.training import loop as train
 
     made: dict[tuple[str, ...], Path] = {}
     patch = pytest.MonkeyPatch()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aetrain.atomic_files import atomic_path, remove_partial_files, write_text_atomically
+from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files, write_text_atomically
 
 
 def test_a_failed_block_leaves_the_old_file_and_no_temp_file(tmp_path):

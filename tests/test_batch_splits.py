@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from aetrain.batch_splits import resolve_batch_splits, split_steps
 from aetrain.config import ConfigError, validate
-from aetrain.models import build_model
+from aetrain.models.build import build_model
+from aetrain.training.batch_splits import resolve_batch_splits, split_steps
 
 from conftest import compose_config
 

@@ -11,9 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from aetrain.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from aetrain.config import RunConfig, validate
-from aetrain.models import build_model
+from aetrain.models.build import build_model
+from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 
 from conftest import compose_config
 

@@ -108,8 +108,8 @@ def test_wheel_ships_the_configs_and_runs_from_another_directory(tmp_path):
         [
             sys.executable,
             "-c",
-            "import aetrain.cli, sys; sys.argv[1:] = ['experiment=seed_vae', '--cfg', 'job']; "
-            "print(aetrain.cli.config_dir()); aetrain.cli.main()",
+            "import aetrain.commands.train, sys; sys.argv[1:] = ['experiment=seed_vae', '--cfg', 'job']; "
+            "print(aetrain.commands.train.config_dir()); aetrain.commands.train.main()",
         ],
         cwd=elsewhere,
         env={**os.environ, "PYTHONPATH": str(site)},

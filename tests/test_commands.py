@@ -83,7 +83,7 @@ def test_look_writes_coding_maps_and_the_denoising_figure(trained_runs, tmp_path
     run = trained_runs(*VAE_RUN)
     assert look.main([str(run), "--out", str(tmp_path), "--limit", "60", "--images", "4"]) == 0
     assert png_ok(tmp_path / "codings_pca.png") and png_ok(tmp_path / "denoising.png")
-    from aetrain.look import tsne_available
+    from aetrain.analysis.projections import tsne_available
 
     assert (tmp_path / "codings_tsne.png").is_file() == tsne_available()
 
@@ -117,7 +117,7 @@ def test_bad_paths_exit_2_with_one_paragraph(name, tmp_path):
 
 
 def test_evaluate_command_defaults_are_the_evaluation_defaults():
-    from aetrain import evaluation
+    from aetrain.analysis import evaluation
 
     defaults = evaluate.build_parser().parse_args(["run"])
     assert (defaults.probe_steps, defaults.elbo_samples) == (evaluation.PROBE_STEPS, evaluation.ELBO_SAMPLES)

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from aetrain.cli import config_dir
+from aetrain.commands.train import config_dir
 from aetrain.config import (
     OPTIMIZERS,
     ConfigError,
@@ -159,13 +159,13 @@ def test_config_module_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, aetrain.config, aetrain.cli; print('tensorflow' in sys.modules)"
+    code = "import sys, aetrain.config, aetrain.commands.train; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_optimizer_names_match_the_registry():
-    from aetrain.optimization import OPTIMIZERS as REGISTRY
+    from aetrain.training.optimization import OPTIMIZERS as REGISTRY
 
     assert set(OPTIMIZERS) == set(REGISTRY)
 
@@ -200,7 +200,7 @@ def test_conv_vae_is_a_variational_variant_with_the_conv_layers():
 
 def test_strategy_names_match_the_registry():
     from aetrain.config import STRATEGIES
-    from aetrain.distribution import STRATEGY_BUILDERS
+    from aetrain.training.distribution import STRATEGY_BUILDERS
 
     assert set(STRATEGIES) == set(STRATEGY_BUILDERS)
     assert validate(compose_config()).trainer.strategy == "default"

@@ -288,7 +288,7 @@ def test_the_conv_decoder_retraces_the_encoders_grids(height, width, stages, pad
 )
 def test_every_variant_builds_for_the_specs_shape(overrides):
     from aetrain.config import validate
-    from aetrain.models import build_model
+    from aetrain.models.build import build_model
 
     from conftest import compose_config
 
@@ -300,7 +300,7 @@ def test_every_variant_builds_for_the_specs_shape(overrides):
 
 
 def test_colour_pictures_are_drawn_in_colour(tmp_path):
-    from aetrain.images import manifold_grid, reconstruction_grid, show_image
+    from aetrain.analysis.pictures import manifold_grid, reconstruction_grid, show_image
 
     red = np.zeros((2, 6, 6, 3), np.float32)
     red[..., 0] = 1.0

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from aetrain.analysis.evaluation import dead_units, noisy_copy
 from aetrain.commands import evaluate as evaluate_command
-from aetrain.evaluation import dead_units, noisy_copy
 
 IMAGES = np.random.default_rng(0).random((200, 28, 28), dtype=np.float32)
 

@@ -25,7 +25,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from rich.console import Console
-from aetrain import train
+from aetrain.training import loop as train
 from aetrain.config import validate
 sys.path.insert(0, sys.argv[1])
 from conftest import compose_config

@@ -7,10 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from aetrain.checkpoints import load_checkpoint, read_metadata
-from aetrain.config import RunConfig
-from aetrain.data import load_fashion_mnist
-from aetrain.evaluation import (
+from aetrain.analysis.evaluation import (
     NEAR_ZERO_ACTIVATION,
     bernoulli_negative_log_likelihood,
     coding_activity,
@@ -20,7 +17,10 @@ from aetrain.evaluation import (
     psnr_per_image,
     ssim_per_image,
 )
+from aetrain.config import RunConfig
+from aetrain.data import load_fashion_mnist
 from aetrain.models.vae import latent_loss_log_var
+from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
 
 IMAGES = np.random.default_rng(0).random((6, 28, 28), dtype=np.float32) * 0.8
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aetrain.checkpoints import load_checkpoint, read_metadata
 from aetrain.commands import export as export_command
+from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
 
 # What a user without aetrain writes (docs/doctor.md shows the same lines).
 CONSUMER = """
@@ -87,7 +87,7 @@ def test_exports_load_without_aetrain_and_match_the_checkpoint(overrides, traine
 
 
 def export_command_exports() -> list[str]:
-    from aetrain.export import EXPORTS
+    from aetrain.analysis.serving_export import EXPORTS
 
     return list(EXPORTS)
 

@@ -7,10 +7,15 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from aetrain.analysis.projections import pca_2d, tsne_2d, tsne_available
+from aetrain.analysis.sampling import (
+    decoded_manifold,
+    latent_interpolation,
+    manifold_coordinates,
+    prior_samples,
+)
 from aetrain.config import validate
-from aetrain.generate import decoded_manifold, latent_interpolation, manifold_coordinates, prior_samples
-from aetrain.look import pca_2d, tsne_2d, tsne_available
-from aetrain.models import build_model, encode
+from aetrain.models.build import build_model, encode
 
 from conftest import compose_config
 

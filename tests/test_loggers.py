@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from aetrain.config import ConfigError, validate
-from aetrain.loggers import LoggedRun, Logger, LoggerSession, RunLoggers
-from aetrain.loggers.csv_history import history_csv
-from aetrain.resume import SavedRun, check_resumable
+from aetrain.run_folder.resume import SavedRun, check_resumable
+from aetrain.training.loggers import LoggedRun, Logger, LoggerSession, RunLoggers
+from aetrain.training.loggers.csv_history import history_csv
 
 from cli_runs import AETRAIN, aetrain, environment, smoke_args
 from conftest import compose_config
@@ -81,7 +81,7 @@ def test_loggers_may_change_when_a_run_is_resumed_even_one_saved_before_they_wer
 
 
 def test_an_unknown_tracking_store_is_refused_naming_the_key(tmp_path):
-    from aetrain.loggers.mlflow_tracking import MlflowTracking
+    from aetrain.training.loggers.mlflow_tracking import MlflowTracking
 
     tracking = MlflowTracking(tracking_uri="nosuchscheme://x")
     with pytest.raises(ConfigError, match=r"`logger.mlflow.tracking_uri` = 'nosuchscheme://x'"):
@@ -93,7 +93,7 @@ def test_a_diverged_run_is_failed_in_mlflow_and_no_logger_has_the_cut_epoch(make
     from mlflow import MlflowClient
     from rich.console import Console
 
-    from aetrain import train
+    from aetrain.training import loop as train
 
     cfg = make_config(
         "variant.output_activation=linear",
@@ -218,7 +218,7 @@ EPOCH_FILE_LOGGER = """
 import json
 from dataclasses import dataclass
 
-from aetrain.loggers import Logger, LoggerSession
+from aetrain.training.loggers import Logger, LoggerSession
 
 
 @dataclass

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from aetrain import __version__
-from aetrain.checkpoints import read_metadata
-from aetrain.manifest import (
+from aetrain.run_folder.checkpoints import read_metadata
+from aetrain.run_folder.manifest import (
     MANIFEST_NAME,
     data_files,
     git_commit,
@@ -87,7 +87,8 @@ def test_written_sorted_and_a_resume_keeps_the_earlier_start(tmp_path):
 def test_every_run_folder_and_checkpoint_carries_the_manifest(trained_runs, tiny_data_dir):
     folder = trained_runs()
     manifest = read_manifest(folder)
-    assert set(manifest) == KEYS
+    assert set(manifest) == KEYS | {"data_source"}  # a training run also names where its data came from
+    assert str(tiny_data_dir) in manifest["data_source"]
     assert manifest["seed"] == 42 and manifest["data_dir"] == str(tiny_data_dir)
     assert set(manifest["data_files"]) == {
         "train-images-idx3-ubyte.gz",

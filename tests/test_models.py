@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aetrain.config import validate
-from aetrain.models import build_model, encode
+from aetrain.models.build import build_model, encode
 from aetrain.models.noise import find_noise_layer
 
 from conftest import compose_config

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aetrain.optimization import ONE_CYCLE_START_DIVISOR, learning_rate_schedule
+from aetrain.training.optimization import ONE_CYCLE_START_DIVISOR, learning_rate_schedule
 
 
 def rate_at(schedule, step: int) -> float:

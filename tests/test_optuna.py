@@ -17,7 +17,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from aetrain.optuna_search import SEARCH_SPACE_ATTR, AetrainOptunaSearch
+from aetrain.sweeps.optuna_search import SEARCH_SPACE_ATTR, AetrainOptunaSearch
 
 from cli_runs import aetrain, plain_text, smoke_args
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from aetrain import report
+from aetrain.commands import report
 
 IMAGES = 4
 
@@ -153,14 +153,14 @@ def test_an_optuna_search_without_a_completed_trial_says_so(sweep):
 def test_a_folder_without_runs_is_refused_in_one_paragraph(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path)])
-    assert exit_info.value.code == report.EXIT_BAD_DIR
+    assert exit_info.value.code == 2
     assert "No runs under" in capsys.readouterr().err
 
 
 def test_a_missing_folder_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path / "nope")])
-    assert exit_info.value.code == report.EXIT_BAD_DIR
+    assert exit_info.value.code == 2
     assert "nope is not a folder" in capsys.readouterr().err.replace("\n", "")
 
 
@@ -309,7 +309,7 @@ def test_out_that_is_a_file_exits_5_naming_it(sweep):
     target.write_text("in the way")
     result = aetrain_report(sweep, "--out", target)
     text = " ".join(result.stderr.split())
-    assert result.returncode == report.EXIT_CANNOT_WRITE, result.stdout + result.stderr
+    assert result.returncode == 5, result.stdout + result.stderr
     assert str(target) in text and "--out OTHER_DIR" in text and "Traceback" not in text
     assert "completed" in result.stdout  # the table was printed first
 
@@ -317,14 +317,14 @@ def test_out_that_is_a_file_exits_5_naming_it(sweep):
 def test_out_under_a_file_exits_5_naming_it(sweep):
     (sweep / "a-file").write_text("in the way")
     result = aetrain_report(sweep, "--out", sweep / "a-file" / "reports")
-    assert result.returncode == report.EXIT_CANNOT_WRITE, result.stdout + result.stderr
+    assert result.returncode == 5, result.stdout + result.stderr
     assert "a-file" in result.stderr and "--out" in result.stderr
 
 
 def test_report_csv_that_cannot_be_replaced_exits_5_and_leaves_no_partial_file(sweep):
     (sweep / "report.csv").mkdir()  # as root, the one way to make the sweep folder refuse one file
     result = aetrain_report(sweep)
-    assert result.returncode == report.EXIT_CANNOT_WRITE, result.stdout + result.stderr
+    assert result.returncode == 5, result.stdout + result.stderr
     assert "report.csv" in result.stderr and "--out" in result.stderr
     assert not list(sweep.glob(".report-partial-*"))
 
@@ -336,7 +336,7 @@ def test_a_read_only_sweep_folder_exits_5_and_says_how_to_write_elsewhere(sweep,
         result = aetrain_report(sweep)
     finally:
         sweep.chmod(0o755)
-    assert result.returncode == report.EXIT_CANNOT_WRITE, result.stdout + result.stderr
+    assert result.returncode == 5, result.stdout + result.stderr
     assert str(sweep) in result.stderr and "--out" in result.stderr
     out = tmp_path_factory.mktemp("out")
     assert aetrain_report(sweep, "--out", out).returncode == 0

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aetrain.runtime import available_cores, pool_sizes, resolve_precision, threads_per_job
+from aetrain.training.runtime import pool_sizes, resolve_precision, threads_per_job
 
 
 @pytest.mark.parametrize(
@@ -29,13 +29,21 @@ def test_threads_per_job_shares_the_cores_between_jobs_at_once(launcher, cores, 
     assert threads_per_job(launcher, cores) == expected
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this system")
 def test_available_cores_counts_the_cores_this_process_may_use():
-    assert 1 <= available_cores() <= os.cpu_count()
+    """A process pinned to one core (as taskset or SLURM would) counts one, whatever the machine has."""
+    code = (
+        "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "from aetrain.training.runtime import available_cores; print(available_cores())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "1"
 
 
 def test_seconds_since_process_start_counts_from_the_process_start():
     code = (
-        "import time; time.sleep(0.6); from aetrain.runtime import seconds_since_process_start as age; "
+        "import time; time.sleep(0.6)\n"
+        "from aetrain.training.runtime import seconds_since_process_start as age; "
         "print(age())"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -59,9 +67,9 @@ def test_auto_precision_picks_what_the_hardware_runs_natively(requested, has_gpu
 
 @pytest.mark.parametrize(("setting", "expected"), [(None, "False"), ("1", "True")])
 def test_the_cli_turns_numpy_hugepage_advice_off_unless_the_user_sets_it(setting, expected):
-    """NumPy's madvise(MADV_HUGEPAGE) made filling the training set 5x slower here (cli.py)."""
+    """NumPy's madvise(MADV_HUGEPAGE) made filling the training set 5x slower (docs/performance-notes.md)."""
     probe = (
-        "import aetrain.cli, numpy\n"
+        "import aetrain.commands.train, numpy\n"
         "from numpy._core.multiarray import _set_madvise_hugepage\n"
         "print(_set_madvise_hugepage(True))"  # returns the setting in force before the call
     )
@@ -83,5 +91,5 @@ def test_the_cli_turns_numpy_hugepage_advice_off_unless_the_user_sets_it(setting
     ],
 )
 def test_slices_share_the_thread_budget(intra, inter, splits, expected, monkeypatch):
-    monkeypatch.setattr("aetrain.runtime.available_cores", lambda: 2)
+    monkeypatch.setattr("aetrain.training.runtime.available_cores", lambda: 2)
     assert pool_sizes(intra, inter, splits) == expected

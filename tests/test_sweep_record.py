@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import signal
 
-from aetrain.stop_request import StopRequest
-from aetrain.sweep_record import SweepJob, SweepRecord, holds_run, read_stop_request, request_stop
+from aetrain.run_folder.claim import holds_run
+from aetrain.sweeps.record import SweepJob, SweepRecord, read_stop_request, request_stop
+from aetrain.training.stop_request import StopRequest
 
 
 def test_sweep_json_keeps_the_schema_aetrain_report_reads(tmp_path):

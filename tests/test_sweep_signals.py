@@ -157,7 +157,7 @@ def test_sigkill_to_one_parallel_worker_costs_only_its_job(tiny_data_dir, tmp_pa
     sweep.wait_for_checkpoint("0")
     worker = next(
         pid
-        for pid in sweep.processes("aetrain.sweep_worker")
+        for pid in sweep.processes("aetrain.sweeps.worker")
         if b"0.job" in Path(f"/proc/{pid}/cmdline").read_bytes()
     )
     os.kill(worker, signal.SIGKILL)

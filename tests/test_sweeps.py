@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from aetrain.runtime import available_cores
+from aetrain.training.runtime import available_cores
 
 from cli_runs import AETRAIN, smoke_args
 
@@ -176,17 +176,17 @@ def test_slurm_launcher_config_composes_for_submitit(tmp_path):
 
 CRASHING_RUN = """
 import sys
-import aetrain.train
+import aetrain.training.loop
 
 def run(cfg, output_dir, console, stop=None):
     if cfg.seed == 2:
         raise RuntimeError("out of memory on purpose")
     return 0.5
 
-aetrain.train.run = run
-import aetrain.cli
+aetrain.training.loop.run = run
+import aetrain.commands.train
 sys.argv = ["aetrain", *sys.argv[1:]]
-aetrain.cli.main()
+aetrain.commands.train.main()
 """
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from aetrain import train
-from aetrain.checkpoints import load_checkpoint, save_checkpoint
 from aetrain.config import validate
-from aetrain.models import build_model
+from aetrain.models.build import build_model
 from aetrain.models.dense import DenseTranspose
+from aetrain.run_folder.checkpoints import load_checkpoint, save_checkpoint
+from aetrain.training import loop as train
 
 from conftest import compose_config
 
@@ -103,7 +103,7 @@ def test_tied_run_resumed_matches_the_uninterrupted_one(make_config, tmp_path):
 
 
 def test_a_run_saved_before_these_settings_existed_still_resumes(make_config, tmp_path):
-    from aetrain.resume import SavedRun, check_resumable
+    from aetrain.run_folder.resume import SavedRun, check_resumable
 
     old = make_config("variant=dense").to_dict()
     del old["variant"]["tied_weights"]  # as a checkpoint written before variant.tied_weights

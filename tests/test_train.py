@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from aetrain import train
-from aetrain.checkpoints import load_checkpoint, read_metadata
 from aetrain.data import load_fashion_mnist
-from aetrain.runtime import seconds_since_process_start
+from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
+from aetrain.training import loop as train
+from aetrain.training.runtime import seconds_since_process_start
 
 
 def quiet_console() -> Console:

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from aetrain import train
-from aetrain.checkpoints import load_checkpoint, read_metadata, save_checkpoint
-from aetrain.commands import evaluate as evaluate_command
-from aetrain.data import load_fashion_mnist
-from aetrain.evaluation import negative_elbo
-from aetrain.models.vae import kl_warmup_scale
-from aetrain.vae_health import (
+from aetrain.analysis.evaluation import negative_elbo
+from aetrain.analysis.vae_health import (
     active_units,
     collapse_warning,
     iwae_negative_log_likelihood,
     kl_per_dimension,
 )
+from aetrain.commands import evaluate as evaluate_command
+from aetrain.data import load_fashion_mnist
+from aetrain.models.vae import kl_warmup_scale
+from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from aetrain.training import loop as train
 
 QUIET = Console(file=io.StringIO())
 STEPS_PER_EPOCH = 6  # tiny data: 192 training images in batches of 32

@@ -10,8 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.atomic_files import write_json_atomically
-from aetrain.commands import (
+from aetrain.commands.companion import (
     CommandRefused,
     command_parser,
     load,
@@ -20,9 +19,11 @@ from aetrain.commands import (
     run_command,
     seed_of,
 )
+from aetrain.run_folder import layout
+from aetrain.run_folder.atomic_files import write_json_atomically
 
-# aetrain.evaluation's defaults, repeated here because importing it loads TensorFlow, which --help and a
-# bad path should not wait for (tests/test_commands.py checks that the two agree).
+# aetrain.analysis.evaluation's defaults, repeated here because importing it loads TensorFlow, which
+# --help and a bad path should not wait for (tests/test_commands.py checks that the two agree).
 PROBE_STEPS, ELBO_SAMPLES, IW_SAMPLES = 2000, 4, 100
 
 
@@ -93,7 +94,7 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
     located = locate(args)
     _check_noise_levels(args.noise_levels, located.config.noise.name)
     loaded = load(located, args)  # TensorFlow loads here, quietly, once the path is known good
-    from aetrain.evaluation import evaluate_trained_model
+    from aetrain.analysis.evaluation import evaluate_trained_model
 
     data = loaded.data
     if args.train_limit is not None:
@@ -121,7 +122,7 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
     }
     report["manifest"] = _run_manifest(loaded.run)
     _write_health_pictures(report, loaded.output_dir)
-    path = write_json_atomically(loaded.output_dir / "eval.json", report)
+    path = write_json_atomically(loaded.output_dir / layout.EVAL, report)
     console.print(report_table(report))
     for warning in report.get("warnings", []):
         console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
@@ -130,22 +131,22 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
 
 def _run_manifest(run) -> dict[str, Any] | None:
     """The manifest the checkpoint carries, else the run folder's manifest.json (None for older runs)."""
-    from aetrain.manifest import read_manifest
+    from aetrain.run_folder.manifest import read_manifest
 
     return run.metadata.get("manifest") or read_manifest(run.output_dir)
 
 
 def _write_health_pictures(report: dict[str, Any], output_dir: Path) -> None:
     """denoising_curve.png when --noise-levels was given; sparsity.png for a sparse run."""
-    from aetrain.images import denoising_curve_plot, unit_activation_histogram
+    from aetrain.analysis.pictures import denoising_curve_plot, unit_activation_histogram
 
     if "denoising_curve" in report:
         curve = report["denoising_curve"]
-        denoising_curve_plot(curve["points"], curve["kind"], output_dir / "denoising_curve.png")
+        denoising_curve_plot(curve["points"], curve["kind"], output_dir / layout.DENOISING_CURVE_PNG)
     if "sparsity_report" in report:
         sparse = report["sparsity_report"]
         unit_activation_histogram(
-            sparse["unit_mean_activation"], sparse.get("target_activation"), output_dir / "sparsity.png"
+            sparse["unit_mean_activation"], sparse.get("target_activation"), output_dir / layout.SPARSITY_PNG
         )
 
 

@@ -1,7 +1,8 @@
 """``aetrain-export RUN [--out DIR]``: the trained model in forms that run without aetrain.
 
 Writes encoder.keras, decoder.keras, autoencoder_savedmodel/, encoder_savedmodel/ and encoder.tflite
-(aetrain.export says what each holds). Exit codes: 0 done, 2 RUN is not a usable aetrain run or
+(aetrain.analysis.serving_export says what each holds).
+Exit codes: 0 done, 2 RUN is not a usable aetrain run or
 checkpoint (missing, damaged, foreign), 5 --out cannot be written.
 """
 
@@ -15,12 +16,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from aetrain.checkpoints import CheckpointRefused
-from aetrain.commands import EXIT_OUTPUT, EXIT_USAGE, OutputUnwritable, writable_output_dir
-from aetrain.run_lock import RunFolderBusy, hold_run_folder
-from aetrain.trained_run import RunPathError, locate_trained_run
+from aetrain.commands import exit_codes
+from aetrain.commands.companion import OutputUnwritable, writable_output_dir
+from aetrain.run_folder import layout
+from aetrain.run_folder.checkpoints import CheckpointRefused
+from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
+from aetrain.run_folder.trained_run import RunPathError, locate_trained_run
 
-EXPORT_FOLDER = "export"
+EXPORT_FOLDER = layout.EXPORT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,11 +50,11 @@ def export(args: argparse.Namespace, console: Console) -> None:
 
 
 def _export(run, out: Path, console: Console) -> None:
-    from aetrain.runtime import import_tensorflow_quietly
+    from aetrain.training.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from aetrain.checkpoints import load_checkpoint
-    from aetrain.export import export_model
+    from aetrain.analysis.serving_export import export_model
+    from aetrain.run_folder.checkpoints import load_checkpoint
 
     model = load_checkpoint(run.checkpoint, compile=False, expected=run.config)
     with console.status("exporting"):
@@ -68,15 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         export(args, console)
     except (RunPathError, CheckpointRefused) as error:
         console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
-        return EXIT_USAGE
+        return exit_codes.CONFIG
     except (
         OutputUnwritable,
         RunFolderBusy,
         OSError,
     ) as error:  # OSError: a write that failed midway (e.g. a full disk)
         console.print(Panel(str(error), title="aetrain: cannot write the exports", border_style="red"))
-        return EXIT_OUTPUT
-    return 0
+        return exit_codes.OUTPUT
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -7,8 +7,17 @@ import sys
 
 from rich.console import Console
 
-from aetrain.commands import CommandRefused, command_parser, load, locate, positive_int, run_command, seed_of
+from aetrain.commands.companion import (
+    CommandRefused,
+    command_parser,
+    load,
+    locate,
+    positive_int,
+    run_command,
+    seed_of,
+)
 from aetrain.config import VariationalVariant
+from aetrain.run_folder import layout
 
 SAMPLES, STEPS, MANIFOLD_SIZE = 30, 9, 15
 
@@ -58,8 +67,8 @@ def generate(args: argparse.Namespace, console: Console) -> None:
             "aetrain-look for this run."
         )
     loaded = load(run, args)  # TensorFlow loads here, quietly
-    from aetrain.generate import decoded_manifold, latent_interpolation, prior_samples
-    from aetrain.images import manifold_grid, reconstruction_grid, sample_grid
+    from aetrain.analysis.pictures import manifold_grid, reconstruction_grid, sample_grid
+    from aetrain.analysis.sampling import decoded_manifold, latent_interpolation, prior_samples
 
     model, data, out = loaded.model, loaded.data, loaded.output_dir
     decoder = model.get_layer("decoder")
@@ -69,10 +78,10 @@ def generate(args: argparse.Namespace, console: Console) -> None:
     samples = prior_samples(decoder, args.samples, cfg.latent_size, seed)
     sample_grid(
         samples,
-        out / "samples.png",
+        out / layout.SAMPLES_PNG,
         f"decoded from codings drawn from N(0, I), {cfg.latent_size}-D, seed {seed}",
     )
-    written.append(out / "samples.png")
+    written.append(out / layout.SAMPLES_PNG)
 
     first, second = _pair(args.pair, data.y_test)
     weights, decoded, blend = latent_interpolation(model, data.x_test[first], data.x_test[second], args.steps)
@@ -80,16 +89,16 @@ def generate(args: argparse.Namespace, console: Console) -> None:
     titles[0] = f"{data.class_names[data.y_test[first]]} (#{first})"
     titles[-1] = f"{data.class_names[data.y_test[second]]} (#{second})"
     reconstruction_grid(
-        [("decoded\ncoding path", decoded), ("pixel blend", blend)], titles, out / "interpolation.png"
+        [("decoded\ncoding path", decoded), ("pixel blend", blend)], titles, out / layout.INTERPOLATION_PNG
     )
-    written.append(out / "interpolation.png")
+    written.append(out / layout.INTERPOLATION_PNG)
 
     if cfg.latent_size == 2:
         images, coordinates = decoded_manifold(decoder, args.manifold_size)
         manifold_grid(
-            images, coordinates, out / "manifold.png", "decoded 2-D coding space (quantiles of N(0, 1))"
+            images, coordinates, out / layout.MANIFOLD_PNG, "decoded 2-D coding space (quantiles of N(0, 1))"
         )
-        written.append(out / "manifold.png")
+        written.append(out / layout.MANIFOLD_PNG)
     else:
         console.print(
             f"manifold.png skipped: it needs 2-D codings and this run has {cfg.latent_size} "

@@ -7,8 +7,9 @@ import sys
 
 from rich.console import Console
 
-from aetrain.commands import command_parser, load, locate, positive_int, run_command, seed_of
+from aetrain.commands.companion import command_parser, load, locate, positive_int, run_command, seed_of
 from aetrain.config import NoNoise, VariationalVariant
+from aetrain.run_folder import layout
 
 TSNE_POINTS, DENOISING_IMAGES = 2000, 10
 
@@ -40,10 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 def look(args: argparse.Namespace, console: Console) -> None:
     run = locate(args)
     loaded = load(run, args)  # TensorFlow loads here, quietly
-    from aetrain.evaluation import corrupt
-    from aetrain.images import coding_map, reconstruction_grid
-    from aetrain.look import pca_2d, tsne_2d, tsne_available
-    from aetrain.models import encode
+    from aetrain.analysis.pictures import coding_map, reconstruction_grid
+    from aetrain.analysis.projections import pca_2d, tsne_2d, tsne_available
+    from aetrain.models.build import encode
+    from aetrain.models.noise import corrupt
 
     cfg, model, data, out = run.config, loaded.model, loaded.data, loaded.output_dir
     seed = seed_of(run, args)
@@ -56,11 +57,11 @@ def look(args: argparse.Namespace, console: Console) -> None:
         points,
         data.y_test,
         data.class_names,
-        out / "codings_pca.png",
+        out / layout.CODINGS_PCA_PNG,
         f"{cfg.variant.name}: PCA of {len(codings):,} test {kind} ({cfg.latent_size}-D); "
         f"PC1 {100 * explained[0]:.0f} %, PC2 {100 * explained[1]:.0f} % of the variance",
     )
-    written.append(out / "codings_pca.png")
+    written.append(out / layout.CODINGS_PCA_PNG)
 
     if args.no_tsne:
         pass
@@ -72,10 +73,10 @@ def look(args: argparse.Namespace, console: Console) -> None:
             embedded,
             data.y_test[:count],
             data.class_names,
-            out / "codings_tsne.png",
+            out / layout.CODINGS_TSNE_PNG,
             f"{cfg.variant.name}: t-SNE of {count:,} test {kind} ({cfg.latent_size}-D), seed {seed}",
         )
-        written.append(out / "codings_tsne.png")
+        written.append(out / layout.CODINGS_TSNE_PNG)
     else:
         console.print("codings_tsne.png skipped: t-SNE needs scikit-learn (pip install 'aetrain[tsne]').")
 
@@ -89,9 +90,9 @@ def look(args: argparse.Namespace, console: Console) -> None:
         reconstruction_grid(
             [("clean", clean), (f"noisy\n({cfg.noise.name})", noisy), ("reconstructed", reconstructed)],
             [data.class_names[int(label)] for label in data.y_test[:count]],
-            out / "denoising.png",
+            out / layout.DENOISING_PNG,
         )
-        written.append(out / "denoising.png")
+        written.append(out / layout.DENOISING_PNG)
     for path in written:
         console.print(f"[bold]written:[/bold] {path}")
 

@@ -113,8 +113,8 @@ def _split_given_test_set(
 def _split_pool(raw: RawData, spec: DataSpec, data_cfg: Any, test_limit: int | None) -> ImageSplits:
     """Shuffle the pool with ``data.split_seed``; the first ``test_size`` test, the rest as above."""
     total = len(raw.train_images)
-    n_test = resolve_size("data.test_size", data_cfg.test_size, total)
-    n_val = resolve_size("data.val_size", data_cfg.val_size, total)
+    n_test = resolve_size(data_cfg.test_size, total)
+    n_val = resolve_size(data_cfg.val_size, total)
     if n_test + n_val >= total:
         raise DataError(
             f"{raw.source} holds {total} images, too few for data.test_size={data_cfg.test_size} "
@@ -143,7 +143,7 @@ def _split_pool(raw: RawData, spec: DataSpec, data_cfg: Any, test_limit: int | N
     )
 
 
-def resolve_size(key: str, size: float, total: int) -> int:
+def resolve_size(size: float, total: int) -> int:
     """A split size as a count: a number below 1 is a fraction of ``total`` (at least one image)."""
     if 0 < size < 1:
         return max(1, round(size * total))

@@ -51,7 +51,7 @@ class DenseTranspose(keras.layers.Layer):
 
     Tied weights, as in Geron's book (chapter 17, "Tying Weights"): only the bias ``b`` is this layer's
     own. The kernel is not saved with this layer (the encoder's Dense layer saves it), so a reloaded
-    model is tied again by :func:`tie_dense_weights`, which ``aetrain.checkpoints.load_checkpoint``
+    model is tied again by :func:`tie_dense_weights`, which ``aetrain.run_folder.checkpoints.load_checkpoint``
     calls; until then the layer refuses to run. ``units`` is the output width (the tied layer's input
     width), kept in the config so the model can be rebuilt before the tie.
     """
@@ -74,7 +74,8 @@ class DenseTranspose(keras.layers.Layer):
         if self.tied_to is None:
             raise RuntimeError(
                 f"{self.name} is not tied to an encoder layer yet: load aetrain checkpoints with "
-                "aetrain.checkpoints.load_checkpoint, or call aetrain.models.dense.tie_dense_weights(model)"
+                "aetrain.run_folder.checkpoints.load_checkpoint, or call "
+                "aetrain.models.dense.tie_dense_weights(model)"
             )
         kernel = ops.cast(self.tied_to.kernel, self.compute_dtype)
         return self.activation(ops.matmul(inputs, ops.transpose(kernel)) + self.bias)

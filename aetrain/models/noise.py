@@ -27,3 +27,15 @@ def find_noise_layer(model: keras.Model) -> keras.layers.Layer | None:
     encoder = model.get_layer("encoder")
     names = {layer.name: layer for layer in encoder.layers}
     return names.get(NOISE_LAYER_NAME)
+
+
+def corrupt(model: keras.Model, images):
+    """``images`` through the model's own noise layer in training mode, as NumPy (None when it has none).
+
+    Gaussian noise and dropout act pixel by pixel, so the layer takes the images in any shape. The
+    run's pictures, ``aetrain-evaluate``'s denoising figures and ``aetrain-look`` all corrupt this way.
+    """
+    noise = find_noise_layer(model)
+    if noise is None:
+        return None
+    return keras.ops.convert_to_numpy(noise(images, training=True))

@@ -49,7 +49,7 @@ class LatentLoss(keras.layers.Layer):
     Keras 3 refuses ``add_loss`` on a functional model's symbolic tensors, so the loss lives in a layer
     on the path from the encoder to the codings. The latent loss itself (nats per image, before the
     weight) is reported as the ``kl_loss`` metric. With ``annealed``, the weight is multiplied by the
-    non-trainable ``beta_scale`` (0..1) that aetrain.callbacks.KLWarmup sets before each step.
+    non-trainable ``beta_scale`` (0..1) that aetrain.training.callbacks.KLWarmup sets before each step.
     """
 
     def __init__(self, form: str = "log_var", weight: float = 1.0, annealed: bool = False, **kwargs):

@@ -1,8 +1,8 @@
 """aetrain's Hydra launchers, where Hydra looks for plugins (it takes only classes defined under
-``hydra_plugins``). The code is in aetrain.sweep_control and aetrain.sweep_launchers; the names
+``hydra_plugins``). The code is in aetrain.sweeps.control and aetrain.sweeps.launchers; the names
 are those conf/hydra/launcher/*.yaml give as ``_target_``."""
 
-from aetrain import sweep_control
+from aetrain.sweeps import control as sweep_control
 
 
 class SequentialLauncher(sweep_control.SequentialLauncher):
@@ -10,7 +10,7 @@ class SequentialLauncher(sweep_control.SequentialLauncher):
 
 
 try:  # the joblib and submitit plugins: pip install 'aetrain[sweeps]'
-    from aetrain import sweep_launchers
+    from aetrain.sweeps import launchers as sweep_launchers
 except ImportError:
     pass
 else:

@@ -12,9 +12,9 @@ import keras
 import pytest
 from rich.console import Console
 
-from aetrain import train
-from aetrain.atomic_files import RunFolderWriteError
-from aetrain.checkpoints import read_metadata
+from aetrain.run_folder.atomic_files import RunFolderWriteError
+from aetrain.run_folder.checkpoints import read_metadata
+from aetrain.training import loop as train
 
 from cli_runs import environment, is_whole_checkpoint, partial_files, plain_text, smoke_args
 
@@ -28,7 +28,7 @@ def save(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
     return real_save(self, *args, **kwargs)
 keras.Model.save = save
-from aetrain.cli import entry
+from aetrain.commands.train import entry
 sys.argv = ["aetrain", *sys.argv[1:]]
 entry()
 """

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from aetrain import data, train
-from aetrain.atomic_files import json_ready, write_json_atomically
+from aetrain import data
 from aetrain.config import MAX_COUNT, MAX_SEED
+from aetrain.run_folder.atomic_files import json_ready, write_json_atomically
+from aetrain.training import loop as train
 
 from cli_runs import aetrain, environment, plain_text, smoke_args
 
@@ -64,7 +65,7 @@ def test_the_hydra_hint_follows_hydras_own_errors(tmp_path):
 def test_the_hydra_hint_does_not_follow_a_crash_of_the_run(tmp_path):
     """A run that fails inside aetrain (a patched RuntimeError) exits 1 without blaming the command line."""
     script = (
-        "import sys, aetrain.cli as cli\n"
+        "import sys, aetrain.commands.train as cli\n"
         "def crash(*args, **kwargs): raise RuntimeError('crashed inside the run')\n"
         "cli._train = crash\n"
         f"sys.argv = ['aetrain', 'hydra.run.dir={tmp_path / 'run'}']\n"

@@ -13,9 +13,9 @@ import time
 import pytest
 from rich.console import Console
 
-from aetrain import train
-from aetrain.checkpoints import read_metadata
-from aetrain.stop_request import StopRequest
+from aetrain.run_folder.checkpoints import read_metadata
+from aetrain.training import loop as train
+from aetrain.training.stop_request import StopRequest
 
 from cli_runs import (
     SLOW_RUN,
@@ -92,7 +92,7 @@ def replace(src, dst):
         time.sleep(120)
     return real_replace(src, dst)
 os.replace = replace
-from aetrain.cli import entry
+from aetrain.commands.train import entry
 sys.argv = ["aetrain", *sys.argv[2:]]
 entry()
 """

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from aetrain import data, train
-from aetrain.checkpoints import load_checkpoint, read_metadata
+from aetrain import data
+from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
+from aetrain.training import loop as train
 
 from cli_runs import aetrain, partial_files, plain_text, smoke_args
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from aetrain import run_folders
 from aetrain.config import validate
-from aetrain.run_lock import HOLDER_NAME, LOCK_NAME, RunFolderBusy, hold_run_folder, refuse_if_busy
+from aetrain.run_folder import claim as run_folders
+from aetrain.run_folder.lock import HOLDER_NAME, LOCK_NAME, RunFolderBusy, hold_run_folder, refuse_if_busy
 
 from cli_runs import SLOW_RUN, aetrain, environment, plain_text, smoke_args, start_aetrain, wait_for
 from conftest import compose_config
@@ -67,7 +67,7 @@ def test_the_lock_names_its_holder_and_lets_go_when_released(tmp_path):
     other_process = [
         sys.executable,
         "-c",
-        "import sys; from pathlib import Path; from aetrain.run_lock import hold_run_folder\n"
+        "import sys; from pathlib import Path; from aetrain.run_folder.lock import hold_run_folder\n"
         "with hold_run_folder(Path(sys.argv[1])): print('held')",
         str(tmp_path),
     ]
@@ -89,7 +89,8 @@ def test_a_lock_whose_process_was_killed_does_not_block(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from aetrain.run_lock import hold_run_folder\n"
+            "import sys, time; from pathlib import Path\n"
+            "from aetrain.run_folder.lock import hold_run_folder\n"
             "with hold_run_folder(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(300)",
             str(tmp_path),
         ],
@@ -121,9 +122,9 @@ def test_only_empty_folders_this_process_created_are_removed(tmp_path, monkeypat
 
 def test_a_refused_companion_command_leaves_the_out_folder_as_it_was(tmp_path, capsys):
     """generate refuses a run that is not a VAE after it locked --out: no lock file is left there."""
-    from aetrain.checkpoints import save_checkpoint
     from aetrain.commands import generate
-    from aetrain.models import build_model
+    from aetrain.models.build import build_model
+    from aetrain.run_folder.checkpoints import save_checkpoint
 
     cfg = validate(compose_config("variant.hidden_units=[8]", "latent_size=2"))  # a dense run
     fake_run = tmp_path / "run.keras"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aetrain.stop_request import EVALUATION, PICTURES, StopNow, StopRequest
+from aetrain.training.stop_request import EVALUATION, PICTURES, StopNow, StopRequest
 
 from cli_runs import (
     OutputReader,
@@ -25,12 +25,12 @@ from cli_runs import (
 # Real aetrain, with a test-set evaluation that takes minutes: the test signals into it.
 SLOW_EVALUATION = """
 import sys, time
-import aetrain.evaluation
+import aetrain.analysis.evaluation
 def slow_evaluation(*args, **kwargs):
     print("evaluating slowly", flush=True)
     time.sleep(300)
-aetrain.evaluation.evaluate_test_set = slow_evaluation
-from aetrain.cli import entry
+aetrain.analysis.evaluation.evaluate_test_set = slow_evaluation
+from aetrain.commands.train import entry
 sys.argv = ["aetrain", *sys.argv[1:]]
 entry()
 """

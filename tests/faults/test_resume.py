@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aetrain.checkpoints import load_checkpoint, read_metadata
+from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
 
 from cli_runs import SLOW_RUN, aetrain, plain_text, smoke_args, start_aetrain, wait_for
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aetrain.config import ConfigError, validate
-from aetrain.resume import SavedRun, check_resumable, read_saved_run
+from aetrain.run_folder.resume import SavedRun, check_resumable, read_saved_run
 
 from conftest import compose_config
 

@@ -15,7 +15,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from aetrain.cli import hydra_value, resume_command_line
+from aetrain.commands.train import hydra_value, resume_command_line
 
 from cli_runs import (
     OutputReader,

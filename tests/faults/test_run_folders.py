@@ -10,8 +10,8 @@ import threading
 import pytest
 import yaml
 
-from aetrain import run_folders
-from aetrain.run_folders import RunFolderUnwritable, check_writable, claim_unique_dir
+from aetrain.run_folder import claim as run_folders
+from aetrain.run_folder.claim import RunFolderUnwritable, check_writable, claim_unique_dir
 
 from cli_runs import start_aetrain
 

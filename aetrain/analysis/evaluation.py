@@ -1,0 +1,307 @@
+"""Test-set figures of a trained autoencoder: how well it reconstructs, how sparse and how useful its
+codings are, and, for a VAE, its negative ELBO.
+
+Every function here computes; none writes files. ``training/loop.py`` calls :func:`evaluate_test_set` at the
+end of a run; ``aetrain-evaluate`` calls :func:`evaluate_trained_model` for the fuller report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from aetrain.analysis.vae_health import IW_SAMPLES, active_units, vae_health
+from aetrain.config import DropoutNoise, KLSparsity, NoNoise, NoSparsity, RunConfig, VariationalVariant
+from aetrain.models.build import encode
+from aetrain.models.noise import corrupt, find_noise_layer
+from aetrain.models.vae import LATENT_LOSSES, latent_loss_log_var
+
+NEAR_ZERO_ACTIVATION = 0.05
+BATCH = 512
+ELBO_SAMPLES = 4
+PROBE_STEPS = 2000
+PROBE_BATCH = 256
+PROBE_LEARNING_RATE = 1e-2
+BERNOULLI_LIKELIHOOD = (
+    "Bernoulli per pixel: -log p(x|z) = -sum over the image's pixels (784 on Fashion-MNIST) of "
+    "[x log y + (1-x) log(1-y)], "
+    "x the test pixel in [0,1] read as a probability, y the decoder's output clipped to [1e-7, 1-1e-7]"
+)
+
+
+def reconstruction_mse(model: keras.Model, images: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean squared error per pixel over ``images``, and the reconstructions (inference mode)."""
+    reconstructions = model.predict(images, batch_size=BATCH, verbose=0).astype(np.float32)
+    return float(np.mean(np.square(reconstructions - images))), reconstructions
+
+
+def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) -> dict[str, Any]:
+    """``mse`` always; sparsity: mean coding activation; VAE: mean latent loss per image (nats)."""
+    mse, _ = reconstruction_mse(model, images)
+    metrics: dict[str, Any] = {"images": len(images), "mse": mse}
+    encoder = model.get_layer("encoder")
+    if isinstance(cfg.variant, VariationalVariant):
+        mean, log_var, _ = encoder.predict(images, batch_size=BATCH, verbose=0)
+        per_image = LATENT_LOSSES[cfg.variant.latent_loss](mean, log_var)
+        metrics["latent_loss"] = float(np.mean(keras.ops.convert_to_numpy(per_image)))
+        metrics["active_units"] = active_units(mean)
+    elif not isinstance(cfg.sparsity, NoSparsity):
+        codings = encoder.predict(images, batch_size=BATCH, verbose=0)
+        metrics["mean_activation"] = float(np.mean(codings))
+        metrics["near_zero_fraction"] = float(np.mean(codings < NEAR_ZERO_ACTIVATION))
+        if hasattr(cfg.sparsity, "target"):
+            metrics["target_activation"] = cfg.sparsity.target
+    return metrics
+
+
+# --- image quality ------------------------------------------------------------------------------
+
+
+def with_channels(images: np.ndarray) -> np.ndarray:
+    """(n, h, w) grey images as (n, h, w, 1); colour images (n, h, w, c) as they are."""
+    return images[..., None] if images.ndim == 3 else images
+
+
+def psnr_per_image(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """10 log10(1 / MSE) per image, in dB (``tf.image.psnr``, max_val=1 on [0,1] pixels).
+
+    Reconstructions are clipped to [0, 1] first, as an image viewer would show them.
+    """
+    import tensorflow as tf
+
+    clipped = np.clip(reconstructions, 0.0, 1.0)
+    return tf.image.psnr(with_channels(images), with_channels(clipped), max_val=1.0).numpy()
+
+
+def ssim_per_image(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Structural similarity per image (``tf.image.ssim``: 11x11 Gaussian window, max_val=1), in [-1, 1].
+
+    Images smaller than 11 pixels a side (the 8x8 digits) use a window of their own size.
+    """
+    import tensorflow as tf
+
+    clipped = np.clip(reconstructions, 0.0, 1.0)
+    window = min(11, images.shape[1], images.shape[2])
+    values = [
+        tf.image.ssim(
+            with_channels(images[i : i + BATCH]),
+            with_channels(clipped[i : i + BATCH]),
+            max_val=1.0,
+            filter_size=window,
+        )
+        for i in range(0, len(images), BATCH)
+    ]
+    return np.concatenate([v.numpy() for v in values])
+
+
+# --- codings ------------------------------------------------------------------------------------
+
+
+def coding_activity(codings: np.ndarray, target: float | None = None) -> dict[str, Any]:
+    """How sparse sigmoid codings really are: mean activation overall and per unit, near-zero share.
+
+    A coding counts as near zero below NEAR_ZERO_ACTIVATION (0.05). With a KL target p, a unit whose
+    mean activation is p is exactly on target; ``unit_mean_activation`` shows how far each one is.
+    """
+    per_unit = np.mean(codings, axis=0)
+    activity: dict[str, Any] = {
+        "mean_activation": float(np.mean(codings)),
+        "unit_mean_activation": [float(v) for v in per_unit],
+        "unit_mean_activation_range": [float(per_unit.min()), float(per_unit.max())],
+        "near_zero_fraction": float(np.mean(codings < NEAR_ZERO_ACTIVATION)),
+        "near_zero_threshold": NEAR_ZERO_ACTIVATION,
+    }
+    if target is not None:
+        activity["target_activation"] = target
+    return activity
+
+
+def linear_probe(
+    train_codings: np.ndarray,
+    train_labels: np.ndarray,
+    test_codings: np.ndarray,
+    test_labels: np.ndarray,
+    seed: int,
+    steps: int = PROBE_STEPS,
+) -> dict[str, Any]:
+    """Accuracy of a logistic regression (one softmax Dense layer) trained on train-set codings.
+
+    The usual measure of how linearly useful learned features are. Codings are standardised with the
+    training codings' mean and standard deviation; then ``steps`` Adam steps on batches of 256 drawn
+    from reshuffled passes (a step count, not epochs, so small and large sets both converge); ``seed``
+    fixes the initial weights and the order.
+    """
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    classes = int(max(train_labels.max(), test_labels.max())) + 1
+    center = train_codings.mean(axis=0)
+    scale = train_codings.std(axis=0) + 1e-6
+    x_train, x_test = (train_codings - center) / scale, (test_codings - center) / scale
+    batches = (
+        tf.data.Dataset.from_tensor_slices((x_train.astype(np.float32), train_labels))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(PROBE_BATCH)
+    )
+    probe = keras.Sequential(
+        [keras.Input(shape=(x_train.shape[1],)), keras.layers.Dense(classes, activation="softmax")],
+        name="linear_probe",
+    )
+    probe.compile(
+        optimizer=keras.optimizers.Adam(PROBE_LEARNING_RATE),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    probe.fit(batches, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    _, train_accuracy = probe.evaluate(x_train, train_labels, batch_size=BATCH, verbose=0)
+    _, test_accuracy = probe.evaluate(x_test, test_labels, batch_size=BATCH, verbose=0)
+    return {
+        "probe_test_accuracy": float(test_accuracy),
+        "probe_train_accuracy": float(train_accuracy),
+        "probe_train_images": len(x_train),
+        "probe_steps": steps,
+    }
+
+
+# --- VAE likelihood -----------------------------------------------------------------------------
+
+
+def bernoulli_negative_log_likelihood(images: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """-sum_pixels [x log y + (1-x) log(1-y)] per image, in nats (binary cross-entropy, summed)."""
+    epsilon = 1e-7
+    y = np.clip(probabilities.astype(np.float64), epsilon, 1.0 - epsilon)
+    x = images.reshape(len(images), -1).astype(np.float64)
+    y = y.reshape(len(images), -1)
+    return -np.sum(x * np.log(y) + (1.0 - x) * np.log(1.0 - y), axis=1)
+
+
+def negative_elbo(
+    model: keras.Model, images: np.ndarray, seed: int, samples: int = ELBO_SAMPLES
+) -> dict[str, Any]:
+    """-ELBO = E_q[-log p(x|z)] + KL(q(z|x) || N(0, I)) per test image, in nats.
+
+    The KL term is exact (the encoder's mean and log-variance); the expectation is a Monte Carlo
+    average over ``samples`` codings z = mu + sigma * eps per image, eps drawn from a NumPy generator
+    seeded with ``seed`` (the same figure on every call). The likelihood is BERNOULLI_LIKELIHOOD.
+    """
+    mean, log_var, _ = model.get_layer("encoder").predict(images, batch_size=BATCH, verbose=0)
+    decoder = model.get_layer("decoder")
+    rng = np.random.default_rng(seed)
+    reconstruction = np.zeros(len(images))
+    for _ in range(samples):
+        codings = mean + np.exp(0.5 * log_var) * rng.standard_normal(mean.shape).astype(np.float32)
+        decoded = decoder.predict(codings, batch_size=BATCH, verbose=0)
+        reconstruction += bernoulli_negative_log_likelihood(images, decoded) / samples
+    kl = keras.ops.convert_to_numpy(latent_loss_log_var(mean, log_var)).astype(np.float64)
+    return {
+        "negative_elbo_nats": float(np.mean(reconstruction + kl)),
+        "reconstruction_nats": float(np.mean(reconstruction)),
+        "kl_nats": float(np.mean(kl)),
+        "negative_elbo_bits_per_pixel": float(np.mean(reconstruction + kl) / (images[0].size * np.log(2.0))),
+        "likelihood": BERNOULLI_LIKELIHOOD,
+        "elbo_samples": samples,
+        "elbo_seed": seed,
+    }
+
+
+# --- denoising ----------------------------------------------------------------------------------
+
+
+def denoising_quality(model: keras.Model, images: np.ndarray) -> dict[str, float]:
+    """MSE to the clean images of the noisy inputs and of their reconstructions: what denoising buys."""
+    noisy = corrupt(model, images)
+    denoised = model.predict(noisy, batch_size=BATCH, verbose=0)
+    return {
+        "noisy_input_mse": float(np.mean(np.square(noisy - images))),
+        "denoised_mse": float(np.mean(np.square(denoised - images))),
+    }
+
+
+def noisy_copy(images: np.ndarray, kind: str, level: float, seed: int) -> np.ndarray:
+    """``images`` with Gaussian noise of stddev ``level``, or dropout at rate ``level`` (the kept pixels
+    scaled by 1 / (1 - rate), as Keras's Dropout layer does in training); level 0 is the clean copy."""
+    if level == 0:
+        return images.copy()
+    rng = np.random.default_rng(seed)
+    if kind == "gaussian":
+        return (images + level * rng.standard_normal(images.shape)).astype(np.float32)
+    kept = rng.random(images.shape) >= level
+    return (images * kept / (1.0 - level)).astype(np.float32)
+
+
+def denoising_curve(
+    model: keras.Model, images: np.ndarray, levels: list[float], kind: str, seed: int
+) -> list[dict[str, float]]:
+    """Per noise level: the MSE to the clean images of the noisy input and of its reconstruction."""
+    curve = []
+    for level in levels:
+        noisy = noisy_copy(images, kind, level, seed)
+        reconstructed = model.predict(noisy, batch_size=BATCH, verbose=0)
+        curve.append(
+            {
+                "level": float(level),
+                "noisy_input_mse": float(np.mean(np.square(noisy - images))),
+                "reconstruction_mse": float(np.mean(np.square(reconstructed - images))),
+            }
+        )
+    return curve
+
+
+def dead_units(codings: np.ndarray, threshold: float = NEAR_ZERO_ACTIVATION) -> list[int]:
+    """Coding units that never rise above ``threshold`` on any of the images: they never fire."""
+    return [int(i) for i in np.flatnonzero(np.max(codings, axis=0) <= threshold)]
+
+
+# --- the whole report ---------------------------------------------------------------------------
+
+
+def evaluate_trained_model(
+    model: keras.Model,
+    cfg: RunConfig,
+    data,
+    *,
+    seed: int,
+    elbo_samples: int = ELBO_SAMPLES,
+    probe_steps: int = PROBE_STEPS,
+    iw_samples: int = IW_SAMPLES,
+    noise_levels: list[float] | None = None,
+) -> dict[str, Any]:
+    """Everything ``aetrain-evaluate`` reports, on ``data.x_test`` (probe trained on ``data.x_train``)."""
+    images = data.x_test
+    mse, reconstructions = reconstruction_mse(model, images)
+    report: dict[str, Any] = {
+        "variant": cfg.variant.name,
+        "noise": cfg.noise.name,
+        "sparsity": cfg.sparsity.name,
+        "latent_size": cfg.latent_size,
+        "test_images": len(images),
+        "mse": mse,
+        "psnr_db": float(np.mean(psnr_per_image(images, reconstructions))),
+        "ssim": float(np.mean(ssim_per_image(images, reconstructions))),
+    }
+    test_codings = encode(model, images)
+    if not isinstance(cfg.sparsity, NoSparsity):
+        target = cfg.sparsity.target if isinstance(cfg.sparsity, KLSparsity) else None
+        report["sparsity_report"] = coding_activity(test_codings, target)
+        dead = dead_units(test_codings)
+        report["sparsity_report"].update(dead_units=len(dead), dead_unit_indices=dead)
+    if isinstance(cfg.variant, VariationalVariant):
+        report["vae"] = negative_elbo(model, images, seed, elbo_samples)
+        health, warnings = vae_health(model, images, seed, iw_samples)
+        report["vae"].update(health)
+        report["warnings"] = warnings
+    if not isinstance(cfg.noise, NoNoise) and find_noise_layer(model) is not None:
+        report["denoising"] = denoising_quality(model, images)
+    if noise_levels:
+        kind = "dropout" if isinstance(cfg.noise, DropoutNoise) else "gaussian"
+        report["denoising_curve"] = {
+            "kind": kind,
+            "points": denoising_curve(model, images, noise_levels, kind, seed),
+        }
+    report["linear_probe"] = linear_probe(
+        encode(model, data.x_train), data.y_train, test_codings, data.y_test, seed, probe_steps
+    )
+    return report

@@ -1,0 +1,60 @@
+"""New images from a trained VAE: prior samples, a walk between two codings, the 2-D manifold.
+
+Pure computations on the decoder; ``aetrain-generate`` (aetrain/commands/generate.py) draws them.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import keras
+import numpy as np
+
+from aetrain.models.build import encode
+
+BATCH = 512
+
+
+def prior_samples(decoder: keras.Model, count: int, latent_size: int, seed: int) -> np.ndarray:
+    """Decodings of ``count`` codings drawn from N(0, I) with a NumPy generator seeded by ``seed``.
+
+    The same draws as the samples.png ``aetrain`` writes at the end of a run with the same seed.
+    """
+    codings = np.random.default_rng(seed).standard_normal((count, latent_size)).astype("float32")
+    return decoder.predict(codings, batch_size=BATCH, verbose=0)
+
+
+def latent_interpolation(
+    model: keras.Model, first: np.ndarray, second: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode ``steps`` points on the straight line between two images' mean codings.
+
+    Returns (weights t in [0, 1], decoded images, the pixel-space blend (1-t) a + t b for contrast).
+    """
+    weights = np.linspace(0.0, 1.0, steps, dtype="float32")
+    start, end = encode(model, np.stack([first, second]))
+    codings = (1.0 - weights[:, None]) * start + weights[:, None] * end
+    decoded = model.get_layer("decoder").predict(codings, batch_size=BATCH, verbose=0)
+    per_image = weights.reshape(-1, *[1] * first.ndim)
+    blend = (1.0 - per_image) * first + per_image * second
+    return weights, decoded, blend
+
+
+def manifold_coordinates(size: int, coverage: float = 0.9) -> np.ndarray:
+    """``size`` values per axis at evenly spaced quantiles of N(0, 1) covering ``coverage`` of its mass.
+
+    Quantiles, not an even grid: equal areas of the prior get equal room in the picture.
+    """
+    tail = (1.0 - coverage) / 2.0
+    return np.array([NormalDist().inv_cdf(p) for p in np.linspace(tail, 1.0 - tail, size)], "float32")
+
+
+def decoded_manifold(decoder: keras.Model, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decodings of a size x size grid over a 2-D coding space, row by row from the top (z2 high).
+
+    Returns (images of shape (size*size, *image shape), the per-axis coordinates).
+    """
+    coordinates = manifold_coordinates(size)
+    z1, z2 = np.meshgrid(coordinates, coordinates[::-1])
+    codings = np.stack([z1.ravel(), z2.ravel()], axis=1)
+    return decoder.predict(codings, batch_size=BATCH, verbose=0), coordinates

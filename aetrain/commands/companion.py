@@ -1,0 +1,180 @@
+"""Companion commands for a finished run: ``aetrain-evaluate``, ``aetrain-generate``, ``aetrain-look``.
+
+Plain argparse (one PATH, a few options), not Hydra: they read the run's config from its checkpoint
+instead of composing one. Like ``aetrain``, they touch the process here only. Exit codes: 0 done,
+2 a path or run the command cannot use (a damaged or foreign checkpoint included), 3 a data problem,
+5 the folder they write into is in use by another process (a run still training there: see
+aetrain.run_folder.lock) or cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+
+from aetrain.commands import exit_codes
+from aetrain.config import MAX_COUNT, MAX_SEED
+from aetrain.data import DataError
+from aetrain.run_folder.atomic_files import RunFolderWriteError
+from aetrain.run_folder.checkpoints import CheckpointRefused
+from aetrain.run_folder.claim import RunFolderUnwritable, probe_writable, remove_created_folders
+from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
+from aetrain.run_folder.trained_run import RunPathError, TrainedRun, locate_trained_run
+
+
+class CommandRefused(Exception):
+    """A valid run this command cannot work with (e.g. generating from a non-variational model)."""
+
+
+class OutputUnwritable(Exception):
+    """The folder the outputs go to cannot be created or written; the message names it and --out."""
+
+
+@dataclass
+class LoadedRun:
+    """A trained run ready to use: its config and checkpoint, the model, the data, where outputs go."""
+
+    run: TrainedRun
+    model: Any
+    data: Any
+    output_dir: Path
+
+
+def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """PATH plus the options every companion command takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="a run folder (uses its checkpoints/best.keras) or a .keras checkpoint written by aetrain",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="folder holding the run's data set's files (default: the run's data.dir if it exists "
+        "here, else the usual search for its data set)",
+    )
+    parser.add_argument("--out", help="folder for the outputs (default: the run folder)")
+    parser.add_argument(
+        "--limit", type=positive_int, help="use only the first N test images (default: all of them)"
+    )
+    parser.add_argument("--seed", type=seed_value, help="seed for sampling (default: the run's seed)")
+    return parser
+
+
+def positive_int(text: str) -> int:
+    return _bounded_int(text, 1, MAX_COUNT)
+
+
+def seed_value(text: str) -> int:
+    return _bounded_int(text, 0, MAX_SEED)
+
+
+def _bounded_int(text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}, got {text}")
+    return value
+
+
+def run_command(body: Callable[[argparse.Namespace, Console], None], args: argparse.Namespace) -> int:
+    """Run ``body``; a bad path or an unusable run is one red paragraph and exit code 2, no traceback."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    console = Console()
+    try:
+        with hold_run_folder(output_folder(args)):  # not while a run trains there
+            body(args, console)
+    except (RunPathError, CommandRefused, CheckpointRefused) as error:
+        console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
+        return _failed(exit_codes.CONFIG)
+    except DataError as error:
+        console.print(Panel(str(error), title="aetrain: data problem", border_style="red"))
+        return _failed(exit_codes.DATA)
+    except (RunFolderBusy, RunFolderUnwritable, OutputUnwritable, RunFolderWriteError) as error:
+        message = _unwritable(error.path, error) if isinstance(error, RunFolderWriteError) else str(error)
+        console.print(Panel(message, title="aetrain: cannot write there", border_style="red"))
+        return _failed(exit_codes.OUTPUT)
+    return exit_codes.OK
+
+
+def _failed(exit_code: int) -> int:
+    """A refused command leaves no folder it created (an --out it made), only those it found."""
+    remove_created_folders()
+    return exit_code
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    """The folder the command writes into (--out, else the run's folder): created if missing, probed."""
+    return writable_output_dir(locate_trained_run(args.path), args)
+
+
+def locate(args: argparse.Namespace) -> TrainedRun:
+    """The run PATH names, and a check that its outputs can be written (cheap: no TensorFlow yet)."""
+    run = locate_trained_run(args.path)
+    writable_output_dir(run, args)
+    return run
+
+
+def writable_output_dir(run: TrainedRun, args: argparse.Namespace) -> Path:
+    """``--out`` or the run folder, created if missing (a refused command removes what it created)
+    and probed with a temp file, or OutputUnwritable naming it."""
+    folder = Path(args.out).expanduser() if args.out else run.output_dir
+    if folder.exists() and not folder.is_dir():
+        raise OutputUnwritable(
+            f"--out {folder} is a file, not a folder. Write the outputs elsewhere with `--out DIR`."
+        )
+    try:
+        probe_writable(folder)
+    except OSError as err:
+        raise OutputUnwritable(_unwritable(folder, err)) from None
+    return folder
+
+
+def _unwritable(path: Path, err: OSError) -> str:
+    reason = getattr(err, "strerror", None) or str(err)
+    return (
+        f"Cannot write the outputs to {path} ({reason}). Write them elsewhere with `--out DIR`: a "
+        "folder you may write to (created if missing; not a file). Nothing partial was left."
+    )
+
+
+def load(run: TrainedRun, args: argparse.Namespace) -> LoadedRun:
+    """Import TensorFlow quietly, load the checkpoint and the run's data splits (test set cut to --limit)."""
+    from aetrain.training.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from aetrain.data import load_data
+    from aetrain.run_folder.checkpoints import load_checkpoint
+
+    cfg = run.config
+    data_dir = args.data_dir
+    run_dir = getattr(cfg.data, "dir", None)
+    if data_dir is None and run_dir is not None and Path(run_dir).is_dir():
+        data_dir = run_dir
+    if not hasattr(cfg.data, "dir"):
+        if data_dir is not None:
+            raise DataError(
+                f"--data-dir={data_dir}: this run's data set, {cfg.data.name}, reads no files. Leave "
+                "--data-dir out."
+            )
+        data_cfg = cfg.data
+    else:
+        data_cfg = dataclasses.replace(cfg.data, dir=None if data_dir is None else str(data_dir))
+    data = load_data(data_cfg, test_limit=args.limit)
+    model = load_checkpoint(run.checkpoint, compile=False, expected=cfg)
+    output_dir = writable_output_dir(run, args)
+    return LoadedRun(run=run, model=model, data=data, output_dir=output_dir)
+
+
+def seed_of(run: TrainedRun, args: argparse.Namespace) -> int:
+    return run.config.seed if args.seed is None else args.seed

@@ -1,0 +1,1 @@
+"""The run folder: its layout (``layout``), claim and lock, atomic writes, checkpoints, resume, manifest."""

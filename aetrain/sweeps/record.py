@@ -1,0 +1,143 @@
+"""A sweep's record of its jobs (``sweep.json``) and its stop request, both in the sweep folder.
+
+The sweep's own process (the one ``aetrain -m`` started) writes ``sweep.json`` as jobs start and end;
+``aetrain-report`` reads it. Its jobs run in that process (the sequential launcher) or in others
+(parallel, submitit), so a stop reaches them through a file, :data:`STOP_REQUEST`: the sweep's
+process writes it on SIGINT / SIGTERM, and every job looks for it at each batch end (a ``stat``,
+microseconds) and before it starts. A job that receives a signal itself writes it too, so one
+signal anywhere stops the whole sweep the same way.
+
+No TensorFlow and no Hydra here: jobs read the stop request between batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aetrain.run_folder import layout
+from aetrain.run_folder.atomic_files import write_text_atomically
+
+SWEEP_RECORD = layout.SWEEP_RECORD
+STOP_REQUEST = layout.STOP_REQUEST
+
+# What a job of a sweep can end as (sweep.json and the job's metrics.json agree).
+FINISHED = frozenset({"completed", "refused", "diverged", "failed"})
+JOB_STATUSES = FINISHED | {"interrupted", "never_started", "running"}
+
+
+@dataclass
+class SweepJob:
+    """One job of the sweep: its number, overrides, folder (relative to the sweep folder), status."""
+
+    num: int
+    overrides: list[str]
+    dir: str
+    status: str = "never_started"
+    reason: str | None = None
+    lost_worker: bool = False  # its process died from outside (kill -9, out of memory)
+
+
+@dataclass
+class SweepRecord:
+    """``sweep.json``: the sweep's status, the signal that stopped it, and every job."""
+
+    folder: Path
+    status: str = "running"
+    signal: str | None = None
+    jobs: dict[int, SweepJob] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / SWEEP_RECORD
+
+    def job_dir(self, job: SweepJob) -> Path:
+        return self.folder / job.dir
+
+    def write(self) -> None:
+        record = {
+            "status": self.status,
+            "signal": self.signal,
+            "jobs": [asdict(job) for _, job in sorted(self.jobs.items())],
+        }
+        write_text_atomically(self.path, json.dumps(record, indent=2) + "\n")
+
+    @classmethod
+    def read(cls, folder: Path) -> SweepRecord | None:
+        """The record in ``folder``, or None when there is none (or it is not one aetrain wrote)."""
+        try:
+            raw = json.loads((folder / SWEEP_RECORD).read_text())
+            jobs = {int(job["num"]): SweepJob(**job) for job in raw["jobs"]}
+            return cls(folder, raw["status"], raw.get("signal"), jobs)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for job in self.jobs.values():
+            counts[job.status] = counts.get(job.status, 0) + 1
+        return counts
+
+
+# --- the stop request ------------------------------------------------------------------------------
+
+
+def request_stop(sweep_dir: Path, signal_number: int, abort: bool = False) -> None:
+    """Ask every job of the sweep to stop at its next batch end (``abort``: at once). The first
+    signal's name is kept, so the record says what stopped the sweep."""
+    current = read_stop_request(sweep_dir)
+    name = current["signal"] if current else signal.Signals(signal_number).name
+    with contextlib.suppress(OSError):  # the jobs' own handlers still stop them
+        write_text_atomically(sweep_dir / STOP_REQUEST, json.dumps({"signal": name, "abort": abort}))
+
+
+def read_stop_request(sweep_dir: Path) -> dict[str, Any] | None:
+    """``{"signal": "SIGTERM", "abort": False}`` once the sweep was asked to stop, else None."""
+    try:
+        raw = json.loads((sweep_dir / STOP_REQUEST).read_text())
+        return {"signal": str(raw["signal"]), "abort": bool(raw.get("abort"))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def clear_stop_request(sweep_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (sweep_dir / STOP_REQUEST).unlink()
+
+
+def signal_number(name: str | None) -> int:
+    try:
+        return int(signal.Signals[name]) if name else int(signal.SIGINT)
+    except KeyError:
+        return int(signal.SIGINT)
+
+
+# --- a job's folder --------------------------------------------------------------------------------
+
+
+def job_outcome(job_dir: Path) -> tuple[str, str | None]:
+    """A finished job's status and reason, from the metrics.json it wrote."""
+    try:
+        metrics = json.loads((job_dir / layout.METRICS).read_text())
+        status = str(metrics["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "failed", f"the job left no readable {job_dir / layout.METRICS}"
+    reason = metrics.get("error") or metrics.get("interruption") or metrics.get("failure")
+    return (status if status in JOB_STATUSES else "failed"), reason
+
+
+def record_job_failure(job_dir: Path, status: str, message: str, **extra: Any) -> None:
+    """Mark a job in its metrics.json (figures it already wrote are kept)."""
+    path = job_dir / layout.METRICS
+    try:
+        metrics = json.loads(path.read_text())
+        metrics = metrics if isinstance(metrics, dict) else {}
+    except (OSError, ValueError):
+        metrics = {}
+    metrics.update(status=status, error=message, **extra)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps(metrics, indent=2, default=float))

@@ -1,0 +1,262 @@
+"""Small Keras callbacks for a training run: live progress, atomic checkpoints, a divergence guard,
+a stop on request (Ctrl-C).
+
+``fit`` still calls ``on_epoch_end`` after a callback stops training in the middle of an epoch (the NaN
+guard, a stop request). That epoch is partial: it is neither recorded nor checkpointed, so
+``last.keras`` and the history always describe whole epochs and a resumed run can continue exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from aetrain.run_folder import layout
+from aetrain.run_folder.checkpoints import save_checkpoint
+from aetrain.training.runtime import seconds_since_process_start
+from aetrain.training.stop_request import StopRequest
+
+log = logging.getLogger("aetrain")
+
+PROGRESS_REFRESH_SECONDS = 0.25
+
+
+class RichProgress(keras.callbacks.Callback):
+    """One rich progress bar per epoch with the live loss; a log line with the epoch's figures.
+
+    The bar is redrawn at most every PROGRESS_REFRESH_SECONDS so it costs nothing measurable.
+    """
+
+    def __init__(self, epochs: int, steps_per_epoch: int, console: Console, show_bar: bool = True):
+        super().__init__()
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.console, self.show_bar = console, show_bar
+        self.epoch_seconds: list[float] = []
+        self._progress: Progress | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = self._last_draw = time.perf_counter()
+        if not self.show_bar:
+            return
+        self._progress = Progress(
+            TextColumn(f"epoch {epoch + 1}/{self.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("train", total=self.steps_per_epoch, loss="…")
+        self._progress.start()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        if self._progress is None or now - self._last_draw < PROGRESS_REFRESH_SECONDS:
+            return
+        self._last_draw = now
+        loss = (logs or {}).get("loss")
+        self._progress.update(
+            self._task, completed=batch + 1, loss=f"{float(loss):.5f}" if loss is not None else "…"
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._stop_bar()
+        if self.model.stop_training:
+            return  # a partial epoch (see the module docstring)
+        seconds = time.perf_counter() - self._epoch_start
+        self.epoch_seconds.append(seconds)
+        figures = "  ".join(f"{k} {float(v):.5f}" for k, v in (logs or {}).items() if k != "learning_rate")
+        log.info(f"epoch {epoch + 1}/{self.epochs}  {figures}  ({seconds:.1f} s)")
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._stop_bar()
+
+    def _stop_bar(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class RecordHistory(keras.callbacks.Callback):
+    """Per-epoch logs as plain floats, in a dict that checkpoints can embed while training runs."""
+
+    def __init__(self, history: dict[str, list[float]] | None = None) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training:
+            return  # a partial epoch (see the module docstring)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+
+
+class CheckpointBestAndLast(keras.callbacks.Callback):
+    """``best.keras`` when val_loss improves, ``last.keras`` every epoch; both written atomically.
+
+    Also keeps the best weights in memory so the final evaluation uses them without a reload. A
+    resumed run passes the best value and epoch so far, so ``best.keras`` is only replaced by a
+    better epoch (its weights are then on disk, not in memory).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        metadata: Callable[[int], dict[str, Any]],
+        monitor: str = "val_loss",
+        best: float = math.inf,
+        best_epoch: int | None = None,
+    ):
+        super().__init__()
+        self.directory, self.metadata, self.monitor = directory, metadata, monitor
+        self.best = best
+        self.best_epoch = best_epoch
+        self.best_weights: list | None = None
+
+    @property
+    def best_path(self) -> Path:
+        return self.directory / layout.BEST_CHECKPOINT.name
+
+    @property
+    def last_path(self) -> Path:
+        return self.directory / layout.LAST_CHECKPOINT.name
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training:
+            return  # a partial epoch (see the module docstring): last.keras keeps the last whole one
+        value = float((logs or {}).get(self.monitor, math.nan))
+        if math.isfinite(value) and value < self.best:
+            self.best, self.best_epoch = value, epoch + 1
+            self.best_weights = self.model.get_weights()
+            save_checkpoint(self.model, self.best_path, self.metadata(epoch + 1))
+        save_checkpoint(self.model, self.last_path, self.metadata(epoch + 1))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop at the first NaN/inf batch loss, or a NaN/inf validation loss at an epoch's end, and
+    remember where, so the run can report it. It must come before the checkpoint callback: an epoch
+    whose validation loss is not finite is not checkpointed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure: str | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failure = f"loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        val_loss = (logs or {}).get("val_loss")
+        if self.failure is None and val_loss is not None and not math.isfinite(float(val_loss)):
+            self.failure = f"validation loss became {float(val_loss)} at epoch {epoch + 1}"
+            self.model.stop_training = True
+
+
+class StopOnRequest(keras.callbacks.Callback):
+    """Stop at the end of the current batch once ``request`` is set (by a signal handler: commands/train)."""
+
+    def __init__(self, request: StopRequest) -> None:
+        super().__init__()
+        self.request = request
+        self.stopped_in_epoch: int | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.request.requested and self.stopped_in_epoch is None:
+            self.stopped_in_epoch = self._epoch + 1
+            self.model.stop_training = True
+
+
+class RecordStartup(keras.callbacks.Callback):
+    """Seconds from the process's start to the end of the first training step: what a user waits for.
+
+    It covers the imports, the config, loading the data, building the model and tracing the step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: float | None = None
+        self._done = False
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self._done:
+            self._done = True
+            self.seconds = seconds_since_process_start()
+
+
+class LogEpochs(keras.callbacks.Callback):
+    """Hands each whole epoch's figures to the run's loggers (aetrain.training.loggers), as plain floats."""
+
+    def __init__(self, sessions: list) -> None:
+        super().__init__()
+        self.sessions = sessions
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training:
+            return  # a partial epoch (see the module docstring)
+        figures = {key: float(value) for key, value in (logs or {}).items()}
+        for session in self.sessions:
+            session.log_epoch(epoch + 1, figures)
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """A VAE's beta, step by step: ``beta * min(1, step / warmup_steps)`` with ``variant.kl_warmup_epochs``.
+
+    Before each step it sets the latent-loss layer's ``beta_scale`` from the optimizer's step count,
+    which a resumed run restores, so the ramp continues exactly where it stopped. With
+    ``trainer.steps_per_execution`` = k the scale moves every k steps. Each epoch it logs ``beta`` (the
+    value in force at the epoch's last step) and, while warming up, rewrites ``val_loss`` as the loss
+    at the full beta (``val_reconstruction_loss + beta / pixels * val_kl_loss``): ``best.keras`` then
+    compares epochs on one objective instead of favouring the early ones, whose beta was small.
+    """
+
+    def __init__(self, beta: float, warmup_steps: float, pixels: int) -> None:
+        super().__init__()
+        self.beta, self.warmup_steps, self.pixels = beta, warmup_steps, pixels
+        self.scale = 1.0 if warmup_steps <= 0 else 0.0
+
+    def _latent_loss_layer(self):
+        return self.model.get_layer("encoder").get_layer("latent_loss")
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.warmup_steps <= 0:
+            return
+        from aetrain.models.vae import kl_warmup_scale
+
+        self.scale = kl_warmup_scale(int(self.model.optimizer.iterations), self.warmup_steps)
+        self._latent_loss_layer().beta_scale.assign(self.scale)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        logs["beta"] = self.beta * self.scale
+        if self.warmup_steps > 0 and "val_reconstruction_loss" in logs and "val_kl_loss" in logs:
+            logs["val_loss"] = float(logs["val_reconstruction_loss"]) + self.beta / self.pixels * float(
+                logs["val_kl_loss"]
+            )

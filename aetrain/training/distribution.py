@@ -1,0 +1,45 @@
+"""``trainer.strategy`` -> a ``tf.distribute`` strategy; the training loop builds the model in its scope.
+
+``mirrored`` keeps one copy of the model on every GPU of this machine and splits each batch between
+them (``trainer.batch_size`` stays the global batch). With no GPU it mirrors over the logical CPU
+devices, which is how it is tested without a GPU: split the CPU with
+``tf.config.set_logical_device_configuration`` before TensorFlow initialises its devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aetrain.training.runtime import import_tensorflow_quietly
+
+
+def default_strategy() -> Any:
+    """TensorFlow's no-op strategy: one device (the first GPU if there is one, else the CPU)."""
+    return import_tensorflow_quietly().distribute.get_strategy()
+
+
+def mirrored_strategy() -> Any:
+    """Synchronous data parallelism over every local GPU, else over every logical CPU device.
+
+    Gradients are summed with NCCL on GPUs and on one device for CPUs, not with TensorFlow's
+    default collective ops: those number their groups from 1 in each new strategy, so the second
+    job of a sequential sweep (same process) collides with the first one's ("Shape mismatch in the
+    collective instance").
+    """
+    tf = import_tensorflow_quietly()
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    reduce = tf.distribute.NcclAllReduce() if gpus else tf.distribute.ReductionToOneDevice()
+    return tf.distribute.MirroredStrategy([device.name for device in devices], cross_device_ops=reduce)
+
+
+STRATEGY_BUILDERS: dict[str, Callable[[], Any]] = {
+    "default": default_strategy,
+    "mirrored": mirrored_strategy,
+}
+
+
+def build_strategy(name: str) -> Any:
+    """The ``tf.distribute.Strategy`` called ``name`` (a key of STRATEGY_BUILDERS, checked by config)."""
+    return STRATEGY_BUILDERS[name]()

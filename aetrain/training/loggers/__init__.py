@@ -1,0 +1,134 @@
+"""Loggers: where a run reports its figures besides metrics.json (the ``logger`` config group).
+
+A logger is one YAML file in ``conf/logger/`` holding one key, the logger's name, whose settings name
+their class with ``_target_``, plus (at most) one module here defining that class: a dataclass derived
+from :class:`Logger` whose fields are the YAML's settings. ``validate`` types and checks the settings
+through :func:`typed_loggers` (this module imports neither Keras nor the logger's library); training
+asks each logger for its Keras callbacks and tells it when the run ends. Several run at once:
+``aetrain logger=[csv,mlflow]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("aetrain")
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """What a logger may know about the run it reports."""
+
+    config: dict[str, Any]  # RunConfig.to_dict(): plain values
+    output_dir: Path
+    history: dict[str, list[float]]  # the epochs before this start (a resumed run's), else empty
+    resumed: bool
+
+
+class LoggerSession:
+    """One run's report through one logger: told each whole epoch's figures, then the run's end."""
+
+    def log_epoch(self, epoch: int, figures: dict[str, float]) -> None:
+        """Epoch ``epoch`` (from 1) finished with these figures (loss, val_loss, learning_rate...)."""
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        """The run ended (``metrics["status"]``: completed, diverged or interrupted); metrics.json,
+        the pictures and the checkpoints are on disk (on ``completed``, with ``metrics["test"]``)."""
+
+    def keras_callbacks(self) -> list:
+        """Keras callbacks of the logger's own, when its library brings them (TensorBoard)."""
+        return []
+
+
+@dataclass
+class Logger:
+    """Base class of every logger: a dataclass whose fields are the settings in its YAML file."""
+
+    #: (module, extra): a package the logger imports, and the aetrain extra that installs it.
+    requires: ClassVar[tuple[str, str] | None] = None
+
+    def start(self, run: LoggedRun) -> LoggerSession:
+        """Called before training starts (Keras and the logger's library may be imported here)."""
+        raise NotImplementedError
+
+
+def typed_loggers(node: Any) -> dict[str, Logger]:
+    """The ``logger`` node of a composed config as Logger objects by name, or ConfigError."""
+    from aetrain.config.schema import ConfigError, _typed
+
+    if node is None:  # logger=[]
+        return {}
+    if not isinstance(node, DictConfig):
+        raise ConfigError("logger", node, "a list of loggers from conf/logger/, e.g. `logger=[csv,mlflow]`")
+    loggers = {}
+    for name, settings in node.items():
+        key = f"logger.{name}"
+        target = settings.get("_target_") if isinstance(settings, DictConfig) else None
+        if not isinstance(target, str):
+            raise ConfigError(key, settings, "a logger's settings with the `_target_` of its class")
+        logger_class = _logger_class(f"{key}._target_", target)
+        _check_installed(str(name), logger_class)
+        plain = OmegaConf.masked_copy(settings, [k for k in settings if k != "_target_"])
+        loggers[str(name)] = _typed(plain, logger_class, key)
+    return loggers
+
+
+def _logger_class(key: str, target: str) -> type[Logger]:
+    from aetrain.config import ConfigError
+
+    module_name, _, class_name = target.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        found = None
+    if not (isinstance(found, type) and issubclass(found, Logger) and dataclasses.is_dataclass(found)):
+        raise ConfigError(
+            key, target, "the import path of a dataclass derived from aetrain.training.loggers.Logger"
+        )
+    return found
+
+
+def _check_installed(name: str, logger_class: type[Logger]) -> None:
+    from aetrain.config import ConfigError
+
+    if logger_class.requires is None:
+        return
+    module, extra = logger_class.requires
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            "logger",
+            name,
+            f"a logger whose package is installed: `pip install 'aetrain[{extra}]'` installs {module}",
+            f"The {name} logger needs the package {module}, which is not installed here.",
+        ) from None
+
+
+class RunLoggers:
+    """The run's loggers, started: a Keras callback list for ``fit``, and one call when the run ends."""
+
+    def __init__(self, loggers: dict[str, Logger], run: LoggedRun) -> None:
+        self.sessions = {name: logger.start(run) for name, logger in loggers.items()}
+
+    def callbacks(self) -> list:
+        from aetrain.training.callbacks import LogEpochs
+
+        own = [callback for session in self.sessions.values() for callback in session.keras_callbacks()]
+        return [LogEpochs(list(self.sessions.values())), *own]
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        """Tell every logger; one that fails now (a tracking server gone) is reported, not fatal: the
+        run's own files are already on disk."""
+        for name, session in self.sessions.items():
+            try:
+                session.finish(metrics)
+            except Exception as error:
+                log.warning(f"logger {name} could not record the run's end: {type(error).__name__}: {error}")

@@ -1,0 +1,476 @@
+"""One training run, start to finish: data -> model -> fit -> evaluate -> the run folder's contents.
+
+This module owns what lands in the run folder: ``checkpoints/``, ``metrics.json``, and the pictures.
+A run goes through three phases, training, evaluation (the test set) and pictures; a stop request
+ends any of them, and ``metrics.json`` then says which (``interrupted_in``). Resuming a run stopped
+after its training finished does only the phases it missed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from aetrain.config import NoNoise, RunConfig, VariationalVariant
+from aetrain.run_folder import layout
+from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files, write_json_atomically
+from aetrain.run_folder.resume import SavedRun, check_resumable, read_saved_run
+from aetrain.training.batch_splits import resolve_batch_splits, split_steps
+from aetrain.training.loggers import LoggedRun, RunLoggers
+from aetrain.training.runtime import (
+    configure_tensorflow,
+    describe_device,
+    has_gpu,
+    restore_default_precision,
+    thread_budget,
+    thread_pools,
+)
+from aetrain.training.stop_request import EVALUATION, PICTURES, TRAINING, StopNow, StopRequest
+
+log = logging.getLogger("aetrain")
+
+SAMPLES = 30
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the message says when and what was kept."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """A stop request (Ctrl-C, SIGTERM) ended training between batches; ``last.keras`` holds the last
+    whole epoch and ``metrics.json`` the history so far."""
+
+    def __init__(self, message: str, exit_code: int, epochs_completed: int) -> None:
+        super().__init__(message)
+        self.exit_code, self.epochs_completed = exit_code, epochs_completed
+
+
+def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None = None) -> float:
+    """Train the configured autoencoder, write the run folder, return the best validation loss.
+
+    ``cfg.trainer.resume`` continues a stopped run (see aetrain.run_folder.resume); ``stop``, once set, ends
+    training at the next batch end, or the evaluation and pictures at once, with
+    :class:`TrainingInterrupted`.
+    """
+    try:
+        return _run(cfg, output_dir, console, stop)
+    finally:
+        restore_default_precision()  # the policy is global: what runs next in this process starts clean
+
+
+def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None) -> float:
+    from aetrain.data import load_data
+
+    stop = stop or StopRequest()
+    saved = read_saved_run(cfg.trainer.resume) if cfg.trainer.resume else None
+    # Training finished before the run was stopped: only the evaluation and pictures are missing.
+    training_done = saved is not None and saved.epoch >= cfg.trainer.epochs
+    if saved is not None:
+        check_resumable(cfg, saved)
+        for folder in (output_dir, output_dir / layout.CHECKPOINTS):  # what a kill -9 mid-write left
+            remove_partial_files(folder)
+    # The data is checked before TensorFlow loads: a bad file is reported in a fraction of a second.
+    started = time.perf_counter()
+    data = load_data(cfg.data)
+    data_seconds = time.perf_counter() - started
+
+    splits = resolve_batch_splits(cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu())
+    precision = configure_tensorflow(cfg.trainer, cfg.seed, batch_splits=splits)
+    from aetrain.analysis.evaluation import evaluate_test_set
+    from aetrain.data import make_dataset, make_training_dataset
+    from aetrain.models.build import build_model
+    from aetrain.run_folder.checkpoints import (
+        CheckpointRefused,
+        copy_optimizer_state,
+        load_checkpoint,
+        restore_seed_generator_states,
+        seed_generator_states,
+    )
+    from aetrain.training.callbacks import (
+        CheckpointBestAndLast,
+        KLWarmup,
+        RecordHistory,
+        RecordStartup,
+        RichProgress,
+        StopOnNonFiniteLoss,
+        StopOnRequest,
+    )
+    from aetrain.training.distribution import build_strategy
+    from aetrain.training.optimization import build_optimizer
+
+    device = describe_device()
+    log.info(f"device: {device}, precision {precision}")
+    manifest = _write_run_manifest(cfg, output_dir, device, precision, data.source, saved)
+    log.info(
+        f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
+        f"images from {data.source} ({data_seconds:.2f} s)"
+    )
+    for note in data.clipped_notes():
+        log.warning(note)
+
+    strategy = build_strategy(cfg.trainer.strategy)
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
+    first_epoch = 0
+    with strategy.scope():  # variables (weights, optimizer slots) are created on every replica
+        model = load_checkpoint(saved.last_checkpoint, expected=cfg) if saved else build_model(cfg)
+        restored_optimizer = model.optimizer if saved else None
+        model.compile(
+            optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
+            loss="mse",
+            metrics=_loss_term_metrics(cfg),
+            jit_compile=cfg.trainer.jit_compile,
+            # more steps than an epoch has only make Keras spin on an exhausted iterator
+            steps_per_execution=min(cfg.trainer.steps_per_execution, steps_per_epoch),
+        )
+        if saved is not None:
+            try:
+                copy_optimizer_state(restored_optimizer, model.optimizer, model)
+                restore_seed_generator_states(model, saved.random_state)
+            except ValueError as err:
+                raise CheckpointRefused(
+                    saved.last_checkpoint, f"does not match its run's config: {err}."
+                ) from None
+            first_epoch = saved.epoch
+            log.info(f"resuming {saved.folder} after epoch {saved.epoch} of {cfg.trainer.epochs}")
+    split_steps(model, splits)
+    log.info(
+        f"model: {model.name}, {model.count_params():,} parameters; strategy {cfg.trainer.strategy} "
+        f"over {strategy.num_replicas_in_sync} replica(s); each batch in {splits} slice(s)"
+    )
+
+    train_data = make_training_dataset(
+        data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch
+    )
+    val_data = make_dataset(data.x_val, cfg.trainer.batch_size, shuffle=False)
+    recorder = RecordHistory(saved.history if saved else None)
+    history = recorder.history
+    progress = RichProgress(cfg.trainer.epochs, steps_per_epoch, console, show_bar=cfg.trainer.progress)
+    checkpoints = CheckpointBestAndLast(
+        output_dir / layout.CHECKPOINTS,
+        metadata=lambda epoch: {
+            "config": cfg.to_dict(),
+            "epoch": epoch,
+            "history": history,
+            "random_state": seed_generator_states(model),
+            "manifest": manifest,
+        },
+        **_best_so_far(saved),
+    )
+    guard = StopOnNonFiniteLoss()
+    stopper = StopOnRequest(stop)
+    startup = RecordStartup()
+    loggers = RunLoggers(
+        cfg.logger, LoggedRun(cfg.to_dict(), output_dir, saved.history if saved else {}, saved is not None)
+    )
+    callbacks = [startup, recorder, guard, stopper, checkpoints, progress, *loggers.callbacks()]
+    if isinstance(cfg.variant, VariationalVariant):  # before the recorder: it logs beta and val_loss
+        from aetrain.data.specs import spec_for
+
+        warmup_steps = cfg.variant.kl_warmup_epochs * steps_per_epoch
+        callbacks.insert(1, KLWarmup(cfg.variant.beta, warmup_steps, spec_for(cfg.data).pixels))
+
+    fit_start = time.perf_counter()
+    if training_done:
+        log.info(f"training finished earlier ({saved.epoch} epochs): only the phases it missed")
+    else:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=cfg.trainer.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
+            verbose=0,
+            shuffle=False,  # make_training_dataset shuffles, per epoch
+            callbacks=callbacks,
+        )
+    train_seconds = time.perf_counter() - fit_start
+
+    metrics = {
+        "variant": cfg.variant.name,
+        "noise": cfg.noise.name,
+        "sparsity": cfg.sparsity.name,
+        "latent_size": cfg.latent_size,
+        "config": cfg.to_dict(),
+        "parameters": model.count_params(),
+        "device": device,
+        "replicas": strategy.num_replicas_in_sync,
+        "batch_splits": splits,
+        "thread_pools": thread_pools(),
+        "precision": precision,
+        "history": history,
+        "epochs_completed": len(history.get("loss", [])),
+        "resumed_from_epoch": first_epoch if saved else None,
+        "best_epoch": checkpoints.best_epoch,
+        "best_val_loss": checkpoints.best if checkpoints.best_epoch else None,
+        "data": {
+            "name": cfg.data.name,
+            "source": str(data.source),
+            "images": data.counts(),
+            "clipped": data.clipped,
+        },
+        "data_seconds": data_seconds,
+        "startup_seconds": startup.seconds,
+        "train_seconds": train_seconds,
+        "epoch_seconds": progress.epoch_seconds,
+        "images_per_second": _steady_throughput(len(data.x_train), progress.epoch_seconds),
+        "status": "diverged" if guard.failure else "completed",
+    }
+    if training_done:  # the figures of the process that trained
+        metrics.update({key: saved.metrics[key] for key in TRAINING_FIGURES if key in saved.metrics})
+    if guard.failure:
+        metrics["failure"] = guard.failure
+        write_metrics(output_dir, metrics)
+        loggers.finish(metrics)
+        kept = (
+            f"best.keras from epoch {checkpoints.best_epoch} is kept"
+            if checkpoints.best_epoch
+            else "no checkpoint was good enough to keep"
+        )
+        raise TrainingDiverged(
+            f"Training diverged: {guard.failure}; {kept}. Lower trainer.learning_rate "
+            f"(now {cfg.trainer.learning_rate}) or use a smaller trainer.batch_size, then run again. "
+            f"Details are in {output_dir / layout.METRICS}."
+        )
+    if stopper.stopped_in_epoch is not None:
+        interrupted = _interrupted(stopper, stop, metrics, cfg, output_dir)
+        loggers.finish(metrics)
+        raise interrupted
+
+    try:
+        _enter_phase(stop, EVALUATION, "phase evaluation: the test set")
+        if checkpoints.best_weights is not None:
+            model.set_weights(checkpoints.best_weights)
+        elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
+            model.set_weights(
+                load_checkpoint(checkpoints.best_path, compile=False, expected=cfg).get_weights()
+            )
+        if training_done and "test" in saved.metrics:  # the evaluation finished before the stop
+            metrics["test"] = saved.metrics["test"]
+            log.info("the test-set figures are those of the run's own evaluation")
+        else:
+            metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
+        metrics["warnings"] = _health_warnings(cfg, metrics["test"])
+        _enter_phase(stop, PICTURES, f"phase pictures: writing them into {output_dir}")
+        write_pictures(model, data, cfg, history, output_dir, stop)
+        stop.defer()
+    except StopNow as stopped:
+        interrupted = _stopped_after_training(stopped.phase, stop, metrics, cfg, output_dir)
+        loggers.finish(metrics)
+        raise interrupted from None
+    write_metrics(output_dir, metrics)  # status completed: written last, once every phase is done
+    loggers.finish(metrics)
+    show_summary(console, metrics, output_dir)
+    return metrics["best_val_loss"]
+
+
+def _enter_phase(stop: StopRequest, phase: str, message: str) -> None:
+    """Log the phase, then let a stop request end it at once (not while logging: a StopNow raised
+    inside a log handler would garble the console)."""
+    stop.defer()
+    log.info(message)
+    stop.enter(phase)
+
+
+# What a resume that only finishes the later phases keeps from the metrics.json of the training.
+TRAINING_FIGURES = ("startup_seconds", "train_seconds", "epoch_seconds", "images_per_second")
+
+
+def _write_run_manifest(
+    cfg: RunConfig, output_dir: Path, device: str, precision: str, source: Path | str, saved: SavedRun | None
+) -> dict[str, Any]:
+    """manifest.json, before the first step, so an interrupted run has one (see aetrain.run_folder.manifest).
+
+    The data files hashed are those directly in the folder the data came from (or the one file it
+    came from); a data set that ships inside a library (digits) has none.
+    """
+    from aetrain.run_folder.manifest import run_manifest, write_manifest
+
+    path = Path(source) if isinstance(source, Path) else None
+    folder, names = (path.parent, [path.name]) if path is not None and path.is_file() else (path, None)
+    manifest = run_manifest(
+        seed=cfg.seed, device=device, precision=precision, data_dir=folder, data_names=names
+    )
+    manifest["data_source"] = str(source)
+    if saved is not None:
+        manifest["resumed_from_epoch"] = saved.epoch
+    write_manifest(output_dir, manifest)
+    return manifest
+
+
+def _health_warnings(cfg: RunConfig, test: dict[str, Any]) -> list[str]:
+    """What the user should know about the trained model (a VAE's posterior collapse)."""
+    from aetrain.analysis.vae_health import collapse_warning
+
+    if "active_units" not in test:
+        return []
+    warning = collapse_warning(test["active_units"], cfg.latent_size)
+    return [warning] if warning else []
+
+
+def _loss_term_metrics(cfg: RunConfig) -> list:
+    """A VAE's loss is reconstruction_loss (per-pixel MSE) + beta / pixels * kl_loss (nats per image):
+    the history records the first as a compiled metric (the latent-loss layer reports kl_loss)."""
+    if not isinstance(cfg.variant, VariationalVariant):
+        return []
+    import keras
+
+    return [keras.metrics.MeanSquaredError(name="reconstruction_loss")]
+
+
+def _best_so_far(saved: SavedRun | None) -> dict[str, Any]:
+    """The best validation loss and its epoch in a resumed run's history (it has a best.keras)."""
+    if saved is None or not saved.best_checkpoint.is_file():
+        return {}
+    losses = [v if math.isfinite(v) else math.inf for v in saved.history.get("val_loss", [])]
+    if not losses or min(losses) == math.inf:
+        return {}
+    best = min(losses)
+    return {"best": best, "best_epoch": losses.index(best) + 1}
+
+
+def _interrupted(stopper, stop: StopRequest, metrics: dict[str, Any], cfg: RunConfig, output_dir: Path):
+    """Record the stop in metrics.json and build the exception that tells the user what was kept."""
+    done = metrics["epochs_completed"]
+    metrics["status"] = "interrupted"
+    metrics["interrupted_in"] = TRAINING
+    metrics["interruption"] = f"{stop.signal_name} during epoch {stopper.stopped_in_epoch}"
+    write_metrics(output_dir, metrics)
+    kept = (
+        f"checkpoints/last.keras holds epoch {done}, the last complete one"
+        if done
+        else "no epoch was complete, so there is no checkpoint to resume from: run the same command again"
+    )
+    return TrainingInterrupted(
+        f"Training stopped by {stop.signal_name} during epoch {stopper.stopped_in_epoch} of "
+        f"{cfg.trainer.epochs}; {kept}. {output_dir / layout.METRICS} has the history so far.",
+        stop.exit_code,
+        done,
+    )
+
+
+def _stopped_after_training(
+    phase: str, stop: StopRequest, metrics: dict[str, Any], cfg: RunConfig, output_dir: Path
+) -> TrainingInterrupted:
+    """Record a stop in the evaluation or the pictures, and say that a resume finishes them only."""
+    metrics.update(status="interrupted", interrupted_in=phase)
+    metrics["interruption"] = f"{stop.signal_name} during the {phase}"
+    write_metrics(output_dir, metrics)
+    done = metrics["epochs_completed"]
+    missing = "the test-set evaluation and the pictures" if phase == EVALUATION else "the pictures"
+    return TrainingInterrupted(
+        f"Stopped by {stop.signal_name} during the {phase}, after training finished ({done} of "
+        f"{cfg.trainer.epochs} epochs; checkpoints/best.keras and last.keras are whole). "
+        f"{output_dir / layout.METRICS} records it; resuming does {missing}, without training again.",
+        stop.exit_code,
+        done,
+    )
+
+
+def _steady_throughput(images: int, epoch_seconds: list[float]) -> float | None:
+    """Training images per second, leaving out the first epoch (tracing) when there are more."""
+    steady = epoch_seconds[1:] or epoch_seconds
+    return images / statistics.median(steady) if steady else None
+
+
+def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
+    """metrics.json, written atomically (a reader never sees half a file); strict JSON (NaN as null)."""
+    return write_json_atomically(output_dir / layout.METRICS, metrics)
+
+
+def record_failure(output_dir: Path, status: str, message: str) -> Path:
+    """Mark a job that did not finish in its metrics.json, so a sweep keeps a record of why.
+
+    ``status`` is ``refused`` (config), ``failed`` (data or an unexpected error) or ``diverged``;
+    figures a diverged run already wrote are kept.
+    """
+    path = output_dir / layout.METRICS
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    metrics.update(status=status, error=message)
+    return write_metrics(output_dir, metrics)
+
+
+def write_pictures(
+    model,
+    data,
+    cfg: RunConfig,
+    history: dict[str, list[float]],
+    output_dir: Path,
+    stop: StopRequest | None = None,
+) -> None:
+    """reconstructions.png (with the noisy inputs when noise is on), loss.png, samples.png for a VAE.
+
+    ``stop`` is checked before each file (a request during one also stops it at once: see
+    aetrain.training.stop_request).
+    """
+    check_stop = stop.check if stop is not None else lambda: None
+    import numpy as np
+
+    from aetrain.analysis.pictures import loss_curve, reconstruction_grid, sample_grid
+    from aetrain.analysis.sampling import prior_samples
+    from aetrain.models.noise import corrupt
+
+    count = min(cfg.trainer.grid_images, len(data.x_test))
+    originals = data.x_test[:count]
+    titles = [data.class_names[int(label)] for label in data.y_test[:count]]
+    rows = [("original", originals)]
+    noisy = None if isinstance(cfg.noise, NoNoise) else corrupt(model, originals)
+    if noisy is not None:
+        rows.append(("noisy input", noisy))
+        rows.append(("reconstruction\nof noisy", model.predict(noisy, verbose=0)))
+    reconstructions = model.predict(originals, verbose=0)
+    rows.append(("reconstruction", reconstructions))
+    check_stop()
+    reconstruction_grid(rows, titles, output_dir / layout.RECONSTRUCTIONS_PNG)
+    check_stop()
+    with atomic_path(output_dir / layout.RECONSTRUCTIONS_NPZ) as tmp:  # aetrain-report compares runs with it
+        np.savez_compressed(
+            tmp,
+            originals=originals,
+            reconstructions=reconstructions,
+            labels=data.y_test[:count],
+            class_names=np.array(data.class_names, dtype=str),
+        )
+    check_stop()
+    loss_curve(history, output_dir / layout.LOSS_PNG)
+    if isinstance(cfg.variant, VariationalVariant):
+        check_stop()
+        samples = prior_samples(model.get_layer("decoder"), SAMPLES, cfg.latent_size, cfg.seed)
+        sample_grid(
+            samples,
+            output_dir / layout.SAMPLES_PNG,
+            f"decoded from codings drawn from N(0, I), {cfg.latent_size}-D",
+        )
+
+
+def show_summary(console: Console, metrics: dict[str, Any], output_dir: Path) -> None:
+    table = Table(title="aetrain: final metrics", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = {
+        "model": (
+            f"{metrics['variant']} / noise {metrics['noise']} / sparsity {metrics['sparsity']}"
+            f" / latent {metrics['latent_size']}"
+        ),
+        "best val loss": f"{metrics['best_val_loss']:.5f} (epoch {metrics['best_epoch']})",
+        **{f"test {k}": f"{v:.5f}" if isinstance(v, float) else str(v) for k, v in metrics["test"].items()},
+        "train time": f"{metrics['train_seconds']:.1f} s",
+        "throughput": f"{metrics['images_per_second']:,.0f} images/s"
+        if metrics["images_per_second"]
+        else "n/a",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
+    for warning in metrics.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+        log.warning(warning)
+    console.print(f"[bold]outputs:[/bold] {output_dir}")
+    log.info(f"test metrics: {json.dumps(metrics['test'])}; outputs in {output_dir}")

@@ -1,0 +1,199 @@
+"""Process-wide TensorFlow set-up: a quiet import, threads, determinism, precision, the device.
+
+Called by ``commands/train.py`` and ``training/loop.py`` only; models and data stay free of global state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aetrain.config import TrainerConfig
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send the C++ side's stderr to /dev/null: TF 2.20+ logs before absl honours TF_CPP_MIN_LOG_LEVEL."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest capture, notebooks
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def import_tensorflow_quietly(verbose: bool = False):
+    """Import TensorFlow without its start-up log lines (unless ``verbose``); returns the module."""
+    if verbose:
+        import tensorflow as tf
+
+        return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # CUDA probing logs here, once
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def configure_tensorflow(trainer: TrainerConfig, seed: int, batch_splits: int = 1) -> str:
+    """Threads, determinism, precision and seeds for one run (safe to call again in a multirun).
+
+    Returns the precision policy in force (``trainer.precision=auto`` resolved for this machine).
+    """
+    tf = import_tensorflow_quietly()
+    import keras
+
+    keras.utils.clear_session(free_memory=True)
+    _set_threads(tf, *pool_sizes(trainer.intra_op_threads, trainer.inter_op_threads, batch_splits))
+    if trainer.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    precision = resolve_precision(trainer.precision, has_gpu=has_gpu())
+    keras.mixed_precision.set_dtype_policy(precision)
+    keras.utils.set_random_seed(seed)
+    return precision
+
+
+def pool_sizes(intra: int | None, inter: int | None, batch_splits: int) -> tuple[int | None, int | None]:
+    """(intra-op, inter-op) pool sizes; None lets TensorFlow decide (one thread per core).
+
+    With ``batch_splits`` > 1 (aetrain.training.batch_splits) the slices run side by side and share the
+    threads: ``intra`` (else every core) is divided between them, and at least ``batch_splits`` ops
+    may run at once.
+    """
+    if batch_splits <= 1:
+        return intra, inter
+    return max(1, thread_budget(intra) // batch_splits), max(inter or 0, batch_splits)
+
+
+def thread_budget(intra: int | None) -> int:
+    """Threads one run's ops may use at once: ``trainer.intra_op_threads``, else every core granted."""
+    return intra or available_cores()
+
+
+def has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (it then runs there)."""
+    return bool(import_tensorflow_quietly().config.list_physical_devices("GPU"))
+
+
+def restore_default_precision() -> None:
+    """Back to Keras's float32 policy after a run (models already built keep their own policies)."""
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_dtype_policy("float32")
+
+
+# CPU features that run bfloat16 matrix maths natively (oneDNN uses them); without them it is emulated.
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def resolve_precision(requested: str, has_gpu: bool, flags: set[str] | None = None) -> str:
+    """``auto``: float16 compute on a GPU (tensor cores), bfloat16 on a CPU with AMX or AVX512-BF16,
+    float32 elsewhere. Any other value is taken as asked. Weights stay float32 in every mixed policy,
+    and the models keep their output layer in float32."""
+    if requested != "auto":
+        return requested
+    if has_gpu:
+        return "mixed_float16"
+    flags = cpu_flags() if flags is None else flags
+    return "mixed_bfloat16" if any(flag in flags for flag in BFLOAT16_CPU_FLAGS) else "float32"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where that file does not exist."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "flags":
+                return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def _set_threads(tf, intra: int | None, inter: int | None) -> None:
+    """Thread pools can only be sized before TF's first op; a later identical request is fine."""
+    current = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
+    wanted = (intra or 0, inter or 0)
+    if current == wanted:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(wanted[0])
+        tf.config.threading.set_inter_op_parallelism_threads(wanted[1])
+    except RuntimeError:
+        pass  # TF already started in this process (a sequential multirun): keep its pools
+
+
+def thread_pools() -> dict[str, int]:
+    """The sizes TensorFlow's thread pools were given (0: TensorFlow's own choice, one per core)."""
+    tf = import_tensorflow_quietly()
+    return {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
+def describe_device() -> str:
+    """'GPU: <name>' when TensorFlow sees one (it then runs there), else 'CPU (<n> cores)'."""
+    tf = import_tensorflow_quietly()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name', gpus[0].name)}" + (
+            f" (x{len(gpus)})" if len(gpus) > 1 else ""
+        )
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: what SLURM or taskset granted)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def threads_per_job(launcher: Mapping[str, Any], cores: int) -> int | None:
+    """TensorFlow threads for one job of a sweep, so jobs running at once share the cores.
+
+    A joblib launcher runs ``n_jobs`` jobs at once (-1: one per core, -2: all but one, as joblib
+    counts), so each gets ``cores // n_jobs``; a submitit launcher grants ``cpus_per_task``. Any other
+    launcher runs one job at a time: None, TensorFlow decides.
+    """
+    if launcher.get("cpus_per_task"):
+        return int(launcher["cpus_per_task"])
+    n_jobs = launcher.get("n_jobs")
+    if not n_jobs:
+        return None
+    at_once = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
+    return max(cores // at_once, 1)
+
+
+def seconds_since_process_start() -> float | None:
+    """How long this process has run, from Linux's /proc (10 ms resolution); None elsewhere.
+
+    Measured from the kernel's start of the process, so it includes the interpreter's start and every
+    import (TensorFlow's is most of it), which a timer started in Python would miss.
+    """
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after "comm)"
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
