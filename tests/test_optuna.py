@@ -220,7 +220,7 @@ def test_the_real_command_with_no_completed_trial_exits_0_with_results_that_say_
     ids=["as a sweep override", "quoted for Hydra"],
 )
 def test_the_search_space_can_be_narrowed_on_the_command_line(tiny_data_dir, tmp_path, spelling):
-    """The README's `hydra.sweeper.params.latent_size='choice(16,32)'` lost its quotes to the shell."""
+    """The old README's `hydra.sweeper.params.latent_size='choice(16,32)'` lost its quotes to the shell."""
     result = optuna_search(tiny_data_dir, tmp_path, "s", "hydra.sweeper.n_trials=0", spelling)
     text = plain_text(result.stdout + result.stderr)
     assert result.returncode == 0, text

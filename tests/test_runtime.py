@@ -67,7 +67,7 @@ def test_auto_precision_picks_what_the_hardware_runs_natively(requested, has_gpu
 
 @pytest.mark.parametrize(("setting", "expected"), [(None, "False"), ("1", "True")])
 def test_the_cli_turns_numpy_hugepage_advice_off_unless_the_user_sets_it(setting, expected):
-    """NumPy's madvise(MADV_HUGEPAGE) made filling the training set 5x slower (docs/performance-notes.md)."""
+    """NumPy's madvise(MADV_HUGEPAGE) made filling the training set 5x slower (docs/performance.md)."""
     probe = (
         "import aetrain.commands.train, numpy\n"
         "from numpy._core.multiarray import _set_madvise_hugepage\n"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
 # Before anything imports NumPy: its madvise(MADV_HUGEPAGE) on big arrays makes the kernel compact
-# memory on every first touch (docs/performance-notes.md). Set it to 1 to keep NumPy's default.
+# memory on every first touch (docs/performance.md). Set it to 1 to keep NumPy's default.
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 import hydra

@@ -25,7 +25,7 @@ def make_dataset(
 
     The pipeline shuffles and batches image *indices* and gathers each batch with one vectorised
     ``tf.gather``: cheaper than slicing, shuffling and re-stacking 55,000 separate small images every
-    epoch (docs/performance-notes.md). The
+    epoch (docs/performance.md). The
     images are held once, in memory, so ``.cache()`` would only add a second copy. Shuffling spans
     the whole set and reshuffles every epoch; a seed makes the order repeatable.
     """

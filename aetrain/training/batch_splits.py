@@ -2,7 +2,7 @@
 
 Why: at batch 128 TensorFlow's CPU ops for these small convolutions scale badly across threads. Cut
 into slices, the step holds N independent sub-graphs; with one thread per op and N inter-op threads
-they run at once, one per core (the measurements: docs/performance-notes.md).
+they run at once, one per core (the measurements: docs/performance.md).
 
 The gradient is the whole batch's: every slice's loss is a per-image mean, weighted by the slice's
 share of the batch, so sum(share_k * loss_k) is the batch's mean loss. That holds for the MSE, the

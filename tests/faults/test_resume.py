@@ -1,6 +1,6 @@
 """``trainer.resume``: a run stopped by Ctrl-C and resumed ends with the same metrics as one that never
 stopped; the same config and seed give the same metrics. On CPU with trainer.deterministic=true both
-are bit-identical, which is what these tests demand (tolerance 0; see README for the GPU)."""
+are bit-identical, which is what these tests demand (tolerance 0; see docs/reliability.md for the GPU)."""
 
 from __future__ import annotations
 
