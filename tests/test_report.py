@@ -161,7 +161,7 @@ def test_a_missing_folder_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path / "nope")])
     assert exit_info.value.code == 2
-    assert "nope is not a folder" in capsys.readouterr().err.replace("\n", "")
+    assert "nopeisnotafolder" in "".join(capsys.readouterr().err.split())  # a long path may wrap anywhere
 
 
 def test_picture_runs_keeps_only_the_best(sweep, capsys):
