@@ -1,8 +1,16 @@
-"""Run the real ``aetrain`` command in subprocesses (tests/test_cli.py, tests/test_sweeps.py,
-tests/faults/), and read what its output says."""
+"""Run the real ``aetrain`` commands (tests/test_cli.py, tests/test_sweeps.py, tests/faults/), and read
+what their output says.
+
+:func:`command` calls an installed console script's entry function in this process, with its argv,
+working folder and environment, so that a run costs its work and not another TensorFlow import. It
+starts a real process where a test needs one: a run that must not import TensorFlow, one that needs
+its own ``PYTHONPATH``, a sweep (``-m``); and for every run when ``AETRAIN_TEST_SUBPROCESS=1``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import queue
 import re
@@ -11,15 +19,18 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import zipfile
+from importlib.metadata import entry_points
 from pathlib import Path
 
 AETRAIN = shutil.which("aetrain", path=str(Path(sys.executable).parent)) or "aetrain"
 # Importing this "tensorflow" fails: a run that reports its error with it on the path did so
 # before importing TensorFlow.
 NO_TENSORFLOW = Path(__file__).resolve().parent / "faults" / "no_tensorflow"
-# Long enough (24 batches of 8 per epoch, 12 epochs) that a signal sent after epoch 1 lands mid-run.
-SLOW_RUN = ["trainer.batch_size=8", "trainer.epochs=12"]
+# Long enough (24 batches of 8 per epoch, 12 epochs) that a signal sent after epoch 1 lands mid-run;
+# traced, since so many steps take longer eagerly.
+SLOW_RUN = ["trainer.batch_size=8", "trainer.epochs=12", "trainer.run_eagerly=false"]
 
 
 def environment(cwd: Path, without_tensorflow: bool = False, **extra: str) -> dict[str, str]:
@@ -29,15 +40,103 @@ def environment(cwd: Path, without_tensorflow: bool = False, **extra: str) -> di
     return env
 
 
-def aetrain(*args: str, cwd: Path, without_tensorflow: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [AETRAIN, *args],
-        cwd=cwd,
-        env=environment(cwd, without_tensorflow),
-        capture_output=True,
-        text=True,
-        timeout=300,
+IN_PROCESS = os.environ.get("AETRAIN_TEST_SUBPROCESS") != "1"
+
+
+def aetrain(
+    *args: str, cwd: Path, without_tensorflow: bool = False, own_process: bool = False
+) -> subprocess.CompletedProcess:
+    return command("aetrain", *args, cwd=cwd, without_tensorflow=without_tensorflow, own_process=own_process)
+
+
+def command(
+    name: str,
+    *args: str,
+    cwd: Path,
+    without_tensorflow: bool = False,
+    own_process: bool = False,
+    **extra_env: str,
+) -> subprocess.CompletedProcess:
+    """The installed command ``name ARGS`` run in ``cwd``: its exit code, stdout and stderr.
+    ``own_process``: a real process even when this one could do (what reaches file descriptor 2)."""
+    env = environment(cwd, without_tensorflow, **extra_env)
+    own_process = (
+        own_process
+        or without_tensorflow
+        or "PYTHONPATH" in extra_env
+        or bool({"-m", "--multirun"} & set(args))
     )
+    if IN_PROCESS and not own_process:
+        return _run_in_this_process(name, list(args), cwd, env)
+    executable = shutil.which(name, path=str(Path(sys.executable).parent)) or name
+    return subprocess.run([executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _entry_function(name: str):
+    (script,) = entry_points(group="console_scripts", name=name)
+    return script.load()
+
+
+def _run_in_this_process(name: str, args: list[str], cwd: Path, env: dict[str, str]):
+    """What ``name ARGS`` does as a process, done by its entry function here: a SystemExit gives the
+    exit code, a returned int too (as a console script's ``sys.exit(main())``), an uncaught exception
+    prints its traceback and gives 1."""
+    entry = _entry_function(name)
+    _keep_test_streams_open()
+    saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = [name, *args]
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                returned = entry()
+                code = returned if isinstance(returned, int) else 0
+            except SystemExit as exit_:
+                code = _exit_status(exit_.code, err)
+            except BaseException:
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        _close_run_log_files()
+    return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
+
+
+def _exit_status(code, err: io.StringIO) -> int:
+    """The status ``sys.exit(code)`` gives a process: an int as is, None 0, anything else printed, 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=err)
+    return 1
+
+
+def _keep_test_streams_open() -> None:
+    """absl's log handler (TensorFlow loads it) holds the stderr of its day, pytest's capture, and
+    closes it when Hydra re-configures logging during a run that writes elsewhere: let it hold the
+    process's own stderr, which it never closes."""
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is not None:
+        absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+
+
+def _close_run_log_files() -> None:
+    """Hydra's job logging leaves the run's log file open on the root logger: close it, as an ended
+    process would, so that the next run's folder checks see a closed folder."""
+    import logging
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            root.removeHandler(handler)
 
 
 def start_aetrain(*args: str, cwd: Path, without_tensorflow: bool = False) -> subprocess.Popen:
@@ -52,13 +151,15 @@ def start_aetrain(*args: str, cwd: Path, without_tensorflow: bool = False) -> su
 
 
 def smoke_args(data_dir: Path, *overrides: str) -> list[str]:
-    """A tiny, quiet run: 192 training and 64 validation images."""
+    """A tiny, quiet run: 192 training and 64 validation images, eagerly (a few batches train in less
+    time than tracing them would take; ``trainer.run_eagerly=false`` among ``overrides`` traces)."""
     return [
         "trainer=smoke",
         f"data.dir={data_dir}",
         "data.limit=256",
         "data.val_size=64",
         "trainer.progress=false",
+        "trainer.run_eagerly=true",
         *overrides,
     ]
 

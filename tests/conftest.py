@@ -25,7 +25,8 @@ def compose_config(*overrides: str):
 
 
 def tiny_run_config(data_dir: Path, *overrides: str) -> RunConfig:
-    """``aetrain trainer=smoke OVERRIDES`` on the tiny data: 192 training, 64 validation images."""
+    """``aetrain trainer=smoke OVERRIDES`` on the tiny data: 192 training, 64 validation images,
+    eagerly (``trainer.run_eagerly=false`` among ``overrides`` traces, as a real run does)."""
     return validate(
         compose_config(
             "trainer=smoke",
@@ -35,6 +36,7 @@ def tiny_run_config(data_dir: Path, *overrides: str) -> RunConfig:
             "data.test_limit=null",
             "trainer.batch_size=32",
             "trainer.progress=false",
+            "trainer.run_eagerly=true",
             *overrides,
         )
     )

@@ -20,8 +20,15 @@ from cli_runs import aetrain, smoke_args
 def test_smoke_run_per_variant_writes_a_readable_run_folder(variant, tiny_data_dir, tmp_path):
     run_dir = tmp_path / "run"
     result = aetrain(
-        *smoke_args(tiny_data_dir, f"hydra.run.dir={run_dir}", f"variant={variant}", "noise=dropout"),
+        *smoke_args(
+            tiny_data_dir,
+            f"hydra.run.dir={run_dir}",
+            f"variant={variant}",
+            "noise=dropout",
+            "trainer.run_eagerly=false",  # traced, as real runs are
+        ),
         cwd=tmp_path,
+        own_process=variant == "dense",  # one run as a process of its own: what reaches its stderr
     )
     assert result.returncode == 0, result.stderr + result.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -15,19 +13,9 @@ import pytest
 
 from aetrain.commands import evaluate, generate, look
 
+from cli_runs import command
+
 BIN = Path(sys.executable).parent
-
-
-def command(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    executable = shutil.which(name, path=str(BIN)) or name
-    return subprocess.run(
-        [executable, *args],
-        cwd=cwd,
-        env={**os.environ, "AETRAIN_CACHE_DIR": str(cwd / "cache"), "COLUMNS": "120"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def png_ok(path: Path) -> bool:
@@ -155,7 +143,8 @@ def test_train_then_evaluate_generate_look_through_the_real_commands(tiny_data_d
         ("aetrain-generate", []),
         ("aetrain-look", ["--tsne-points", "100"]),
     ):
-        result = command(name, str(run), *args, cwd=tmp_path)
+        own_process = name == "aetrain-evaluate"  # a process of its own: what reaches its stderr
+        result = command(name, str(run), *args, cwd=tmp_path, own_process=own_process)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "oneDNN" not in result.stderr  # TensorFlow's start-up noise stays hidden
     assert json.loads((run / "eval.json").read_text())["test_images"] == 200

@@ -189,6 +189,7 @@ class TrainerConfig:
     weight_decay: float = 0.0
     precision: str = "auto"
     jit_compile: bool = False
+    run_eagerly: bool = False
     steps_per_execution: int = 1
     batch_splits: Any = "auto"  # "auto" or an integer >= 1 (aetrain.training.batch_splits)
     intra_op_threads: int | None = None

@@ -26,10 +26,11 @@ from aetrain.run_folder.claim import resolve_user_path
 LAST_CHECKPOINT = layout.LAST_CHECKPOINT
 BEST_CHECKPOINT = layout.BEST_CHECKPOINT
 
-# trainer.epochs may grow (a longer run); the rest only changes how the run is watched or drawn, or
-# how many threads it gets (a parallel sweep caps them per job; the printed "Resume with:" line leaves
-# them out; a run stopped while drawing a large grid may resume with a smaller one). So do the loggers
-# (logger.*, and trainer.tensorboard in checkpoints from before loggers were a group).
+# trainer.epochs may grow (a longer run); the rest only changes how the run is watched or drawn, how
+# many threads it gets or whether it traces its steps (a parallel sweep caps threads per job; the
+# printed "Resume with:" line leaves them out; a run stopped while drawing a large grid may resume with
+# a smaller one). So do the loggers (logger.*, and trainer.tensorboard in checkpoints from before
+# loggers were a group).
 RESUMABLE_CHANGES = frozenset(
     {
         "trainer.epochs",
@@ -38,6 +39,7 @@ RESUMABLE_CHANGES = frozenset(
         "trainer.grid_images",
         "trainer.intra_op_threads",
         "trainer.inter_op_threads",
+        "trainer.run_eagerly",
         "trainer.tensorboard",
     }
 )

@@ -127,6 +127,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             loss="mse",
             metrics=_loss_term_metrics(cfg),
             jit_compile=cfg.trainer.jit_compile,
+            run_eagerly=cfg.trainer.run_eagerly,
             # more steps than an epoch has only make Keras spin on an exhausted iterator
             steps_per_execution=min(cfg.trainer.steps_per_execution, steps_per_epoch),
         )

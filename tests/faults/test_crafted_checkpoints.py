@@ -9,12 +9,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cli_runs import aetrain, environment, plain_text, smoke_args
+from cli_runs import aetrain, command, plain_text, smoke_args
 from damaged_files import copy_run, edit_stored_config, folder_digest, rewrite_member
 
 RUN = ("variant=vae", "latent_size=2")
@@ -23,15 +22,7 @@ RUN = ("variant=vae", "latent_size=2")
 def companion(
     name: str, *args: str, cwd: Path, without_tensorflow: bool = True
 ) -> subprocess.CompletedProcess:
-    executable = shutil.which(name, path=str(Path(sys.executable).parent)) or name
-    return subprocess.run(
-        [executable, *args],
-        cwd=cwd,
-        env=environment(cwd, without_tensorflow=without_tensorflow, AETRAIN_SECRET="s3cret"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return command(name, *args, cwd=cwd, without_tensorflow=without_tensorflow, AETRAIN_SECRET="s3cret")
 
 
 @pytest.fixture(scope="module")

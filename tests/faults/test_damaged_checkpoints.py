@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cli_runs import aetrain, environment, plain_text, smoke_args
+from cli_runs import aetrain, command, plain_text, smoke_args
 from damaged_files import copy_run, flip_bytes_inside, folder_digest, rewrite_member
 
 RUN = ("variant=vae", "latent_size=2")
@@ -21,15 +20,7 @@ COMMANDS = ("aetrain-evaluate", "aetrain-generate", "aetrain-look")
 
 def companion(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The installed command, with a "tensorflow" that fails to import: refusals come before it."""
-    executable = shutil.which(name, path=str(Path(sys.executable).parent)) or name
-    return subprocess.run(
-        [executable, *args],
-        cwd=cwd,
-        env=environment(cwd, without_tensorflow=True),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return command(name, *args, cwd=cwd, without_tensorflow=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,12 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cli_runs import environment, plain_text
+from cli_runs import command, plain_text
 from damaged_files import copy_run, folder_digest
 
 COMMANDS = ("aetrain-evaluate", "aetrain-generate", "aetrain-look")
@@ -25,15 +24,7 @@ VAE_RUN = ("variant=vae", "latent_size=2")
 def companion(
     name: str, *args: str, cwd: Path, without_tensorflow: bool = True
 ) -> subprocess.CompletedProcess:
-    executable = shutil.which(name, path=str(Path(sys.executable).parent)) or name
-    return subprocess.run(
-        [executable, *args],
-        cwd=cwd,
-        env=environment(cwd, without_tensorflow=without_tensorflow),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return command(name, *args, cwd=cwd, without_tensorflow=without_tensorflow)
 
 
 def assert_unwritable(result: subprocess.CompletedProcess, path: Path) -> None:
