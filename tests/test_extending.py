@@ -134,10 +134,11 @@ def test_a_new_variant_is_one_yaml_file_and_one_module(tiny_data_dir, tmp_path):
         "from aetrain.models.build import build_model\n"
         "run = locate_trained_run(sys.argv[1])\n"
         "model = keras.models.load_model(run.checkpoint)\n"
+        "keras.config.set_dtype_policy(model.get_layer('decoder').layers[0].dtype_policy)  # the run's\n"
         "rebuilt = build_model(run.config)\n"
         "rebuilt.set_weights(model.get_weights())\n"
         "x = np.random.default_rng(0).random((4, 28, 28), dtype='float32')\n"
-        "np.testing.assert_allclose(model.predict(x, verbose=0), rebuilt.predict(x, verbose=0), rtol=1e-6)\n"
+        "np.testing.assert_allclose(model.predict(x, verbose=0), rebuilt.predict(x, verbose=0), rtol=0)\n"
         "print(type(run.config.variant).__name__, model.get_layer('encoder').predict(x, verbose=0).shape)\n",
         str(run),
         cwd=cwd,
