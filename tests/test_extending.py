@@ -224,3 +224,91 @@ def test_a_stored_config_cannot_import_the_standard_library():
     with pytest.raises(ConfigError) as refused:
         validate(saved)
     assert refused.value.key == "variant._declared_in_" and "antigravity" not in sys.modules
+
+
+STRIPES_YAML = """\
+name: stripes
+_declared_in_: stripes_data
+images: 300
+"""
+
+STRIPES_MODULE = '''\
+"""A data set declared outside aetrain: 12x12 grey stripes, horizontal or vertical, made on the spot."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aetrain.config import Data, check_drawn_splits, declare, require
+from aetrain.data import DataSpec, RawData
+
+
+@dataclass
+class StripesData(Data):
+    name: str = "stripes"
+    images: int = 300
+    limit: int | None = None
+    val_size: float = 0.2
+    test_size: float = 0.1
+    split_seed: int = 0
+    test_limit: int | None = None
+
+    def check(self, run):
+        check_drawn_splits(self)
+        super().check(run)
+        require(10 <= self.images <= 10_000, "data.images", self.images, "an integer from 10 to 10000")
+
+
+def read_stripes(data_cfg, spec, download):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, data_cfg.images)
+    rows = (np.arange(12) // 2 % 2 * 255).astype(np.uint8)
+    horizontal = np.repeat(rows[:, None], 12, axis=1)
+    images = np.stack([horizontal.T if label else horizontal for label in labels])
+    return RawData(images, labels, None, None, source="stripes (made by stripes_data.py)")
+
+
+declare(
+    "data",
+    "stripes",
+    StripesData,
+    build=DataSpec(
+        name="stripes",
+        title="Stripes",
+        height=12,
+        width=12,
+        channels=1,
+        class_names=("horizontal", "vertical"),
+        train_images=None,
+        test_images=None,
+        read=read_stripes,
+        where="made by stripes_data.py; no files",
+    ),
+)
+'''
+
+
+@pytest.mark.slow
+def test_a_new_data_set_is_one_yaml_file_and_one_module(tmp_path):
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "stripes.yaml").write_text(STRIPES_YAML)
+    (tmp_path / "stripes_data.py").write_text(STRIPES_MODULE)
+    run = tmp_path / "run"
+    trained = run_command(
+        "aetrain",
+        "data=stripes",
+        "trainer=smoke",
+        "data.val_size=0.2",
+        "variant=conv",
+        "trainer.progress=false",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+        module_dir=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["config"]["data"]["_declared_in_"] == "stripes_data"
+    assert metrics["config"]["data"]["images"] == 300
+    assert 0 <= metrics["test"]["mse"] < 1
