@@ -200,6 +200,10 @@ def test_an_outside_variant_is_checked_by_its_own_schema(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as refused:
         validate(cfg)
     assert refused.value.key == "variant.activation"  # the base class's check
+    cfg["variant"].update(activation="relu", name="tiny_typo")
+    with pytest.raises(ConfigError) as refused:
+        validate(cfg)
+    assert refused.value.key == "variant.name" and "tiny_checked declares no variant" in str(refused.value)
 
 
 @pytest.mark.parametrize(

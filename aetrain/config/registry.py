@@ -84,7 +84,7 @@ def declare(kind: str, name: str, schema: type | None = None, *, build: Any = No
         raise ValueError(f"no kind of option called {kind!r}; the kinds are {list(KINDS)}")
     if kind in GROUPS and not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
         raise ValueError(f"the {kind} {name!r} needs a dataclass as its schema, not {schema!r}")
-    declared_in = sys._getframe(1).f_globals.get("__name__", "?")
+    declared_in = sys._getframe(1).f_globals.get("__name__", "?")  # the caller's module
     earlier = _DECLARED[kind].get(name)
     if earlier is not None and earlier.declared_in != declared_in:
         raise ValueError(f"the {kind} {name!r} is already declared in {earlier.declared_in}")

@@ -196,9 +196,13 @@ def _typed_group(cfg: DictConfig, group: str) -> Any:
     name = node.name
     found = registry.lookup(group, name) if isinstance(name, str) else None
     if found is None:
-        why = f"There is no {group} called {name!r}."
-        if not outside:
-            why += f" A {group} from outside aetrain names its module in `{group}.{registry.DECLARED_IN}`."
+        if outside:
+            why = f"{cfg[group][registry.DECLARED_IN]} declares no {group} called {name!r}."
+        else:
+            why = (
+                f"There is no {group} called {name!r}. A {group} from outside aetrain names the module "
+                f"that declares it in `{group}.{registry.DECLARED_IN}`."
+            )
         raise ConfigError(f"{group}.name", name, f"one of {sorted(registry.names(group))}", why)
     if not found.built_in:
         _check_outside_declaration(found, group)
