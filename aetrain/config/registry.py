@@ -1,5 +1,5 @@
 """The one registry of options: each variant, noise, sparsity, data set, optimizer, schedule and strategy
-is declared here once, its name, its schema and its builder side by side.
+is declared once, by :func:`declare`, its name, its schema and its builder side by side.
 
 ``validate`` reads a declaration's schema; building reads the same declaration's builder. A builder is
 given lazily, as ``"module:function"`` (or as a function that imports Keras inside), so declaring
