@@ -316,3 +316,11 @@ def test_a_new_data_set_is_one_yaml_file_and_one_module(tmp_path):
     assert metrics["config"]["data"]["_declared_in_"] == "stripes_data"
     assert metrics["config"]["data"]["images"] == 300
     assert 0 <= metrics["test"]["mse"] < 1
+
+
+def test_a_stored_config_cannot_import_an_installed_package(tmp_path, monkeypatch):
+    saved = validate(compose_config()).to_dict()
+    saved["variant"]["_declared_in_"] = "filelock"  # installed beside aetrain: not the user's own module
+    with pytest.raises(ConfigError) as refused:
+        validate(saved)
+    assert refused.value.key == "variant._declared_in_" and "PYTHONPATH" in str(refused.value)

@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
+import site
 import sys
+import sysconfig
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aetrain.config.checks import ConfigError
@@ -127,11 +131,13 @@ def resolve(reference: str) -> Any:
     return found
 
 
-def import_declaring_module(module_name: Any, key: str) -> None:
+def import_declaring_module(module_name: Any, key: str, from_a_file: bool = False) -> None:
     """Import the module an outside option's YAML names under ``_declared_in_``, or ConfigError.
 
-    A stored config (a checkpoint's) names it too; modules of Python's standard library are refused,
-    since none declares an option and importing some of them has effects.
+    Modules of Python's standard library are refused: none declares an option, and importing some of
+    them has effects. A config read from a file (a checkpoint's) may name only a module from a folder
+    the user put on the path (PYTHONPATH), never one installed with Python or its packages: a crafted
+    file must not choose code to run.
     """
     allowed = "the dotted name of a module on PYTHONPATH that declares the option (e.g. `mypackage.tiny`)"
     if not isinstance(module_name, str) or not all(part.isidentifier() for part in module_name.split(".")):
@@ -139,6 +145,14 @@ def import_declaring_module(module_name: Any, key: str) -> None:
     if module_name.split(".")[0] in sys.stdlib_module_names:
         raise ConfigError(
             key, module_name, allowed, "A module of Python's standard library declares no option."
+        )
+    if from_a_file and not _from_a_users_folder(module_name):
+        raise ConfigError(
+            key,
+            module_name,
+            "a module from a folder on PYTHONPATH",
+            "A stored config (a checkpoint's) may name only a module the user put on the path, not an "
+            "installed one: put the folder that holds the option's module on PYTHONPATH.",
         )
     if module_name in sys.modules:
         return
@@ -156,6 +170,21 @@ def import_declaring_module(module_name: Any, key: str) -> None:
         raise _import_failed(key, module_name, allowed, error) from None
     except Exception as error:  # the module's own code failed: a SyntaxError, a bad declare(...)
         raise _import_failed(key, module_name, allowed, error) from None
+
+
+def _from_a_users_folder(module_name: str) -> bool:
+    """Whether the top-level package of ``module_name`` lives outside Python's own and installed
+    libraries (found without running it). A module that is nowhere passes: importing it fails."""
+    spec = importlib.util.find_spec(module_name.split(".")[0])
+    if spec is None:
+        return True
+    locations = list(spec.submodule_search_locations or []) or [spec.origin]
+    if any(location in (None, "built-in", "frozen") for location in locations):
+        return False
+    libraries = {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    libraries |= {*site.getsitepackages(), site.getusersitepackages()}
+    roots = [Path(folder).resolve() for folder in libraries if folder]
+    return not any(Path(location).resolve().is_relative_to(root) for location in locations for root in roots)
 
 
 def _import_failed(key: str, module_name: str, allowed: str, error: Exception) -> ConfigError:

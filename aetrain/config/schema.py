@@ -79,9 +79,13 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         if not isinstance(cfg, dict):
             raise ConfigError("config", type(cfg).__name__, "a mapping of settings")
         _refuse_interpolations(cfg)
-        cfg = OmegaConf.create(cfg)
+        return _validate_resolving(OmegaConf.create(cfg), from_a_file=True)
+    return _validate_resolving(cfg, from_a_file=False)
+
+
+def _validate_resolving(cfg: DictConfig, from_a_file: bool) -> RunConfig:
     try:
-        return _validate(cfg)
+        return _validate(cfg, from_a_file)
     except OmegaConfBaseException as err:
         key = str(getattr(err, "full_key", "") or getattr(err, "key", "") or "config")
         raise ConfigError(
@@ -89,7 +93,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         ) from None
 
 
-def _validate(cfg: DictConfig) -> RunConfig:
+def _validate(cfg: DictConfig, from_a_file: bool) -> RunConfig:
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra", "logger", "resume_sweep"})  # sweep_control
     if unknown:
         raise ConfigError(
@@ -104,10 +108,10 @@ def _validate(cfg: DictConfig) -> RunConfig:
     _refuse_retired_keys(cfg)
 
     run = RunConfig(
-        variant=_typed_group(cfg, "variant"),
-        noise=_typed_group(cfg, "noise"),
-        sparsity=_typed_group(cfg, "sparsity"),
-        data=_typed_group(cfg, "data"),
+        variant=_typed_group(cfg, "variant", from_a_file),
+        noise=_typed_group(cfg, "noise", from_a_file),
+        sparsity=_typed_group(cfg, "sparsity", from_a_file),
+        data=_typed_group(cfg, "data", from_a_file),
         trainer=_typed(cfg.trainer, TrainerConfig, "trainer"),
         latent_size=_integer(cfg, "latent_size"),
         seed=_integer(cfg, "seed"),
@@ -181,9 +185,10 @@ def _integer(cfg: DictConfig, key: str) -> int:
     return value
 
 
-def _typed_group(cfg: DictConfig, group: str) -> Any:
+def _typed_group(cfg: DictConfig, group: str, from_a_file: bool) -> Any:
     """The group's node typed by the schema of the option it names (declared in aetrain, or in the
-    module its ``_declared_in_`` names, imported first)."""
+    module its ``_declared_in_`` names, imported first: for a config read from a file, only a module
+    from a folder the user put on the path)."""
     node = cfg[group]
     declared = registry.names(group)
     if not isinstance(node, DictConfig) or "name" not in node:
@@ -191,7 +196,7 @@ def _typed_group(cfg: DictConfig, group: str) -> Any:
     outside = registry.DECLARED_IN in node
     if outside:
         key = f"{group}.{registry.DECLARED_IN}"
-        registry.import_declaring_module(node[registry.DECLARED_IN], key)
+        registry.import_declaring_module(node[registry.DECLARED_IN], key, from_a_file)
         node = OmegaConf.masked_copy(node, [k for k in node if k != registry.DECLARED_IN])
     name = node.name
     found = registry.lookup(group, name) if isinstance(name, str) else None
