@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from aetrain.config import DataConfig, DigitsData, ImageFolderData
-from aetrain.data import DATA_SETS, DataError, cifar_pickle, idx, load_data, spec_for
+from aetrain.config.registry import names
+from aetrain.data import DataError, cifar_pickle, data_spec, idx, load_data, spec_for
 from aetrain.data.splits import load_fashion_mnist
 
 from data_files import cifar_batch, hostile_pickle, write_cifar_folder, write_png_folder
@@ -50,13 +51,14 @@ def write_idx_folder(folder, arrays):
 
 
 def test_every_spec_describes_its_shape_classes_and_splits():
-    assert DATA_SETS["fashion_mnist"].image_shape == (28, 28)
-    assert DATA_SETS["fashion_mnist"].class_names[0] == "T-shirt/top"
-    assert (DATA_SETS["mnist"].train_images, DATA_SETS["mnist"].test_images) == (60_000, 10_000)
-    assert DATA_SETS["cifar10"].image_shape == (32, 32, 3) and DATA_SETS["cifar10"].pixels == 3072
-    assert DATA_SETS["digits"].image_shape == (8, 8) and not DATA_SETS["digits"].has_test_split
-    for spec in DATA_SETS.values():
-        assert spec.name and spec.where and spec.channels in (1, 3)
+    assert data_spec("fashion_mnist").image_shape == (28, 28)
+    assert data_spec("fashion_mnist").class_names[0] == "T-shirt/top"
+    assert (data_spec("mnist").train_images, data_spec("mnist").test_images) == (60_000, 10_000)
+    assert data_spec("cifar10").image_shape == (32, 32, 3) and data_spec("cifar10").pixels == 3072
+    assert data_spec("digits").image_shape == (8, 8) and not data_spec("digits").has_test_split
+    for name in names("data"):
+        spec = data_spec(name)
+        assert spec.name == name and spec.where and spec.channels in (1, 3)
 
 
 def test_an_image_folder_spec_takes_its_shape_from_the_config():

@@ -1,226 +1,31 @@
-"""The typed schema of an aetrain run, and the one place where a composed config is checked.
+"""The typed config of an aetrain run, and the one place where a composed config is checked.
 
 Hydra composes YAML from ``conf/``; :func:`validate` turns that into a :class:`RunConfig` of plain
 dataclasses or raises :class:`ConfigError` naming the key, the value and what is allowed. Everything
-downstream trusts the ``RunConfig`` it is given. This module must not import TensorFlow: a typo is
-reported before the slow import starts.
+downstream trusts the ``RunConfig`` it is given. Each option's schema and checks come from its one
+declaration (aetrain.config.registry: variants.py, regularizers.py, trainer.py here, data sets in
+aetrain.data.specs). This module must not import TensorFlow: a typo is reported before the slow
+import starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
 
-ACTIVATIONS = ("relu", "selu", "elu", "gelu", "tanh", "sigmoid", "swish", "leaky_relu", "linear")
-OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
-LATENT_LOSS_FORMS = ("log_var", "sigma")
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-SCHEDULES = ("constant", "cosine", "one_cycle")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("default", "mirrored")  # tf.distribute strategies; aetrain.training.distribution builds them
+from aetrain.config import registry
+from aetrain.config.checks import MAX_SEED, MAX_UNITS, ConfigError, is_count, require
+from aetrain.config.data_settings import Data
+from aetrain.config.regularizers import Noise, Sparsity
+from aetrain.config.trainer import TrainerConfig
+from aetrain.config.variants import Variant
 
-# The largest integers aetrain takes: NumPy seeds are below 2**32; TensorFlow counts in int32; a
-# layer wider than MAX_UNITS (or deeper than MAX_LAYERS) is a typo, not a model for 28x28 images.
-MAX_SEED = 2**32 - 1
-MAX_COUNT = 2**31 - 1
-MAX_UNITS = 2**16
-MAX_LAYERS = 64
-
-
-class ConfigError(ValueError):
-    """A config value aetrain refuses; the message is one paragraph a user can act on."""
-
-    def __init__(self, key: str, value: Any, allowed: str, why: str = "") -> None:
-        self.key, self.value, self.allowed = key, value, allowed
-        reason = f" {why}" if why else ""
-        super().__init__(
-            f"Invalid config: `{key}` = {value!r}.{reason} Allowed: {allowed}. "
-            f"Fix it on the command line (e.g. `aetrain {key}=...`) or in the YAML file under conf/."
-        )
-
-
-# --- the schema: one dataclass per group option ---------------------------------------------
-
-
-@dataclass
-class DenseVariant:
-    """Stacked (fully connected) autoencoder; the decoder mirrors ``hidden_units``."""
-
-    name: str = "dense"
-    hidden_units: list[int] = field(default_factory=lambda: [100])
-    activation: str = "relu"
-    output_activation: str = "sigmoid"
-    tied_weights: bool = False  # decoder Dense layers reuse the transposed encoder kernels
-
-
-@dataclass
-class ConvVariant:
-    """The seed's convolutional autoencoder: three conv+pool stages, a conv coding layer, GAP."""
-
-    name: str = "conv"
-    encoder_filters: list[int] = field(default_factory=lambda: [16, 32, 64])
-    decoder_start_channels: int = 16
-    decoder_filters: list[int] = field(default_factory=lambda: [32, 16])
-    activation: str = "relu"
-    output_activation: str = "linear"
-
-
-@dataclass
-class VariationalVariant:
-    """What every variational variant shares: Gaussian codings and a latent loss weighted by ``beta``.
-
-    Code that treats all VAEs alike (validation, evaluation, generation) checks
-    ``isinstance(variant, VariationalVariant)``, never the variant's name.
-    """
-
-    name: str = "vae"
-    latent_loss: str = "log_var"
-    beta: float = 1.0
-    kl_warmup_epochs: float = 0.0  # beta rises linearly from 0 over this many epochs, step by step
-
-
-@dataclass
-class VAEVariant(VariationalVariant):
-    """Dense variational autoencoder with a Gaussian coding layer (mean and log-variance)."""
-
-    name: str = "vae"
-    hidden_units: list[int] = field(default_factory=lambda: [150, 100])
-    activation: str = "selu"
-    output_activation: str = "sigmoid"
-
-
-@dataclass
-class ConvVAEVariant(ConvVariant, VariationalVariant):
-    """The conv autoencoder's layers with Gaussian codings: conv stages -> Flatten -> (mean, log_var)."""
-
-    name: str = "conv_vae"
-
-
-@dataclass
-class NoNoise:
-    name: str = "none"
-
-
-@dataclass
-class GaussianNoise:
-    name: str = "gaussian"
-    stddev: float = 0.2
-
-
-@dataclass
-class DropoutNoise:
-    name: str = "dropout"
-    rate: float = 0.5
-
-
-@dataclass
-class NoSparsity:
-    name: str = "none"
-
-
-@dataclass
-class L1Sparsity:
-    """``weight * sum|codings|`` per example (Keras divides activity penalties by the batch size)."""
-
-    name: str = "l1"
-    weight: float = 1e-4
-
-
-@dataclass
-class KLSparsity:
-    """``weight * KL(target || batch-mean activation)`` summed over coding units, per batch."""
-
-    name: str = "kl"
-    target: float = 0.1
-    weight: float = 5e-3
-
-
-@dataclass
-class DataConfig:
-    """A data set with a test set of its own (fashion_mnist, mnist, cifar10): aetrain.data.specs."""
-
-    name: str = "fashion_mnist"
-    dir: str | None = None
-    limit: int | None = None
-    val_size: int = 5000
-    test_limit: int | None = None
-
-
-@dataclass
-class DigitsData:
-    """scikit-learn's digits: no files, no test set of its own; sizes below 1 are fractions."""
-
-    name: str = "digits"
-    limit: int | None = None
-    val_size: float = 180
-    test_size: float = 360
-    split_seed: int = 0
-    test_limit: int | None = None
-
-
-@dataclass
-class ImageFolderData:
-    """A folder of one's own PNG/JPEG images (class sub-folders optional), resized to image_size."""
-
-    name: str = "image_folder"
-    dir: str | None = None
-    image_size: list[int] = field(default_factory=lambda: [28, 28])
-    channels: int = 1
-    limit: int | None = None
-    val_size: float = 0.1
-    test_size: float = 0.1
-    split_seed: int = 0
-    test_limit: int | None = None
-
-
-@dataclass
-class TrainerConfig:
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "adam"
-    learning_rate: float = 1e-2
-    schedule: str = "one_cycle"
-    warmup_epochs: float = 0.0
-    weight_decay: float = 0.0
-    precision: str = "auto"
-    jit_compile: bool = False
-    run_eagerly: bool = False
-    steps_per_execution: int = 1
-    batch_splits: Any = "auto"  # "auto" or an integer >= 1 (aetrain.training.batch_splits)
-    intra_op_threads: int | None = None
-    inter_op_threads: int | None = None
-    deterministic: bool = False
-    progress: bool = True
-    grid_images: int = 10
-    resume: str | None = None
-    strategy: str = "default"
-
-
-VARIANT_SCHEMAS = {
-    "dense": DenseVariant,
-    "conv": ConvVariant,
-    "vae": VAEVariant,
-    "conv_vae": ConvVAEVariant,
-}
-NOISE_SCHEMAS = {"none": NoNoise, "gaussian": GaussianNoise, "dropout": DropoutNoise}
-SPARSITY_SCHEMAS = {"none": NoSparsity, "l1": L1Sparsity, "kl": KLSparsity}
-DATA_SCHEMAS = {
-    "fashion_mnist": DataConfig,
-    "mnist": DataConfig,
-    "cifar10": DataConfig,
-    "digits": DigitsData,
-    "image_folder": ImageFolderData,
-}
-
-Variant = DenseVariant | ConvVariant | VAEVariant | ConvVAEVariant
-Noise = NoNoise | GaussianNoise | DropoutNoise
-Sparsity = NoSparsity | L1Sparsity | KLSparsity
-Data = DataConfig | DigitsData | ImageFolderData
+# The base class every option's schema of a group derives from (its checks live there).
+GROUP_BASES: dict[str, type] = {"variant": Variant, "noise": Noise, "sparsity": Sparsity, "data": Data}
 
 TOP_LEVEL_KEYS = {"variant", "noise", "sparsity", "data", "trainer", "latent_size", "seed"}
 
@@ -239,8 +44,14 @@ class RunConfig:
     logger: dict[str, Any] = field(default_factory=dict)  # name -> aetrain.training.loggers.Logger
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form, stored in metrics.json and inside every checkpoint."""
-        return dataclasses.asdict(self)
+        """Plain-JSON form, stored in metrics.json and inside every checkpoint. An option declared
+        outside aetrain keeps its ``_declared_in_``, so the stored config reads back on its own."""
+        plain = dataclasses.asdict(self)
+        for group in registry.GROUPS:
+            found = registry.lookup(group, plain[group].get("name"))
+            if found is not None and not found.built_in:
+                plain[group] = {**plain[group], registry.DECLARED_IN: found.declared_in}
+        return plain
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
@@ -268,9 +79,13 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         if not isinstance(cfg, dict):
             raise ConfigError("config", type(cfg).__name__, "a mapping of settings")
         _refuse_interpolations(cfg)
-        cfg = OmegaConf.create(cfg)
+        return _validate_resolving(OmegaConf.create(cfg), from_a_file=True)
+    return _validate_resolving(cfg, from_a_file=False)
+
+
+def _validate_resolving(cfg: DictConfig, from_a_file: bool) -> RunConfig:
     try:
-        return _validate(cfg)
+        return _validate(cfg, from_a_file)
     except OmegaConfBaseException as err:
         key = str(getattr(err, "full_key", "") or getattr(err, "key", "") or "config")
         raise ConfigError(
@@ -278,7 +93,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         ) from None
 
 
-def _validate(cfg: DictConfig) -> RunConfig:
+def _validate(cfg: DictConfig, from_a_file: bool) -> RunConfig:
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra", "logger", "resume_sweep"})  # sweep_control
     if unknown:
         raise ConfigError(
@@ -293,10 +108,10 @@ def _validate(cfg: DictConfig) -> RunConfig:
     _refuse_retired_keys(cfg)
 
     run = RunConfig(
-        variant=_typed_group(cfg, "variant", VARIANT_SCHEMAS),
-        noise=_typed_group(cfg, "noise", NOISE_SCHEMAS),
-        sparsity=_typed_group(cfg, "sparsity", SPARSITY_SCHEMAS),
-        data=_typed_group(cfg, "data", DATA_SCHEMAS),
+        variant=_typed_group(cfg, "variant", from_a_file),
+        noise=_typed_group(cfg, "noise", from_a_file),
+        sparsity=_typed_group(cfg, "sparsity", from_a_file),
+        data=_typed_group(cfg, "data", from_a_file),
         trainer=_typed(cfg.trainer, TrainerConfig, "trainer"),
         latent_size=_integer(cfg, "latent_size"),
         seed=_integer(cfg, "seed"),
@@ -370,16 +185,47 @@ def _integer(cfg: DictConfig, key: str) -> int:
     return value
 
 
-def _typed_group(cfg: DictConfig, group: str, schemas: dict[str, type]) -> Any:
+def _typed_group(cfg: DictConfig, group: str, from_a_file: bool) -> Any:
+    """The group's node typed by the schema of the option it names (declared in aetrain, or in the
+    module its ``_declared_in_`` names, imported first: for a config read from a file, only a module
+    from a folder the user put on the path)."""
     node = cfg[group]
+    declared = registry.names(group)
     if not isinstance(node, DictConfig) or "name" not in node:
-        raise ConfigError(group, node, f"one of {sorted(schemas)} (e.g. `{group}={next(iter(schemas))}`)")
+        raise ConfigError(group, node, f"one of {sorted(declared)} (e.g. `{group}={declared[0]}`)")
+    outside = registry.DECLARED_IN in node
+    if outside:
+        key = f"{group}.{registry.DECLARED_IN}"
+        registry.import_declaring_module(node[registry.DECLARED_IN], key, from_a_file)
+        node = OmegaConf.masked_copy(node, [k for k in node if k != registry.DECLARED_IN])
     name = node.name
-    if name not in schemas:
+    found = registry.lookup(group, name) if isinstance(name, str) else None
+    if found is None:
+        if outside:
+            why = f"{cfg[group][registry.DECLARED_IN]} declares no {group} called {name!r}."
+        else:
+            why = (
+                f"There is no {group} called {name!r}. A {group} from outside aetrain names the module "
+                f"that declares it in `{group}.{registry.DECLARED_IN}`."
+            )
+        raise ConfigError(f"{group}.name", name, f"one of {sorted(registry.names(group))}", why)
+    if not found.built_in:
+        _check_outside_declaration(found, group)
+    return _typed(node, found.schema, group)
+
+
+def _check_outside_declaration(found: registry.Option, group: str) -> None:
+    key = f"{group}.{registry.DECLARED_IN}"
+    base = GROUP_BASES[group]
+    if not issubclass(found.schema, base):
         raise ConfigError(
-            f"{group}.name", name, f"one of {sorted(schemas)}", f"There is no {group} called {name!r}."
+            key,
+            found.declared_in,
+            f"a module whose {group} schema derives from {base.__module__}.{base.__qualname__}",
+            f"The schema {found.schema.__qualname__} of the {group} {found.name!r} does not, so aetrain "
+            "cannot check it.",
         )
-    return _typed(node, schemas[name], group)
+    registry.check_outside_builder(found, key)
 
 
 def _typed(node: Any, schema: type, group: str) -> Any:
@@ -415,280 +261,20 @@ def _typed(node: Any, schema: type, group: str) -> Any:
         ) from None
 
 
-def _require(ok: bool, key: str, value: Any, allowed: str, why: str = "") -> None:
-    if not ok:
-        raise ConfigError(key, value, allowed, why)
-
-
-def _positive_ints(values: list[int]) -> bool:
-    return 0 < len(values) <= MAX_LAYERS and all(1 <= v <= MAX_UNITS for v in values)
-
-
-def _count(value: int | None, low: int = 1, high: int = MAX_COUNT) -> bool:
-    return value is not None and low <= value <= high
-
-
-def _hidden_units(values: list[int]) -> bool:
-    """Hidden layer sizes: up to MAX_LAYERS of them (none: pixels -> codings -> pixels)."""
-    return len(values) <= MAX_LAYERS and all(1 <= v <= MAX_UNITS for v in values)
-
-
 def _check_ranges(run: RunConfig) -> None:
-    """Value ranges and combinations that make no sense, named by key."""
-    _require(
-        _count(run.latent_size, 1, MAX_UNITS),
+    """Value ranges and combinations that make no sense, named by key: each option's schema checks its
+    own values (and how they combine with the rest of the run); the data set first, since a variant
+    checks that it fits the data set's images."""
+    require(
+        is_count(run.latent_size, 1, MAX_UNITS),
         "latent_size",
         run.latent_size,
         f"an integer from 1 to {MAX_UNITS}",
         "The coding layer needs at least one unit.",
     )
-    _require(_count(run.seed, 0, MAX_SEED), "seed", run.seed, f"an integer from 0 to {MAX_SEED} (2**32 - 1)")
-    _check_variant(run.variant)
-    _check_noise(run.noise)
-    _check_sparsity(run)
-    _check_data(run.data)
-    _check_variant_fits_data(run)
-    _check_trainer(run.trainer)
-
-
-def _check_variant(v: Variant) -> None:
-    _require(v.activation in ACTIVATIONS, "variant.activation", v.activation, f"one of {list(ACTIVATIONS)}")
-    _require(
-        v.output_activation in OUTPUT_ACTIVATIONS,
-        "variant.output_activation",
-        v.output_activation,
-        f"one of {list(OUTPUT_ACTIVATIONS)}",
-    )
-    if isinstance(v, (DenseVariant, VAEVariant)):
-        _require(
-            _hidden_units(v.hidden_units),
-            "variant.hidden_units",
-            v.hidden_units,
-            f"a list of 0 to {MAX_LAYERS} integers from 1 to {MAX_UNITS} ([] for no hidden layer: "
-            "pixels -> codings -> pixels)",
-        )
-    if isinstance(v, VariationalVariant):
-        _require(
-            v.latent_loss in LATENT_LOSS_FORMS,
-            "variant.latent_loss",
-            v.latent_loss,
-            f"one of {list(LATENT_LOSS_FORMS)}",
-        )
-        _require(math.isfinite(v.beta) and v.beta >= 0, "variant.beta", v.beta, "a number >= 0")
-        _require(
-            math.isfinite(v.kl_warmup_epochs) and v.kl_warmup_epochs >= 0,
-            "variant.kl_warmup_epochs",
-            v.kl_warmup_epochs,
-            "a number of epochs >= 0 (0: the full beta from the first step)",
-        )
-    if isinstance(v, ConvVariant):
-        _require(
-            _positive_ints(v.encoder_filters),
-            "variant.encoder_filters",
-            v.encoder_filters,
-            f"a list of 1 to {MAX_LAYERS} integers from 1 to {MAX_UNITS}",
-            "The conv encoder halves the image once per filter count (28 -> 14 -> 7 -> 3 for three).",
-        )
-        _require(
-            len(v.decoder_filters) == len(v.encoder_filters) - 1
-            and (not v.decoder_filters or _positive_ints(v.decoder_filters)),
-            "variant.decoder_filters",
-            v.decoder_filters,
-            f"{len(v.encoder_filters) - 1} integers from 1 to {MAX_UNITS} (one fewer than "
-            "variant.encoder_filters)",
-            "The conv decoder doubles the image once per pooling; its last stage outputs the image's "
-            "channels, so it takes one filter count fewer than the encoder.",
-        )
-        _require(
-            _count(v.decoder_start_channels, 1, MAX_UNITS),
-            "variant.decoder_start_channels",
-            v.decoder_start_channels,
-            f"an integer from 1 to {MAX_UNITS}",
-        )
-
-
-def _check_noise(n: Noise) -> None:
-    if isinstance(n, GaussianNoise):
-        _require(
-            math.isfinite(n.stddev) and n.stddev > 0,
-            "noise.stddev",
-            n.stddev,
-            "a number > 0 (use noise=none for no noise)",
-        )
-    if isinstance(n, DropoutNoise):
-        _require(
-            0 < n.rate < 1,
-            "noise.rate",
-            n.rate,
-            "a number strictly between 0 and 1 (the fraction of pixels dropped)",
-        )
-
-
-def _check_sparsity(run: RunConfig) -> None:
-    s = run.sparsity
-    if isinstance(s, NoSparsity):
-        return
-    _require(math.isfinite(s.weight) and s.weight >= 0, "sparsity.weight", s.weight, "a number >= 0")
-    if isinstance(s, KLSparsity):
-        _require(
-            0 < s.target < 1,
-            "sparsity.target",
-            s.target,
-            "a number strictly between 0 and 1",
-            "It is the mean activation each sigmoid coding unit should have.",
-        )
-        _require(
-            run.trainer.batch_splits in ("auto", 1),
-            "trainer.batch_splits",
-            run.trainer.batch_splits,
-            "auto or 1 with sparsity=kl",
-            "The KL penalty is a statistic of the whole batch's mean activation, so slices of the "
-            "batch would not add up to it.",
-        )
-    _require(
-        not isinstance(run.variant, VariationalVariant),
-        "sparsity",
-        s.name,
-        f"sparsity=none with variant={run.variant.name}",
-        "Sparsity penalties act on a sigmoid coding layer; a VAE's codings are Gaussian samples "
-        "regularised by its own latent loss (tune variant.beta instead).",
-    )
-
-
-def _check_data(d: Data) -> None:
-    from aetrain.data.specs import spec_for
-
-    spec = spec_for(d) if isinstance(d, DataConfig) else None
-    if isinstance(d, DataConfig):
-        _require(_count(d.val_size), "data.val_size", d.val_size, f"an integer from 1 to {MAX_COUNT}")
-    else:
-        for key in ("val_size", "test_size"):
-            size = getattr(d, key)
-            _require(
-                math.isfinite(size) and (0 < size < 1 or (size >= 1 and size == int(size))),
-                f"data.{key}",
-                size,
-                "a fraction of the images (between 0 and 1) or a whole number of images >= 1",
-            )
-        _require(
-            _count(d.split_seed, 0, MAX_SEED),
-            "data.split_seed",
-            d.split_seed,
-            f"an integer from 0 to {MAX_SEED}",
-        )
-    if d.limit is not None:
-        if spec is not None:
-            _require(
-                d.val_size < d.limit <= MAX_COUNT,
-                "data.limit",
-                d.limit,
-                f"null (all {spec.train_images:,}) or an integer > data.val_size ({d.val_size}) "
-                f"and <= {MAX_COUNT}",
-                "The last data.val_size of the kept images are the validation set.",
-            )
-        else:
-            _require(
-                _count(d.limit, 2), "data.limit", d.limit, f"null (all) or an integer from 2 to {MAX_COUNT}"
-            )
-    if d.test_limit is not None:
-        _require(
-            _count(d.test_limit), "data.test_limit", d.test_limit, f"null or an integer from 1 to {MAX_COUNT}"
-        )
-    if isinstance(d, ImageFolderData):
-        _require(
-            d.dir is not None and d.dir.strip() != "",
-            "data.dir",
-            d.dir,
-            "the folder of your PNG/JPEG images",
-            "data=image_folder reads a folder of your own images (class sub-folders optional).",
-        )
-        _require(
-            len(d.image_size) == 2 and _positive_ints(d.image_size) and max(d.image_size) <= 4096,
-            "data.image_size",
-            d.image_size,
-            "[height, width], two integers from 1 to 4096",
-            "Every image is resized to it.",
-        )
-        _require(d.channels in (1, 3), "data.channels", d.channels, "1 (grey) or 3 (RGB colour)")
-
-
-def _check_variant_fits_data(run: RunConfig) -> None:
-    """A conv encoder halves each side once per stage: the image must keep at least 1x1."""
-    from aetrain.data.specs import spec_for
-
-    if not isinstance(run.variant, ConvVariant):
-        return
-    spec = spec_for(run.data)
-    stages = len(run.variant.encoder_filters)
-    smallest = min(spec.height, spec.width) // 2**stages
-    _require(
-        smallest >= 1,
-        "variant.encoder_filters",
-        run.variant.encoder_filters,
-        f"at most {max(min(spec.height, spec.width).bit_length() - 1, 0)} stages for "
-        f"{spec.height}x{spec.width} images",
-        f"The conv encoder halves the image once per stage: {stages} stages shrink "
-        f"{spec.height}x{spec.width} ({run.data.name}) below 1x1. Use fewer stages (and one fewer "
-        "variant.decoder_filters), larger images (data.image_size), or variant=dense.",
-    )
-
-
-def _check_trainer(t: TrainerConfig) -> None:
-    _require(_count(t.epochs), "trainer.epochs", t.epochs, f"an integer from 1 to {MAX_COUNT}")
-    _require(_count(t.batch_size), "trainer.batch_size", t.batch_size, f"an integer from 1 to {MAX_COUNT}")
-    _require(t.optimizer in OPTIMIZERS, "trainer.optimizer", t.optimizer, f"one of {list(OPTIMIZERS)}")
-    _require(
-        math.isfinite(t.learning_rate) and t.learning_rate > 0,
-        "trainer.learning_rate",
-        t.learning_rate,
-        "a number > 0",
-    )
-    _require(t.schedule in SCHEDULES, "trainer.schedule", t.schedule, f"one of {list(SCHEDULES)}")
-    _require(
-        0 <= t.warmup_epochs < t.epochs,
-        "trainer.warmup_epochs",
-        t.warmup_epochs,
-        "a number >= 0 and below trainer.epochs",
-    )
-    _require(
-        math.isfinite(t.weight_decay) and t.weight_decay >= 0,
-        "trainer.weight_decay",
-        t.weight_decay,
-        "a finite number >= 0",
-    )
-    _require(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {list(PRECISIONS)}")
-    _require(
-        _count(t.steps_per_execution),
-        "trainer.steps_per_execution",
-        t.steps_per_execution,
-        f"an integer from 1 to {MAX_COUNT}",
-    )
-    splits = t.batch_splits
-    _require(
-        splits == "auto" or (isinstance(splits, int) and not isinstance(splits, bool) and _count(splits)),
-        "trainer.batch_splits",
-        splits,
-        f"auto (one slice per CPU core) or an integer from 1 to {MAX_COUNT}",
-    )
-    for key in ("intra_op_threads", "inter_op_threads"):
-        value = getattr(t, key)
-        _require(
-            value is None or _count(value),
-            f"trainer.{key}",
-            value,
-            f"null (TensorFlow decides) or an integer from 1 to {MAX_COUNT}",
-        )
-    _require(_count(t.grid_images), "trainer.grid_images", t.grid_images, f"an integer from 1 to {MAX_COUNT}")
-    _require(
-        t.resume is None or t.resume.strip() != "",
-        "trainer.resume",
-        t.resume,
-        "null (a new run) or the folder of a run to continue",
-    )
-    _require(
-        t.strategy in STRATEGIES,
-        "trainer.strategy",
-        t.strategy,
-        f"one of {list(STRATEGIES)}",
-        "`mirrored` copies the model onto every GPU (or every logical CPU device) of one machine.",
-    )
+    require(is_count(run.seed, 0, MAX_SEED), "seed", run.seed, f"an integer from 0 to {MAX_SEED} (2**32 - 1)")
+    run.data.check(run)
+    run.variant.check(run)
+    run.noise.check(run)
+    run.sparsity.check(run)
+    run.trainer.check()

@@ -1,6 +1,6 @@
 """Data sets: one spec each (aetrain.data.specs), their readers, the splits, the tf.data pipelines.
 
-``data=NAME`` picks a spec from :data:`DATA_SETS`; :func:`load_data` reads, checks and splits it;
+``data=NAME`` picks a declared spec (:func:`data_spec`); :func:`load_data` reads, checks and splits it;
 models take their shape from :func:`spec_for` of the same config. Importing this package loads
 neither TensorFlow nor Keras.
 """
@@ -8,16 +8,15 @@ neither TensorFlow nor Keras.
 from aetrain.data.datasets import make_dataset, make_training_dataset
 from aetrain.data.idx import DEBIAN_DIR, FILES, cache_dir, candidate_dirs, find_data_dir, load_raw, read_idx
 from aetrain.data.raw import DataError, RawData
-from aetrain.data.specs import DATA_SETS, DataSpec, spec_for
+from aetrain.data.specs import DataSpec, data_spec, spec_for
 from aetrain.data.splits import FashionMNIST, ImageSplits, load_data, load_fashion_mnist, scale_pixels
 
-FASHION_MNIST = DATA_SETS["fashion_mnist"]
+FASHION_MNIST = data_spec("fashion_mnist")
 CLASS_NAMES = FASHION_MNIST.class_names  # Fashion-MNIST's; other data sets: ImageSplits.class_names
 IMAGE_SHAPE = FASHION_MNIST.image_shape
 
 __all__ = [
     "CLASS_NAMES",
-    "DATA_SETS",
     "DEBIAN_DIR",
     "FASHION_MNIST",
     "FILES",
@@ -29,6 +28,7 @@ __all__ = [
     "RawData",
     "cache_dir",
     "candidate_dirs",
+    "data_spec",
     "find_data_dir",
     "load_data",
     "load_fashion_mnist",

@@ -346,9 +346,9 @@ def load_raw(
 
 
 def _default_spec() -> Any:
-    from aetrain.data.specs import DATA_SETS
+    from aetrain.data.specs import data_spec
 
-    return DATA_SETS["fashion_mnist"]
+    return data_spec("fashion_mnist")
 
 
 def _read_keras_npz(path: Path) -> dict[str, np.ndarray]:

@@ -1,9 +1,11 @@
 """One spec per data set: its shape, classes, split sizes and reader. Every other module reads these.
 
-``DATA_SETS`` is the registry ``data=NAME`` chooses from (conf/data/NAME.yaml holds the settings a
-user may change). A model is built from :func:`spec_for` of the run's data config, which needs no
-files: the shape of a folder of one's own images comes from ``data.image_size`` and
-``data.channels``; only its class names wait for the folder to be read.
+Each data set is declared once here (``declare("data", NAME, Schema, build=DataSpec(...))``): the
+schema of conf/data/NAME.yaml (the settings a user may change, aetrain.config.data_settings) beside
+its spec. A model is built from :func:`spec_for` of the run's data config, which needs no files: the
+shape of a folder of one's own images comes from ``data.image_size`` and ``data.channels``; only its
+class names wait for the folder to be read. A data set from outside aetrain is declared the same way
+in a module its YAML names under ``_declared_in_``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aetrain.config.data_settings import DataConfig, DigitsData, ImageFolderData
+from aetrain.config.registry import declare, option
 from aetrain.data.cifar_pickle import read_cifar10
 from aetrain.data.digits import read_digits
 from aetrain.data.idx import FASHION_MNIST_FILES, MNIST_FILES, idx_reader
@@ -66,101 +70,125 @@ class DataSpec:
 
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 
-DATA_SETS: dict[str, DataSpec] = {
-    spec.name: spec
-    for spec in (
-        DataSpec(
-            name="fashion_mnist",
-            title="Fashion-MNIST",
-            height=28,
-            width=28,
-            channels=1,
-            class_names=(
-                "T-shirt/top",
-                "Trouser",
-                "Pullover",
-                "Dress",
-                "Coat",
-                "Sandal",
-                "Shirt",
-                "Sneaker",
-                "Bag",
-                "Ankle boot",
-            ),
-            train_images=60_000,
-            test_images=10_000,
-            read=idx_reader(FASHION_MNIST_FILES),
-            where="data.dir, else $AETRAIN_DATA_DIR, else /usr/share/datasets/fashion-mnist, the Keras "
-            "cache, a Keras download",
+declare(
+    "data",
+    "fashion_mnist",
+    DataConfig,
+    build=DataSpec(
+        name="fashion_mnist",
+        title="Fashion-MNIST",
+        height=28,
+        width=28,
+        channels=1,
+        class_names=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
         ),
-        DataSpec(
-            name="mnist",
-            title="MNIST",
-            height=28,
-            width=28,
-            channels=1,
-            class_names=DIGIT_NAMES,
-            train_images=60_000,
-            test_images=10_000,
-            read=idx_reader(MNIST_FILES),
-            where="data.dir, else $AETRAIN_DATA_DIR, else the Keras cache (mnist.npz), a Keras download",
+        train_images=60_000,
+        test_images=10_000,
+        read=idx_reader(FASHION_MNIST_FILES),
+        where="data.dir, else $AETRAIN_DATA_DIR, else /usr/share/datasets/fashion-mnist, the Keras "
+        "cache, a Keras download",
+    ),
+)
+
+declare(
+    "data",
+    "mnist",
+    DataConfig,
+    build=DataSpec(
+        name="mnist",
+        title="MNIST",
+        height=28,
+        width=28,
+        channels=1,
+        class_names=DIGIT_NAMES,
+        train_images=60_000,
+        test_images=10_000,
+        read=idx_reader(MNIST_FILES),
+        where="data.dir, else $AETRAIN_DATA_DIR, else the Keras cache (mnist.npz), a Keras download",
+    ),
+)
+
+declare(
+    "data",
+    "cifar10",
+    DataConfig,
+    build=DataSpec(
+        name="cifar10",
+        title="CIFAR-10",
+        height=32,
+        width=32,
+        channels=3,
+        class_names=(
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
         ),
-        DataSpec(
-            name="cifar10",
-            title="CIFAR-10",
-            height=32,
-            width=32,
-            channels=3,
-            class_names=(
-                "airplane",
-                "automobile",
-                "bird",
-                "cat",
-                "deer",
-                "dog",
-                "frog",
-                "horse",
-                "ship",
-                "truck",
-            ),
-            train_images=50_000,
-            test_images=10_000,
-            read=read_cifar10,
-            where="data.dir, else $AETRAIN_DATA_DIR, else the Keras cache, a Keras download "
-            "(cifar-10-batches-py/)",
-        ),
-        DataSpec(
-            name="digits",
-            title="scikit-learn's digits",
-            height=8,
-            width=8,
-            channels=1,
-            class_names=DIGIT_NAMES,
-            train_images=1_797,
-            test_images=None,
-            read=read_digits,
-            where="inside scikit-learn (sklearn.datasets.load_digits); no files",
-        ),
-        DataSpec(
-            name="image_folder",
-            title="the image folder",
-            height=28,
-            width=28,
-            channels=1,
-            class_names=(),
-            train_images=None,
-            test_images=None,
-            read=read_image_folder,
-            where="data.dir: a folder of PNG/JPEG images, class sub-folders optional",
-        ),
-    )
-}
+        train_images=50_000,
+        test_images=10_000,
+        read=read_cifar10,
+        where="data.dir, else $AETRAIN_DATA_DIR, else the Keras cache, a Keras download "
+        "(cifar-10-batches-py/)",
+    ),
+)
+
+declare(
+    "data",
+    "digits",
+    DigitsData,
+    build=DataSpec(
+        name="digits",
+        title="scikit-learn's digits",
+        height=8,
+        width=8,
+        channels=1,
+        class_names=DIGIT_NAMES,
+        train_images=1_797,
+        test_images=None,
+        read=read_digits,
+        where="inside scikit-learn (sklearn.datasets.load_digits); no files",
+    ),
+)
+
+declare(
+    "data",
+    "image_folder",
+    ImageFolderData,
+    build=DataSpec(
+        name="image_folder",
+        title="the image folder",
+        height=28,
+        width=28,
+        channels=1,
+        class_names=(),
+        train_images=None,
+        test_images=None,
+        read=read_image_folder,
+        where="data.dir: a folder of PNG/JPEG images, class sub-folders optional",
+    ),
+)
 
 
 def spec_for(data_cfg: Any) -> DataSpec:
     """The spec of the run's data set; its shape follows ``data.image_size`` / ``data.channels``
     where the config has them (a folder of one's own images)."""
-    spec = DATA_SETS[data_cfg.name]
+    spec = data_spec(data_cfg.name)
     image_size = getattr(data_cfg, "image_size", None)
     if image_size is not None:
         spec = dataclasses.replace(spec, height=int(image_size[0]), width=int(image_size[1]))
@@ -168,3 +196,8 @@ def spec_for(data_cfg: Any) -> DataSpec:
     if channels is not None:
         spec = dataclasses.replace(spec, channels=int(channels))
     return spec
+
+
+def data_spec(name: str) -> DataSpec:
+    """The declared spec of the data set ``name`` (KeyError if none is declared)."""
+    return option("data", name).build

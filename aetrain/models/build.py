@@ -1,34 +1,26 @@
 """Autoencoders built from a RunConfig. :func:`build_model` is the one door in.
 
-Every model has two sub-models named ``encoder`` and ``decoder``. Importing this module registers
-the custom layers with Keras (it imports every module that defines one), so
+Every model has two sub-models named ``encoder`` and ``decoder``; the builder is the one the
+variant's declaration names (aetrain.config.variants, or a module outside aetrain). Importing this
+module registers aetrain's custom layers with Keras (it imports every module that defines one), so
 ``keras.models.load_model`` reloads any aetrain checkpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import keras
 
-from aetrain.config import ConvVAEVariant, ConvVariant, DenseVariant, RunConfig, VAEVariant
-from aetrain.models.conv import build_conv_autoencoder
-from aetrain.models.conv_vae import build_conv_vae
-from aetrain.models.dense import build_dense_autoencoder
-from aetrain.models.vae import build_vae
-
-VARIANT_BUILDERS: dict[type, Callable[[RunConfig], keras.Model]] = {
-    DenseVariant: build_dense_autoencoder,
-    ConvVariant: build_conv_autoencoder,
-    VAEVariant: build_vae,
-    ConvVAEVariant: build_conv_vae,
-}
+import aetrain.models.dense
+import aetrain.models.sparsity
+import aetrain.models.vae  # noqa: F401 (these three define aetrain's custom layers: registered on import)
+from aetrain.config import RunConfig
+from aetrain.config.registry import build
 
 
 def build_model(cfg: RunConfig) -> keras.Model:
     """The autoencoder the config names, built (weights created) and seeded."""
     keras.utils.set_random_seed(cfg.seed)
-    return VARIANT_BUILDERS[type(cfg.variant)](cfg)
+    return build("variant", cfg.variant.name)(cfg)
 
 
 def encode(model: keras.Model, images, batch_size: int = 512):

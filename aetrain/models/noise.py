@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import keras
 
 from aetrain.config import DropoutNoise, GaussianNoise, Noise, NoNoise
+from aetrain.config.registry import build
 
-NOISE_LAYER_NAME = "noise"
+NOISE_LAYER_NAME = "noise"  # a noise's builder names its layer so: pictures and evaluation find it
 
-NOISE_LAYERS: dict[type, Callable[[Noise, int], keras.layers.Layer | None]] = {
-    NoNoise: lambda cfg, seed: None,
-    GaussianNoise: lambda cfg, seed: keras.layers.GaussianNoise(cfg.stddev, seed=seed, name=NOISE_LAYER_NAME),
-    DropoutNoise: lambda cfg, seed: keras.layers.Dropout(cfg.rate, seed=seed, name=NOISE_LAYER_NAME),
-}
+
+def no_noise_layer(cfg: NoNoise, seed: int) -> None:
+    return None
+
+
+def gaussian_noise_layer(cfg: GaussianNoise, seed: int) -> keras.layers.Layer:
+    return keras.layers.GaussianNoise(cfg.stddev, seed=seed, name=NOISE_LAYER_NAME)
+
+
+def dropout_noise_layer(cfg: DropoutNoise, seed: int) -> keras.layers.Layer:
+    return keras.layers.Dropout(cfg.rate, seed=seed, name=NOISE_LAYER_NAME)
 
 
 def build_noise_layer(cfg: Noise, seed: int) -> keras.layers.Layer | None:
-    """The corruption layer the encoder starts with, or None for a plain autoencoder."""
-    return NOISE_LAYERS[type(cfg)](cfg, seed)
+    """The corruption layer the encoder starts with (the builder the noise's declaration names), or
+    None for a plain autoencoder."""
+    return build("noise", cfg.name)(cfg, seed)
 
 
 def find_noise_layer(model: keras.Model) -> keras.layers.Layer | None:

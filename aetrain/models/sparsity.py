@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from aetrain.config import KLSparsity, L1Sparsity, NoSparsity, Sparsity
+from aetrain.config.registry import build
 
 
 def kl_sparsity_penalty(codings, target: float):
@@ -48,22 +49,27 @@ class KLSparsityRegularization(keras.layers.Layer):
         return {**super().get_config(), "target": self.target, "weight": self.weight}
 
 
-# float32 layers: under mixed precision the codings arrive in bfloat16/float16, but a penalty is a loss
-# term, summed with the others in float32 (and a sum of 300 codings in bfloat16 loses digits).
-SPARSITY_LAYERS = {
-    NoSparsity: lambda cfg: [],
-    L1Sparsity: lambda cfg: [
-        keras.layers.ActivityRegularization(l1=cfg.weight, name="l1_sparsity", dtype="float32")
-    ],
-    KLSparsity: lambda cfg: [
-        KLSparsityRegularization(cfg.target, cfg.weight, name="kl_sparsity", dtype="float32")
-    ],
-}
+# The builders make float32 layers: under mixed precision the codings arrive in bfloat16/float16, but a
+# penalty is a loss term, summed with the others in float32 (and a sum of 300 codings in bfloat16 loses
+# digits).
+
+
+def no_sparsity_layers(cfg: NoSparsity) -> list[keras.layers.Layer]:
+    return []
+
+
+def l1_sparsity_layers(cfg: L1Sparsity) -> list[keras.layers.Layer]:
+    return [keras.layers.ActivityRegularization(l1=cfg.weight, name="l1_sparsity", dtype="float32")]
+
+
+def kl_sparsity_layers(cfg: KLSparsity) -> list[keras.layers.Layer]:
+    return [KLSparsityRegularization(cfg.target, cfg.weight, name="kl_sparsity", dtype="float32")]
 
 
 def build_sparsity_layers(cfg: Sparsity) -> list[keras.layers.Layer]:
-    """The layers that follow the coding layer (none when sparsity is off)."""
-    return SPARSITY_LAYERS[type(cfg)](cfg)
+    """The layers that follow the coding layer (none when sparsity is off): the builder the sparsity's
+    declaration names."""
+    return build("sparsity", cfg.name)(cfg)
 
 
 def coding_activation(cfg: Sparsity, default: str) -> str:

@@ -8,9 +8,9 @@ devices, which is how it is tested without a GPU: split the CPU with
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from aetrain.config.registry import build
 from aetrain.training.runtime import import_tensorflow_quietly
 
 
@@ -34,12 +34,7 @@ def mirrored_strategy() -> Any:
     return tf.distribute.MirroredStrategy([device.name for device in devices], cross_device_ops=reduce)
 
 
-STRATEGY_BUILDERS: dict[str, Callable[[], Any]] = {
-    "default": default_strategy,
-    "mirrored": mirrored_strategy,
-}
-
-
 def build_strategy(name: str) -> Any:
-    """The ``tf.distribute.Strategy`` called ``name`` (a key of STRATEGY_BUILDERS, checked by config)."""
-    return STRATEGY_BUILDERS[name]()
+    """The ``tf.distribute.Strategy`` called ``name`` (declared in aetrain.config.trainer, checked by
+    config)."""
+    return build("strategy", name)()

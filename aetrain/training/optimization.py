@@ -1,20 +1,12 @@
-"""Optimizer and learning-rate schedule from the trainer config (registries, no string chains)."""
+"""Optimizer and learning-rate schedule from the trainer config: the builders that the declarations in
+aetrain.config.trainer name (no string chains, no second list)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import keras
 
 from aetrain.config import TrainerConfig
-
-OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "nadam": keras.optimizers.Nadam,
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-}
+from aetrain.config.registry import build
 
 # One-cycle (Smith & Topin 2018, as fastai runs it): start at peak/25, rise linearly to the peak over
 # the warm-up (30% of the run unless trainer.warmup_epochs says otherwise), cosine-anneal to ~0.
@@ -50,22 +42,15 @@ def one_cycle_rate(trainer: TrainerConfig, total_steps: int, warmup_steps: int):
     )
 
 
-SCHEDULES: dict[str, Callable] = {
-    "constant": constant_rate,
-    "cosine": cosine_rate,
-    "one_cycle": one_cycle_rate,
-}
-
-
 def learning_rate_schedule(trainer: TrainerConfig, steps_per_epoch: int):
     """The rate (a float or a Keras schedule) that ``trainer.schedule`` names, over the whole run."""
     total_steps = trainer.epochs * steps_per_epoch
     warmup_steps = round(trainer.warmup_epochs * steps_per_epoch)
-    return SCHEDULES[trainer.schedule](trainer, total_steps, warmup_steps)
+    return build("schedule", trainer.schedule)(trainer, total_steps, warmup_steps)
 
 
 def build_optimizer(trainer: TrainerConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     kwargs = {"learning_rate": learning_rate_schedule(trainer, steps_per_epoch)}
     if trainer.weight_decay > 0:
         kwargs["weight_decay"] = trainer.weight_decay
-    return OPTIMIZERS[trainer.optimizer](**kwargs)
+    return build("optimizer", trainer.optimizer)(**kwargs)

@@ -1,0 +1,134 @@
+"""The settings of a data set (conf/data/NAME.yaml) and their checks. Each data set is declared in
+aetrain.data.specs with one of these schemas beside its spec (shape, classes, reader); a data set from
+outside aetrain uses one of them, or subclasses :class:`Data`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aetrain.config.checks import MAX_COUNT, MAX_SEED, are_layer_sizes, is_count, require
+
+if TYPE_CHECKING:
+    from aetrain.config.schema import RunConfig
+
+
+@dataclass
+class Data:
+    """Base of every data set's schema; ``check`` refuses bad values naming their key."""
+
+    name: str = "?"
+
+    def check(self, run: RunConfig) -> None:
+        test_limit = getattr(self, "test_limit", None)
+        if test_limit is not None:
+            require(
+                is_count(test_limit),
+                "data.test_limit",
+                test_limit,
+                f"null or an integer from 1 to {MAX_COUNT}",
+            )
+
+
+@dataclass
+class DataConfig(Data):
+    """A data set with a test set of its own (fashion_mnist, mnist, cifar10): aetrain.data.specs."""
+
+    name: str = "fashion_mnist"
+    dir: str | None = None
+    limit: int | None = None
+    val_size: int = 5000
+    test_limit: int | None = None
+
+    def check(self, run: RunConfig) -> None:
+        from aetrain.data.specs import spec_for
+
+        require(is_count(self.val_size), "data.val_size", self.val_size, f"an integer from 1 to {MAX_COUNT}")
+        if self.limit is not None:
+            require(
+                self.val_size < self.limit <= MAX_COUNT,
+                "data.limit",
+                self.limit,
+                f"null (all {spec_for(self).train_images:,}) or an integer > data.val_size ({self.val_size}) "
+                f"and <= {MAX_COUNT}",
+                "The last data.val_size of the kept images are the validation set.",
+            )
+        super().check(run)
+
+
+def check_drawn_splits(data: Data) -> None:
+    """``val_size``, ``test_size``, ``split_seed`` and ``limit`` of a data set whose validation and
+    test images are drawn from one pool (no test set of its own)."""
+    for key in ("val_size", "test_size"):
+        size = getattr(data, key)
+        require(
+            math.isfinite(size) and (0 < size < 1 or (size >= 1 and size == int(size))),
+            f"data.{key}",
+            size,
+            "a fraction of the images (between 0 and 1) or a whole number of images >= 1",
+        )
+    require(
+        is_count(data.split_seed, 0, MAX_SEED),
+        "data.split_seed",
+        data.split_seed,
+        f"an integer from 0 to {MAX_SEED}",
+    )
+    if data.limit is not None:
+        require(
+            is_count(data.limit, 2),
+            "data.limit",
+            data.limit,
+            f"null (all) or an integer from 2 to {MAX_COUNT}",
+        )
+
+
+@dataclass
+class DigitsData(Data):
+    """scikit-learn's digits: no files, no test set of its own; sizes below 1 are fractions."""
+
+    name: str = "digits"
+    limit: int | None = None
+    val_size: float = 180
+    test_size: float = 360
+    split_seed: int = 0
+    test_limit: int | None = None
+
+    def check(self, run: RunConfig) -> None:
+        check_drawn_splits(self)
+        super().check(run)
+
+
+@dataclass
+class ImageFolderData(Data):
+    """A folder of one's own PNG/JPEG images (class sub-folders optional), resized to image_size."""
+
+    name: str = "image_folder"
+    dir: str | None = None
+    image_size: list[int] = field(default_factory=lambda: [28, 28])
+    channels: int = 1
+    limit: int | None = None
+    val_size: float = 0.1
+    test_size: float = 0.1
+    split_seed: int = 0
+    test_limit: int | None = None
+
+    def check(self, run: RunConfig) -> None:
+        check_drawn_splits(self)
+        super().check(run)
+        require(
+            self.dir is not None and self.dir.strip() != "",
+            "data.dir",
+            self.dir,
+            "the folder of your PNG/JPEG images",
+            "data=image_folder reads a folder of your own images (class sub-folders optional).",
+        )
+        require(
+            len(self.image_size) == 2 and are_layer_sizes(self.image_size) and max(self.image_size) <= 4096,
+            "data.image_size",
+            self.image_size,
+            "[height, width], two integers from 1 to 4096",
+            "Every image is resized to it.",
+        )
+        require(self.channels in (1, 3), "data.channels", self.channels, "1 (grey) or 3 (RGB colour)")

@@ -1,0 +1,326 @@
+"""Adding a variant is one YAML file and one module, outside aetrain (docs/extending.md): declared in the
+test itself, trained through the real CLI, reloaded; a bad declaration is refused before TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from aetrain.config import ConfigError, registry, validate
+
+from cli_runs import AETRAIN, environment, plain_text, smoke_args
+from conftest import compose_config
+
+TINY_YAML = """\
+name: tiny
+_declared_in_: tiny_variant
+units: 16
+activation: relu
+output_activation: sigmoid
+"""
+
+TINY_MODULE = '''\
+"""A variant declared outside aetrain: one hidden Dense layer each way."""
+
+import math
+from dataclasses import dataclass
+
+from aetrain.config import Variant, declare, require
+
+
+@dataclass
+class TinyVariant(Variant):
+    name: str = "tiny"
+    units: int = 16
+    activation: str = "relu"
+    output_activation: str = "sigmoid"
+
+    def check(self, run):
+        super().check(run)  # activation and output_activation
+        require(1 <= self.units <= 512, "variant.units", self.units, "an integer from 1 to 512")
+
+
+def build_tiny(cfg):
+    import keras
+
+    from aetrain.data import spec_for
+
+    shape = spec_for(cfg.data).image_shape
+    encoder = keras.Sequential(
+        [
+            keras.Input(shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(cfg.variant.units, activation=cfg.variant.activation),
+            keras.layers.Dense(cfg.latent_size, activation=cfg.variant.activation, name="codings"),
+        ],
+        name="encoder",
+    )
+    decoder = keras.Sequential(
+        [
+            keras.Input((cfg.latent_size,)),
+            keras.layers.Dense(cfg.variant.units, activation=cfg.variant.activation),
+            keras.layers.Dense(math.prod(shape), activation=cfg.variant.output_activation),
+            keras.layers.Reshape(shape),
+        ],
+        name="decoder",
+    )
+    return keras.Sequential([keras.Input(shape), encoder, decoder], name="tiny_autoencoder")
+
+
+declare("variant", "tiny", TinyVariant, build=build_tiny)
+'''
+
+
+def outside_variant(tmp_path: Path, yaml: str = TINY_YAML, module: str | None = TINY_MODULE) -> Path:
+    """conf/variant/tiny.yaml under ``tmp_path`` and (unless None) tiny_variant.py beside it."""
+    (tmp_path / "conf" / "variant").mkdir(parents=True)
+    (tmp_path / "conf" / "variant" / "tiny.yaml").write_text(yaml)
+    if module is not None:
+        (tmp_path / "tiny_variant.py").write_text(module)
+    return tmp_path / "conf"
+
+
+def run_command(program: str, *args: str, cwd: Path, module_dir: Path, without_tensorflow: bool = False):
+    """``program`` (a console script beside ``aetrain``, or a path) with ``module_dir`` on PYTHONPATH."""
+    env = environment(cwd, without_tensorflow)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(module_dir)]))
+    if not os.path.isabs(program):
+        program = str(Path(AETRAIN).with_name(program))
+    return subprocess.run([program, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_new_variant_is_one_yaml_file_and_one_module(tiny_data_dir, tmp_path):
+    conf = outside_variant(tmp_path)
+    cwd, run = tmp_path / "work", tmp_path / "work" / "run"
+    cwd.mkdir()
+    trained = run_command(
+        "aetrain",
+        *smoke_args(tiny_data_dir, "variant=tiny", "variant.units=12", "latent_size=4"),
+        f"hydra.searchpath=[file://{conf}]",
+        f"hydra.run.dir={run}",
+        cwd=cwd,
+        module_dir=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["config"]["variant"] == {
+        "name": "tiny",
+        "units": 12,
+        "activation": "relu",
+        "output_activation": "sigmoid",
+        "_declared_in_": "tiny_variant",
+    }
+
+    # The checkpoint names its variant's module: aetrain-evaluate reloads it and scores the same model.
+    evaluated = run_command("aetrain-evaluate", str(run), "--probe-steps", "5", cwd=cwd, module_dir=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    report = json.loads((run / "eval.json").read_text())
+    assert report["mse"] == pytest.approx(metrics["test"]["mse"], rel=1e-4)
+
+    # Keras alone reloads it too (Keras layers only), with the same outputs as the model it rebuilds.
+    check = run_command(
+        sys.executable,
+        "-c",
+        "import sys, numpy as np, keras, aetrain\n"
+        "from aetrain.run_folder.trained_run import locate_trained_run\n"
+        "from aetrain.models.build import build_model\n"
+        "run = locate_trained_run(sys.argv[1])\n"
+        "model = keras.models.load_model(run.checkpoint)\n"
+        "keras.config.set_dtype_policy(model.get_layer('decoder').layers[0].dtype_policy)  # the run's\n"
+        "rebuilt = build_model(run.config)\n"
+        "rebuilt.set_weights(model.get_weights())\n"
+        "x = np.random.default_rng(0).random((4, 28, 28), dtype='float32')\n"
+        "np.testing.assert_allclose(model.predict(x, verbose=0), rebuilt.predict(x, verbose=0), rtol=0)\n"
+        "print(type(run.config.variant).__name__, model.get_layer('encoder').predict(x, verbose=0).shape)\n",
+        str(run),
+        cwd=cwd,
+        module_dir=tmp_path,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.split()[0] == "TinyVariant" and "(4, 4)" in check.stdout
+
+
+@pytest.mark.parametrize(
+    ("yaml", "module", "named"),
+    [
+        (TINY_YAML.replace("tiny_variant", "no_such_module"), TINY_MODULE, "There is no module"),
+        (TINY_YAML, TINY_MODULE.replace(", build=build_tiny", ""), "without a builder"),
+    ],
+    ids=["module-missing", "no-builder"],
+)
+def test_a_bad_outside_declaration_is_refused_before_tensorflow(tmp_path, yaml, module, named):
+    conf = outside_variant(tmp_path, yaml, module)
+    result = run_command(
+        "aetrain",
+        "variant=tiny",
+        f"hydra.searchpath=[file://{conf}]",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        module_dir=tmp_path,
+        without_tensorflow=True,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    text = plain_text(result.stdout + result.stderr)
+    assert "`variant._declared_in_`" in text and named in text
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def outside_config(tmp_path: Path, monkeypatch, module: str, name: str = "tiny_variant"):
+    """A composed config naming the tiny variant that ``module`` declares (imported from tmp_path); the
+    registry is as before when the test ends."""
+    declared = {kind: dict(options) for kind, options in registry._DECLARED.items()}
+    monkeypatch.setattr(registry, "_DECLARED", declared)
+    (tmp_path / f"{name}.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    cfg = OmegaConf.to_container(compose_config(), resolve=True)
+    cfg["variant"] = {"name": "tiny", "_declared_in_": name, "units": 8}
+    return cfg
+
+
+def test_an_outside_variant_is_checked_by_its_own_schema(tmp_path, monkeypatch):
+    cfg = outside_config(tmp_path, monkeypatch, TINY_MODULE, "tiny_checked")
+    run = validate(cfg)
+    assert (type(run.variant).__name__, run.variant.units) == ("TinyVariant", 8)
+    assert run.to_dict()["variant"]["_declared_in_"] == "tiny_checked"
+    cfg["variant"]["units"] = 0
+    with pytest.raises(ConfigError) as refused:
+        validate(cfg)
+    assert refused.value.key == "variant.units"
+    cfg["variant"].update(units=8, activation="sparkle")
+    with pytest.raises(ConfigError) as refused:
+        validate(cfg)
+    assert refused.value.key == "variant.activation"  # the base class's check
+    cfg["variant"].update(activation="relu", name="tiny_typo")
+    with pytest.raises(ConfigError) as refused:
+        validate(cfg)
+    assert refused.value.key == "variant.name" and "tiny_checked declares no variant" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("module", "why"),
+    [
+        (TINY_MODULE.replace("build=build_tiny", 'build="tiny_bad:no_such_function"'), "cannot be found"),
+        (TINY_MODULE.replace("class TinyVariant(Variant)", "class TinyVariant"), "derives from"),
+        (TINY_MODULE.replace('"variant", "tiny"', '"variant", "dense"'), "already declared"),
+        (TINY_MODULE.replace("import math", "import math, not_installed_here"), "not_installed_here"),
+    ],
+    ids=["builder-missing", "schema-not-a-variant", "name-taken", "module-fails"],
+)
+def test_a_bad_declaration_is_refused_naming_the_key(tmp_path, monkeypatch, module, why):
+    with pytest.raises(ConfigError) as refused:
+        validate(outside_config(tmp_path, monkeypatch, module, "tiny_bad"))
+    assert refused.value.key == "variant._declared_in_" and why in str(refused.value)
+
+
+def test_a_stored_config_cannot_import_the_standard_library():
+    saved = validate(compose_config()).to_dict()
+    saved["variant"]["_declared_in_"] = "antigravity"  # importing it opens a web browser
+    with pytest.raises(ConfigError) as refused:
+        validate(saved)
+    assert refused.value.key == "variant._declared_in_" and "antigravity" not in sys.modules
+
+
+STRIPES_YAML = """\
+name: stripes
+_declared_in_: stripes_data
+images: 300
+"""
+
+STRIPES_MODULE = '''\
+"""A data set declared outside aetrain: 12x12 grey stripes, horizontal or vertical, made on the spot."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aetrain.config import Data, check_drawn_splits, declare, require
+from aetrain.data import DataSpec, RawData
+
+
+@dataclass
+class StripesData(Data):
+    name: str = "stripes"
+    images: int = 300
+    limit: int | None = None
+    val_size: float = 0.2
+    test_size: float = 0.1
+    split_seed: int = 0
+    test_limit: int | None = None
+
+    def check(self, run):
+        check_drawn_splits(self)
+        super().check(run)
+        require(10 <= self.images <= 10_000, "data.images", self.images, "an integer from 10 to 10000")
+
+
+def read_stripes(data_cfg, spec, download):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, data_cfg.images)
+    rows = (np.arange(12) // 2 % 2 * 255).astype(np.uint8)
+    horizontal = np.repeat(rows[:, None], 12, axis=1)
+    images = np.stack([horizontal.T if label else horizontal for label in labels])
+    return RawData(images, labels, None, None, source="stripes (made by stripes_data.py)")
+
+
+declare(
+    "data",
+    "stripes",
+    StripesData,
+    build=DataSpec(
+        name="stripes",
+        title="Stripes",
+        height=12,
+        width=12,
+        channels=1,
+        class_names=("horizontal", "vertical"),
+        train_images=None,
+        test_images=None,
+        read=read_stripes,
+        where="made by stripes_data.py; no files",
+    ),
+)
+'''
+
+
+@pytest.mark.slow
+def test_a_new_data_set_is_one_yaml_file_and_one_module(tmp_path):
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "stripes.yaml").write_text(STRIPES_YAML)
+    (tmp_path / "stripes_data.py").write_text(STRIPES_MODULE)
+    run = tmp_path / "run"
+    trained = run_command(
+        "aetrain",
+        "data=stripes",
+        "trainer=smoke",
+        "data.val_size=0.2",
+        "variant=conv",
+        "trainer.progress=false",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+        module_dir=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["config"]["data"]["_declared_in_"] == "stripes_data"
+    assert metrics["config"]["data"]["images"] == 300
+    assert 0 <= metrics["test"]["mse"] < 1
+
+
+def test_a_stored_config_cannot_import_an_installed_package(tmp_path, monkeypatch):
+    saved = validate(compose_config()).to_dict()
+    saved["variant"]["_declared_in_"] = "filelock"  # installed beside aetrain: not the user's own module
+    with pytest.raises(ConfigError) as refused:
+        validate(saved)
+    assert refused.value.key == "variant._declared_in_" and "PYTHONPATH" in str(refused.value)
