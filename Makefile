@@ -36,8 +36,8 @@ train: setup ## train the default model on all of Fashion-MNIST (extra overrides
 smoke: setup ## a whole CLI run in seconds (trainer=smoke)
 	$(BIN)/aetrain trainer=smoke $(ARGS)
 
-test: setup ## the whole test suite, slow CLI tests included
-	$(BIN)/pytest -q
+test: setup ## the whole test suite, slow CLI tests included, on every core
+	$(BIN)/pytest -q -n auto --dist worksteal
 
 test-fast: setup ## the tests that take seconds (no real CLI trainings)
 	$(BIN)/pytest -q -m "not slow"

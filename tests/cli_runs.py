@@ -169,6 +169,12 @@ def plain_text(output: str) -> str:
     return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
 
 
+def unwrapped(output: str) -> str:
+    """Console output without whitespace and panel borders: a long path rich folded over lines, whole
+    again (to look for a path, not for words)."""
+    return re.sub(r"[\s│╭╮╰╯─]", "", output)
+
+
 def is_whole_checkpoint(path: Path) -> bool:
     """A complete .keras zip (the central directory is written last) with aetrain's metadata."""
     try:

@@ -16,6 +16,8 @@ import pytest
 from aetrain.commands import export as export_command
 from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
 
+from cli_runs import unwrapped
+
 # What a user without aetrain writes (docs/doctor.md shows the same lines).
 CONSUMER = """
 import sys
@@ -106,7 +108,7 @@ def test_a_foreign_or_damaged_run_exits_2(trained_runs, tmp_path, capsys):
         archive.writestr("model.weights.h5", b"not hdf5")
     assert export_command.main([str(damaged), "--out", str(tmp_path / "b")]) == 2
     # named (a long path may wrap anywhere), refused as not a whole checkpoint
-    assert "damaged.keras" in "".join(capsys.readouterr().out.split())
+    assert "damaged.keras" in unwrapped(capsys.readouterr().out)
     assert export_command.main([str(tmp_path / "missing"), "--out", str(tmp_path / "c")]) == 2
 
 
