@@ -20,44 +20,42 @@ from conftest import compose_config
 RELOAD_SCRIPT = """
 import sys, numpy as np
 import aetrain, keras
-model = keras.models.load_model(sys.argv[1])
-np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+images = np.load(sys.argv[1])
+for path in sys.argv[2:]:
+    model = keras.models.load_model(path)
+    np.save(path + ".out.npy", model.predict(images, verbose=0))
 """
+RELOADED = [
+    ["variant=conv"],
+    ["variant=vae", "noise=gaussian"],
+    ["variant=dense", "sparsity=kl"],
+    ["variant=dense", "noise=dropout", "sparsity=l1"],
+]
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        ["variant=conv"],
-        ["variant=vae", "noise=gaussian"],
-        ["variant=dense", "sparsity=kl"],
-        ["variant=dense", "noise=dropout", "sparsity=l1"],
-    ],
-    ids=lambda o: " ".join(o),
-)
-def test_checkpoint_reloads_in_a_fresh_process_with_identical_outputs(tmp_path, overrides):
-    cfg = validate(compose_config(*overrides, "latent_size=6"))
-    model = build_model(cfg)
-    model.compile(optimizer="adam", loss="mse")
+def test_checkpoints_reload_in_a_fresh_process_with_identical_outputs(tmp_path):
+    """One fresh process (one TensorFlow import) reloads every checkpoint; each predicts as its
+    model did."""
     images = np.random.default_rng(3).random((4, 28, 28), dtype=np.float32)
-    model.fit(images, images, epochs=1, verbose=0)  # optimizer state exists, weights moved
-    path = tmp_path / "best.keras"
-    save_checkpoint(model, path, {"config": cfg.to_dict(), "epoch": 1})
     np.save(tmp_path / "images.npy", images)
+    expected = {}
+    for index, overrides in enumerate(RELOADED):
+        cfg = validate(compose_config(*overrides, "latent_size=6"))
+        model = build_model(cfg)
+        model.compile(optimizer="adam", loss="mse", run_eagerly=True)  # one step: no tracing
+        model.fit(images, images, epochs=1, verbose=0)  # optimizer state exists, weights moved
+        path = tmp_path / f"model_{index}.keras"
+        save_checkpoint(model, path, {"config": cfg.to_dict(), "epoch": 1})
+        expected[path] = model.predict(images, verbose=0)
 
+    paths = [str(path) for path in expected]
     subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            RELOAD_SCRIPT,
-            str(path),
-            str(tmp_path / "images.npy"),
-            str(tmp_path / "out.npy"),
-        ],
+        [sys.executable, "-c", RELOAD_SCRIPT, str(tmp_path / "images.npy"), *paths],
         check=True,
         capture_output=True,
     )
-    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0))
+    for path, outputs in expected.items():
+        np.testing.assert_array_equal(np.load(f"{path}.out.npy"), outputs, err_msg=path.name)
 
 
 def test_checkpoint_carries_the_config_that_made_it(tmp_path):
