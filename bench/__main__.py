@@ -53,7 +53,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="training images kept (default: all, quick: 3000)")
     parser.add_argument("--val-size", type=int, help="validation images (default 5000, quick: 500)")
     parser.add_argument("--epochs", type=int, help="epochs of the baseline and of aetrain conv")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated variants whose throughput is compared (default: {','.join(VARIANTS)}; "
+        "conv always runs: it races the recipe)",
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: no variant {', '.join(unknown)}; choose from {','.join(VARIANTS)}")
+    return args
 
 
 def plan_from(args: argparse.Namespace) -> Plan:
@@ -149,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     say("3. throughput of the other variants: seed recipe and aetrain defaults")
     throughput = {"conv": (baseline["images_per_second"], conv)}
-    for variant in VARIANTS:
+    for variant in args.variants.split(","):
         if variant == "conv":
             continue
         seed = seed_recipe_on_aetrain_model(variant, data, max(plan.throughput_epochs - 1, 1))

@@ -4,7 +4,8 @@ what their output says.
 :func:`command` calls an installed console script's entry function in this process, with its argv,
 working folder and environment, so that a run costs its work and not another TensorFlow import. It
 starts a real process where a test needs one: a run that must not import TensorFlow, one that needs
-its own ``PYTHONPATH``, a sweep (``-m``); and for every run when ``AETRAIN_TEST_SUBPROCESS=1``.
+its own ``PYTHONPATH``, a sweep whose launcher starts processes; and for every run when
+``AETRAIN_TEST_SUBPROCESS=1``.
 """
 
 from __future__ import annotations
@@ -60,16 +61,18 @@ def command(
     """The installed command ``name ARGS`` run in ``cwd``: its exit code, stdout and stderr.
     ``own_process``: a real process even when this one could do (what reaches file descriptor 2)."""
     env = environment(cwd, without_tensorflow, **extra_env)
-    own_process = (
-        own_process
-        or without_tensorflow
-        or "PYTHONPATH" in extra_env
-        or bool({"-m", "--multirun"} & set(args))
-    )
+    own_process = own_process or without_tensorflow or "PYTHONPATH" in extra_env or _starts_workers(args)
     if IN_PROCESS and not own_process:
         return _run_in_this_process(name, list(args), cwd, env)
     executable = shutil.which(name, path=str(Path(sys.executable).parent)) or name
     return subprocess.run([executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _starts_workers(args: tuple[str, ...]) -> bool:
+    """A sweep whose launcher starts processes (its signals and process group are its own)."""
+    sweep = bool({"-m", "--multirun"} & set(args))
+    launchers = [arg.partition("=")[2] for arg in args if arg.startswith("hydra/launcher=")]
+    return sweep and any(launcher not in ("sequential", "basic") for launcher in launchers)
 
 
 def _entry_function(name: str):

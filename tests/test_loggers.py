@@ -198,14 +198,8 @@ def test_mlflow_logger_records_params_metrics_and_artifacts_in_one_run(logged_ru
 def test_a_sweep_logs_each_job_as_a_run_of_one_experiment(tiny_data_dir, tmp_path):
     sweep = tmp_path / "sweep"
     args = smoke_args(tiny_data_dir, "logger=mlflow", "logger.mlflow.experiment_name=s", "latent_size=4,8")
-    result = subprocess.run(
-        [AETRAIN, "-m", *args, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path,
-        env=environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # its own process: MLflow keeps one database connection per URI, and the default URI is relative
+    result = aetrain("-m", *args, f"hydra.sweep.dir={sweep}", cwd=tmp_path, own_process=True)
     assert result.returncode == 0, result.stdout + result.stderr
     client = mlflow_client(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("s").experiment_id])

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from aetrain.training.runtime import available_cores
 
-from cli_runs import AETRAIN, smoke_args
+from cli_runs import AETRAIN, aetrain, smoke_args
 
 AETRAIN_REPORT = shutil.which("aetrain-report", path=str(Path(sys.executable).parent)) or "aetrain-report"
 
@@ -30,8 +30,8 @@ def command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def sweep(data_dir: Path, sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     """``aetrain -m`` on the tiny data; the sweep's folder is ``sweep_dir``."""
-    return command(
-        AETRAIN, "-m", *smoke_args(data_dir, f"hydra.sweep.dir={sweep_dir}", *overrides), cwd=sweep_dir.parent
+    return aetrain(
+        "-m", *smoke_args(data_dir, f"hydra.sweep.dir={sweep_dir}", *overrides), cwd=sweep_dir.parent
     )
 
 
