@@ -86,3 +86,9 @@ def trained_runs(tiny_data_dir, tmp_path_factory):
 
     yield trained
     patch.undo()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, by module: spread over the cores (``make test``), the long tests then start
+    early and the quick ones fill the gaps at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: modules stay in order
