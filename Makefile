@@ -48,7 +48,7 @@ bench: setup ## the benchmark on all of Fashion-MNIST (~10 min on 2 cores): writ
 bench-quick: setup ## the benchmark's CI-sized smoke run (1 epoch, 3,000 images): bench/RESULTS-quick.md
 	$(BIN)/python -m bench --quick $(ARGS)
 
-results: setup ## every preset + conv_vae + shallow, full data (hours on 2 cores): docs/RESULTS.md
+results: setup ## every preset + conv_vae + shallow, full data (~10 min on 2 cores): docs/RESULTS.md
 	$(BIN)/python -m bench.results $(ARGS)
 
 lint: setup ## ruff lint + format check
