@@ -49,7 +49,8 @@ def entries() -> list[Entry]:
 
 def quick_overrides(data_dir: str | None) -> list[str]:
     data = [f"data.dir={data_dir}"] if data_dir else []
-    return ["trainer=smoke", "trainer.progress=false", "data.limit=256", "data.val_size=64", *data]
+    eager = "trainer.run_eagerly=true"  # a few batches: quicker than tracing them
+    return ["trainer=smoke", "trainer.progress=false", eager, "data.limit=256", "data.val_size=64", *data]
 
 
 def evaluate_run(run_dir: Path, quick: bool, data_dir: str | None) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import queue
 import re
@@ -140,6 +141,47 @@ def _close_run_log_files() -> None:
         if isinstance(handler, logging.FileHandler):
             handler.close()
             root.removeHandler(handler)
+
+
+_MANY_COMMANDS = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import cli_runs
+name, jobs, without_tensorflow = json.loads(Path(sys.argv[2]).read_text())
+done = []
+for args, cwd in jobs:
+    env = cli_runs.environment(Path(cwd), without_tensorflow)
+    result = cli_runs._run_in_this_process(name, args, Path(cwd), env)
+    done.append([result.returncode, result.stdout, result.stderr])
+Path(sys.argv[3]).write_text(json.dumps(done))
+"""
+
+
+def commands_in_one_process(
+    name: str, jobs: list[tuple[list[str], Path]], without_tensorflow: bool = False
+) -> list[subprocess.CompletedProcess]:
+    """``name ARGS`` in ``cwd`` for each ``(ARGS, cwd)``, one after another in one new process: each
+    command as :func:`command` runs it in this one, for command lines that need a process of their own
+    (``without_tensorflow``) but not one each."""
+    if not jobs:
+        return []
+    work = Path(jobs[0][1]).parent
+    plan, answers = work / f".{name}-jobs.json", work / f".{name}-answers.json"
+    plan.write_text(json.dumps([name, [[list(args), str(cwd)] for args, cwd in jobs], without_tensorflow]))
+    runner = subprocess.run(
+        [sys.executable, "-c", _MANY_COMMANDS, str(Path(__file__).resolve().parent), str(plan), str(answers)],
+        cwd=work,
+        env=environment(work, without_tensorflow),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert runner.returncode == 0, runner.stdout[-3000:] + runner.stderr[-3000:]
+    return [
+        subprocess.CompletedProcess([name, *args], code, out, err)
+        for (args, _), (code, out, err) in zip(jobs, json.loads(answers.read_text()), strict=True)
+    ]
 
 
 def start_aetrain(*args: str, cwd: Path, without_tensorflow: bool = False) -> subprocess.Popen:

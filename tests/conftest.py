@@ -90,6 +90,29 @@ def trained_runs(tiny_data_dir, tmp_path_factory):
     patch.undo()
 
 
+@pytest.fixture(scope="session")
+def once_per_session(tmp_path_factory):
+    """``once_per_session(NAME, make)``: ``make()``'s JSON-able result, made by the first test worker
+    that asks and read back by the others (a module fixture is otherwise made again by every worker
+    that runs one of its module's tests)."""
+    import json
+
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest-xdist: the workers' temp folders share a parent
+        shared = shared.parent
+
+    def once(name: str, make):
+        result = shared / f"{name}.json"
+        with FileLock(str(result) + ".lock"):
+            if not result.exists():
+                result.write_text(json.dumps(make()))
+            return json.loads(result.read_text())
+
+    return once
+
+
 def pytest_collection_modifyitems(config, items):
     """Slow tests first, by module: spread over the cores (``make test``), the long tests then start
     early and the quick ones fill the gaps at the end."""

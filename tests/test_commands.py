@@ -133,6 +133,7 @@ def test_train_then_evaluate_generate_look_through_the_real_commands(tiny_data_d
         "data.val_size=64",
         "trainer.progress=false",
         "logger=[csv,tensorboard]",
+        "trainer.run_eagerly=true",
         f"hydra.run.dir={run}",
         cwd=tmp_path,
     )

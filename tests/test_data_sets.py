@@ -316,3 +316,15 @@ def test_colour_pictures_are_drawn_in_colour(tmp_path):
     assert drawn.shape == (6, 6, 3) and drawn[0, 0, 0] == 1.0 and drawn[0, 0, 1] == 0.0
     plt.close(figure)
     assert (tmp_path / "grid.png").stat().st_size > 0 and (tmp_path / "manifold.png").stat().st_size > 0
+
+
+def test_a_mosaic_tiles_images_row_by_row_on_white_paper():
+    from aetrain.analysis.pictures import mosaic
+
+    grey = [[np.full((2, 3), 0.5), np.full((2, 3), 1.0)], [np.full((2, 3, 1), 0.25)]]
+    paper = mosaic(grey, gap=1)
+    assert paper.shape == (2 * 2 + 1, 2 * 3 + 1)
+    assert (paper[:2, :3] == 0.5).all() and (paper[:2, 4:] == 1.0).all() and (paper[3:, :3] == 0.25).all()
+    assert (paper[2] == 0).all() and (paper[:, 3] == 0).all() and (paper[3:, 4:] == 0).all()  # no ink
+    colour = mosaic([[np.zeros((2, 2, 3)), np.zeros((2, 2, 3))]], gap=1)
+    assert colour.shape == (2, 5, 3) and (colour[:, 2] == 1.0).all() and (colour[:, :2] == 0).all()

@@ -33,7 +33,7 @@ from conftest import compose_config
 data_dir, out = sys.argv[2], Path(sys.argv[3])
 # Plain SGD, so a gradient summed over the replicas instead of averaged would show in the losses.
 common = ["trainer=smoke", f"data.dir={data_dir}", "data.limit=256", "data.val_size=64",
-          "trainer.progress=false", "trainer.epochs=2", "trainer.optimizer=sgd",
+          "trainer.progress=false", "trainer.epochs=1", "trainer.optimizer=sgd",
           "trainer.learning_rate=4.0", "trainer.schedule=constant"]
 for name, extra in [("mirrored", ["trainer.strategy=mirrored"]), ("default", []),
                     ("mirrored_sliced", ["trainer.strategy=mirrored", "trainer.batch_splits=2"]),

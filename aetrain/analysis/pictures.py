@@ -29,6 +29,26 @@ def show_image(axis: plt.Axes, image: np.ndarray) -> None:
         axis.imshow(pixels, cmap="binary", vmin=0.0, vmax=1.0)
 
 
+def mosaic(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray:
+    """Images tiled row by row on white paper, ``gap`` pixels apart: one picture to draw, so that a grid
+    of a thousand images costs one ``imshow`` rather than a thousand axes."""
+    first = np.asarray(rows[0][0])
+    if first.ndim == 3 and first.shape[-1] == 1:
+        first = first[..., 0]
+    height, width = first.shape[:2]
+    colour = first.ndim == 3
+    columns = max(len(row) for row in rows)
+    shape = (len(rows) * (height + gap) - gap, columns * (width + gap) - gap, *first.shape[2:])
+    paper = np.full(
+        shape, 1.0 if colour else 0.0, dtype=np.float32
+    )  # white: ones in colour, zero ink in grey
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, left = r * (height + gap), c * (width + gap)
+            paper[top : top + height, left : left + width] = np.reshape(image, first.shape)
+    return paper
+
+
 def reconstruction_grid(
     rows: Sequence[tuple[str, np.ndarray]],
     titles: Sequence[str],
@@ -39,22 +59,24 @@ def reconstruction_grid(
 
     ``horizontal_labels`` writes row labels across, for labels of several lines (a sweep's overrides).
     """
-    columns = len(titles)
-    figure, axes = plt.subplots(
-        len(rows), columns, figsize=(1.3 * columns, 1.45 * len(rows) + 0.3), squeeze=False
+    columns, gap = len(titles), 2
+    tiles = [[images[c] for c in range(columns)] for _, images in rows]
+    height, width = np.asarray(tiles[0][0]).shape[:2]
+    figure, axis = plt.subplots(figsize=(1.3 * columns, 1.45 * len(rows) + 0.3))
+    show_image(axis, mosaic(tiles, gap))
+    axis.xaxis.tick_top()
+    axis.set_xticks([c * (width + gap) + width / 2 for c in range(columns)], titles, fontsize=7)
+    rotation = (
+        {"rotation": 0, "ha": "right", "va": "center"}
+        if horizontal_labels
+        else {"rotation": 90, "va": "center"}
     )
-    for r, (label, images) in enumerate(rows):
-        for c in range(columns):
-            axis = axes[r][c]
-            show_image(axis, images[c])
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if r == 0:
-                axis.set_title(titles[c], fontsize=7)
-        if horizontal_labels:
-            axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
-        else:
-            axes[r][0].set_ylabel(label, fontsize=8)
+    axis.set_yticks([r * (height + gap) + height / 2 for r in range(len(rows))], [label for label, _ in rows])
+    for label in axis.get_yticklabels():
+        label.set(fontsize=8, **rotation)
+    axis.tick_params(length=0)
+    for spine in axis.spines.values():
+        spine.set_visible(False)
     figure.tight_layout()
     _save(figure, path)
 
@@ -62,11 +84,9 @@ def reconstruction_grid(
 def sample_grid(images: np.ndarray, path: Path, title: str, columns: int = 10) -> None:
     """New images in a grid (e.g. VAE decodings of codings drawn from N(0, I))."""
     rows = int(np.ceil(len(images) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.2 * rows + 0.4), squeeze=False)
-    for index, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if index < len(images):
-            show_image(axis, images[index])
+    figure, axis = plt.subplots(figsize=(1.2 * columns, 1.2 * rows + 0.4))
+    show_image(axis, mosaic([images[r * columns : (r + 1) * columns] for r in range(rows)]))
+    axis.axis("off")
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     _save(figure, path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli_runs import plain_text, start_aetrain
+from cli_runs import commands_in_one_process, plain_text
 
 # (overrides, exit code, words the message must contain). Exit 2: aetrain's checks, naming the key
 # and the value; exit 1: Hydra's own composition errors.
@@ -62,17 +62,19 @@ BAD_COMMAND_LINES = [
 
 
 @pytest.fixture(scope="module")
-def refused_runs(tmp_path_factory) -> dict[str, tuple[int, str]]:
-    """Every bad command line, all started at once (each in its own folder) to keep this fast."""
-    started = {}
-    for overrides, _, _ in BAD_COMMAND_LINES:
-        cwd = tmp_path_factory.mktemp("refused")
-        started[" ".join(overrides)] = start_aetrain(*overrides, cwd=cwd, without_tensorflow=True)
-    results = {}
-    for name, process in started.items():
-        stdout, stderr = process.communicate(timeout=120)
-        results[name] = (process.returncode, stdout + stderr)
-    return results
+def refused_runs(once_per_session, tmp_path_factory) -> dict[str, tuple[int, str]]:
+    """Every bad command line, one after another in one process that cannot import TensorFlow (each
+    in its own folder), once for all test workers."""
+
+    def refuse_all() -> dict[str, tuple[int, str]]:
+        jobs = [(overrides, tmp_path_factory.mktemp("refused")) for overrides, _, _ in BAD_COMMAND_LINES]
+        done = commands_in_one_process("aetrain", jobs, without_tensorflow=True)
+        return {
+            " ".join(overrides): (result.returncode, result.stdout + result.stderr)
+            for (overrides, _), result in zip(jobs, done, strict=True)
+        }
+
+    return once_per_session("refused_runs", refuse_all)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
 from cli_runs import SLOW_RUN, aetrain, plain_text, smoke_args, start_aetrain, wait_for
 
 # Gaussian noise: the resumed run must also continue the noise generator's sequence.
-RUN = ["trainer.deterministic=true", "noise=gaussian", *SLOW_RUN]
+EPOCHS = 6  # SLOW_RUN's batches; the signal lands after epoch 1, five epochs before the end
+RUN = ["trainer.deterministic=true", "noise=gaussian", *SLOW_RUN, f"trainer.epochs={EPOCHS}"]
 COMPARED = ("history", "test", "best_val_loss", "best_epoch", "epochs_completed")
 
 
@@ -100,8 +101,8 @@ def test_interrupted_then_resumed_run_matches_the_uninterrupted_one(runs, tmp_pa
         assert resumed[key] == whole[key], key
     # same folder, whole history, and the optimizer's step count carried over
     last = stopped / "checkpoints" / "last.keras"
-    assert read_metadata(last)["epoch"] == 12
-    assert int(load_checkpoint(last).optimizer.iterations) == 12 * 24
+    assert read_metadata(last)["epoch"] == EPOCHS
+    assert int(load_checkpoint(last).optimizer.iterations) == EPOCHS * 24
     overrides = yaml.safe_load((stopped / ".hydra" / "overrides.yaml").read_text())
     assert f"trainer.resume={stopped}" in overrides
     assert "aetrain.json" in zipfile.ZipFile(stopped / "checkpoints" / "best.keras").namelist()
