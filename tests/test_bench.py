@@ -1,4 +1,4 @@
-"""The benchmark's quick mode runs end to end and writes its report (figures only: no timing asserts)."""
+"""The benchmark's quick modes run end to end and write their reports (figures only: no timing asserts)."""
 
 from __future__ import annotations
 
@@ -10,39 +10,141 @@ from pathlib import Path
 
 import pytest
 
+from bench.presets import PresetRace
+from bench.scaling import scaling_configs
+
 from conftest import TINY_TRAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_quick_bench_prints_and_writes_its_tables(tiny_data_dir, tmp_path):
-    out = tmp_path / "RESULTS-quick.md"
+def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "AETRAIN_CACHE_DIR": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}
-    command = [sys.executable, "-m", "bench", "--quick", f"--data-dir={tiny_data_dir}"]
-    # two variants: the report's rows, verdicts and ratios are the same code for every variant
-    command += [f"--limit={TINY_TRAIN}", "--val-size=64", f"--out={out}", "--variants=dense,conv"]
+    command = [sys.executable, "-m", "bench", "--quick", *args]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done
 
+
+@pytest.mark.slow
+def test_quick_bench_races_presets_and_writes_its_tables(tiny_data_dir, tmp_path):
+    out = tmp_path / "RESULTS-quick.md"
+    # two presets: the rows, verdicts and ratios are the same code for every preset; a sparse one adds
+    # its activation
+    done = bench(
+        tmp_path,
+        f"--data-dir={tiny_data_dir}",
+        f"--limit={TINY_TRAIN}",
+        "--val-size=64",
+        f"--out={out}",
+        "--presets=seed_conv,seed_sparse_kl",
+    )
     report = out.read_text()
     assert report in done.stdout  # printed and written alike
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert "](RESULTS-quick.png)" in report
-    for heading in (
-        "## Targets",
-        "## Time to quality (conv)",
-        "## Training throughput",
-        "## Start-up and data",
-    ):
+    for heading in ("## Goals (issue 13)", "## The runs", "## Start-up and data"):
         assert heading in report
-    rows = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
-    assert {"dense", "conv"} <= set(rows) and "conv_vae" not in rows
-    for variant in ("dense", "conv"):  # both throughputs are numbers, and so is their ratio
-        assert re.search(r"\| [\d,]+ \| [\d,]+ \| \d+\.\d\dx \|", rows[variant]), rows[variant]
-    verdicts = re.findall(r"\| (yes|\*\*no\*\*) \|$", report, flags=re.MULTILINE)
-    assert len(verdicts) == 3 + 2  # time, test MSE, data loading, and each variant's throughput
-    assert re.search(r"training time \| [\d.]+ s vs [\d.]+ s: \d+\.\d\dx less \|", report)
+    rows = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| seed_")}
+    assert set(rows) == {"seed_conv", "seed_sparse_kl"}
+    goals = [line for line in report.splitlines() if line.startswith("| seed_") and "goal" in line]
+    assert len(goals) == 2
+    for line in goals:  # test MSEs, throughputs and their ratio are numbers; a verdict ends the row
+        assert re.search(r"\| 0\.\d{5} / 0\.\d{5} \|", line), line
+        assert re.search(
+            r"\| [\d,]+ / [\d,]+ \| \d+\.\d\dx \(goal \d+(\.\d)?x\) \| (yes|\*\*no\*\*) \|$", line
+        ), line
+    kl = next(line for line in goals if "seed_sparse_kl" in line)
+    assert re.search(r"\| 0\.\d{4} / 0\.\d{4} \|", kl)  # mean activations, recipe / aetrain
     assert f"{TINY_TRAIN - 64:,} training images" in report
     assert re.search(r"- cores: \d+", report) and "TensorFlow / Keras" in report
     assert re.search(r"data loading, cached \(\.npz\) \| \d+\.\d\d s", report)
+
+
+@pytest.mark.slow
+def test_quick_scaling_measures_auto_against_one_slice(tiny_data_dir, tmp_path):
+    out = tmp_path / "SCALING-quick.md"
+    done = bench(
+        tmp_path,
+        "--scaling",
+        f"--data-dir={tiny_data_dir}",
+        f"--limit={TINY_TRAIN}",
+        "--val-size=64",
+        f"--out={out}",
+    )
+    report = out.read_text()
+    assert report in done.stdout
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:5]
+        for line in report.splitlines()
+        if line.startswith("| conv")
+    }
+    assert set(rows) == {"conv, batch_splits=auto", "conv, batch_splits=1"}
+    assert rows["conv, batch_splits=1"][0].strip() == "1"
+    assert all(re.fullmatch(r" [\d,]+ ", cells[2]) for cells in rows.values()), rows
+    assert "`batch_splits=auto` against one slice:" in report
+
+
+def test_the_full_scaling_table_covers_slices_threads_and_the_dense_models():
+    labels = [label for label, _ in scaling_configs(cores=16, quick=False)]
+    assert labels[:2] == ["conv, batch_splits=auto", "conv, batch_splits=1"]
+    for expected in (
+        "conv, batch_splits=8",
+        "conv, 1 slice, intra 8 / inter 2",
+        "conv, batch 512, 1 slice",
+        "dense (defaults)",
+        "vae (defaults)",
+    ):
+        assert expected in labels
+    assert "conv, batch_splits=4" not in [label for label, _ in scaling_configs(cores=2, quick=False)]
+
+
+def race(
+    preset: str, recipe_seconds: float, val: list[float], epoch_seconds: list[float], **extra
+) -> PresetRace:
+    recipe = {
+        "val_mse": [0.02, 0.012],
+        "train_seconds": recipe_seconds,
+        "test_mse": 0.0120,
+        "images_per_second": 1000.0,
+        "activation": 0.10,
+    }
+    ours = {
+        "history": {"val_loss": val},
+        "epoch_seconds": epoch_seconds,
+        "test": {"mse": 0.0119},
+        "images_per_second": 6500.0,
+        "activation": 0.09,
+        **extra,
+    }
+    return PresetRace(preset, recipe, ours, wall_seconds=1.0)
+
+
+def test_a_race_is_timed_to_the_recipes_final_val_mse_and_judged_on_every_goal():
+    run = race("seed_dropout", 40.0, [0.013, 0.0119, 0.0110], [4.0, 4.0, 4.0])
+    assert run.target == 0.012 and run.reached == (2, 8.0)
+    assert run.quality_speedup == pytest.approx(5.0) and run.throughput_ratio == pytest.approx(6.5)
+    assert run.mse_met
+    never = race("seed_dropout", 40.0, [0.013, 0.0125], [4.0, 4.0])
+    assert never.reached[0] == 0 and never.quality_speedup == 0.0
+    # a sparse preset must also be no less sparse than the recipe
+    assert race("seed_sparse_l1", 40.0, [0.011], [4.0]).mse_met
+    assert not race("seed_sparse_l1", 40.0, [0.011], [4.0], activation=0.2).mse_met
+    # the reconstruction term, not the penalised loss, is what is timed
+    penalised = race(
+        "seed_sparse_kl",
+        40.0,
+        [0.013],
+        [4.0],
+        history={"val_loss": [0.013], "val_reconstruction_loss": [0.0115]},
+    )
+    assert penalised.reached == (1, 4.0)
+
+
+def test_the_recipe_trains_the_books_penalty_where_a_preset_sets_its_own():
+    from bench.presets import BOOK_VALUES, preset_config
+
+    ours = preset_config("seed_sparse_kl", [])
+    book = preset_config("seed_sparse_kl", BOOK_VALUES["seed_sparse_kl"])
+    assert (book.sparsity.weight, ours.sparsity.weight) == (5e-3, 2e-2)
+    assert book.sparsity.divide_by_batch_size  # as the book's activity regularizer, under Keras

@@ -64,7 +64,12 @@ def test_checkpoint_carries_the_config_that_made_it(tmp_path):
     save_checkpoint(build_model(cfg), path, {"config": cfg.to_dict(), "epoch": 3})
     metadata = read_metadata(path)
     assert metadata["epoch"] == 3
-    assert metadata["config"]["sparsity"] == {"name": "kl", "target": 0.1, "weight": 0.005}
+    assert metadata["config"]["sparsity"] == {
+        "name": "kl",
+        "target": 0.1,
+        "weight": 0.02,
+        "divide_by_batch_size": True,
+    }
     # loggers only watch a run: a checkpoint's config leaves them out when it is read back
     assert RunConfig.from_dict(metadata["config"]) == dataclasses.replace(cfg, logger={})
 

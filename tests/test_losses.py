@@ -30,11 +30,38 @@ def test_kl_sparsity_penalty_is_zero_at_the_target_and_finite_for_dead_units():
     assert math.isfinite(float(kl_sparsity_penalty(dead, target=0.1)))
 
 
-def test_kl_layer_adds_weight_times_formula_not_divided_by_batch():
+def test_kl_layer_adds_weight_times_formula_divided_by_the_batch_size_as_keras_does():
+    """The book's KL activity regularizer: Keras divides its penalty by the batch size (2 here)."""
     inputs = keras.Input(shape=(2,))
-    model = keras.Model(inputs, KLSparsityRegularization(target=0.1, weight=5e-3)(inputs))
+    model = keras.Model(inputs, KLSparsityRegularization(0.1, 5e-3, divide_by_batch_size=True)(inputs))
+    model(CODINGS)
+    assert [float(loss) for loss in model.losses] == pytest.approx([5e-3 * KL_BY_HAND / 2], rel=1e-5)
+
+
+def test_kl_layer_of_an_older_checkpoint_adds_the_undivided_penalty():
+    layer = KLSparsityRegularization.from_config({"target": 0.1, "weight": 5e-3})  # a config from before
+    inputs = keras.Input(shape=(2,))
+    model = keras.Model(inputs, layer(inputs))
     model(CODINGS)
     assert [float(loss) for loss in model.losses] == pytest.approx([5e-3 * KL_BY_HAND], rel=1e-5)
+
+
+def test_a_stored_kl_config_without_the_key_reads_back_undivided():
+    from aetrain.config import RunConfig
+
+    from conftest import compose_config
+
+    stored = RunConfig.from_dict(
+        {**_plain(compose_config("sparsity=kl")), "sparsity": {"name": "kl", "target": 0.1, "weight": 5e-3}}
+    )
+    assert stored.sparsity.divide_by_batch_size is False
+    assert RunConfig.from_dict(_plain(compose_config("sparsity=kl"))).sparsity.divide_by_batch_size is True
+
+
+def _plain(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_l1_penalty_is_weight_times_sum_abs_per_example():

@@ -115,11 +115,14 @@ declare("sparsity", "l1", L1Sparsity, build="aetrain.models.sparsity:l1_sparsity
 
 @dataclass
 class KLSparsity(Sparsity):
-    """``weight * KL(target || batch-mean activation)`` summed over coding units, per batch."""
+    """``weight * KL(target || batch-mean activation)`` summed over coding units, per batch; divided by
+    the batch size as Keras divides the book's KL activity regularizer, unless ``divide_by_batch_size``
+    is false (the same penalty at every batch size, as aetrain did before the key existed)."""
 
     name: str = "kl"
     target: float = 0.1
     weight: float = 5e-3
+    divide_by_batch_size: bool = True
 
     def check(self, run: RunConfig) -> None:
         super().check(run)

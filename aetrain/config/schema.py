@@ -57,11 +57,15 @@ class RunConfig:
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         """A checkpoint's config, checked like a command line (it never resolves an interpolation).
         Its loggers, which name no class there, are left out; a checkpoint from before loggers were a
-        group has ``trainer.tensorboard``, dropped too."""
+        group has ``trainer.tensorboard``, dropped too; a KL sparsity stored before
+        ``divide_by_batch_size`` existed trained with the undivided penalty."""
         if isinstance(raw, dict):
             raw = {key: value for key, value in raw.items() if key != "logger"}
             if isinstance(raw.get("trainer"), dict):
                 raw["trainer"] = {k: v for k, v in raw["trainer"].items() if k != "tensorboard"}
+            sparsity = raw.get("sparsity")
+            if isinstance(sparsity, dict) and sparsity.get("name") == "kl":
+                raw["sparsity"] = {"divide_by_batch_size": False, **sparsity}  # as trained before the key
         return validate(raw)
 
 

@@ -23,13 +23,16 @@ def kl_sparsity_penalty(codings, target: float):
 
 @keras.saving.register_keras_serializable(package="aetrain")
 class KLSparsityRegularization(keras.layers.Layer):
-    """Adds ``weight * kl_sparsity_penalty(codings, target)`` to the loss; passes codings through.
+    """Adds ``weight * kl_sparsity_penalty(codings, target)`` to the loss, divided by the batch size
+    when ``divide_by_batch_size`` (as Keras divides an activity regularizer's penalty: the book's KL
+    regularizer is one); passes codings through.
 
-    A layer rather than an activity regularizer: Keras divides activity penalties by the batch size,
-    but this penalty is already a batch statistic, so ``weight`` here multiplies the formula as written.
+    A layer rather than an activity regularizer, so that the division is a choice: a checkpoint made
+    before it existed (no ``divide_by_batch_size`` in its config) keeps the undivided penalty it
+    trained with.
     """
 
-    def __init__(self, target: float, weight: float, **kwargs):
+    def __init__(self, target: float, weight: float, divide_by_batch_size: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 < target < 1.0:
             raise ValueError(f"target must lie strictly between 0 and 1, got {target}")
@@ -37,16 +40,25 @@ class KLSparsityRegularization(keras.layers.Layer):
             raise ValueError(f"weight must be >= 0, got {weight}")
         self.target = float(target)
         self.weight = float(weight)
+        self.divide_by_batch_size = bool(divide_by_batch_size)
 
     def call(self, codings):
-        self.add_loss(self.weight * kl_sparsity_penalty(codings, self.target))
+        penalty = self.weight * kl_sparsity_penalty(codings, self.target)
+        if self.divide_by_batch_size:
+            penalty = penalty / ops.cast(ops.shape(codings)[0], penalty.dtype)
+        self.add_loss(penalty)
         return codings
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "target": self.target, "weight": self.weight}
+        return {
+            **super().get_config(),
+            "target": self.target,
+            "weight": self.weight,
+            "divide_by_batch_size": self.divide_by_batch_size,
+        }
 
 
 # The builders make float32 layers: under mixed precision the codings arrive in bfloat16/float16, but a
@@ -63,7 +75,11 @@ def l1_sparsity_layers(cfg: L1Sparsity) -> list[keras.layers.Layer]:
 
 
 def kl_sparsity_layers(cfg: KLSparsity) -> list[keras.layers.Layer]:
-    return [KLSparsityRegularization(cfg.target, cfg.weight, name="kl_sparsity", dtype="float32")]
+    return [
+        KLSparsityRegularization(
+            cfg.target, cfg.weight, cfg.divide_by_batch_size, name="kl_sparsity", dtype="float32"
+        )
+    ]
 
 
 def build_sparsity_layers(cfg: Sparsity) -> list[keras.layers.Layer]:

@@ -24,19 +24,22 @@ from aetrain.config import ConvVariant, KLSparsity, RunConfig
 from aetrain.training.runtime import import_tensorflow_quietly
 
 MIN_SLICE_IMAGES = 32  # below this a slice's ops are too small to be worth a core of their own
+MOST_CORES_SLICED = 2  # auto slices only where slices were measured to win (docs/performance.md)
 
 
 def resolve_batch_splits(cfg: RunConfig, cores: int, has_gpu: bool) -> int:
     """``trainer.batch_splits`` for this run. ``auto``: one slice per core (at least MIN_SLICE_IMAGES
-    images each) for the convolutional variants on a CPU; 1 for the dense ones (their matrix products
-    already keep every core busy), on a GPU, under a distribution strategy
-    and with KL sparsity."""
+    images each) for the convolutional variants on a CPU of at most MOST_CORES_SLICED cores, where
+    TensorFlow's threads leave cores idle in a conv step; 1 on bigger CPUs (there one slice with every
+    thread was faster than any split), for the dense variants (their matrix products already keep
+    every core busy), on a GPU, under a distribution strategy and with KL sparsity.
+    ``python -m bench --scaling`` measures the choice on the machine it runs on."""
     requested = cfg.trainer.batch_splits
     if requested != "auto":
         return int(requested)
     if not isinstance(cfg.variant, ConvVariant) or isinstance(cfg.sparsity, KLSparsity):
         return 1
-    if has_gpu or cfg.trainer.strategy != "default":
+    if has_gpu or cfg.trainer.strategy != "default" or cores > MOST_CORES_SLICED:
         return 1
     return max(1, min(cores, cfg.trainer.batch_size // MIN_SLICE_IMAGES))
 

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.config import NoNoise, RunConfig, VariationalVariant
+from aetrain.config import NoNoise, NoSparsity, RunConfig, VariationalVariant
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files, write_json_atomically
 from aetrain.run_folder.resume import SavedRun, check_resumable, read_saved_run
@@ -125,7 +125,7 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         model.compile(
             optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
             loss="mse",
-            metrics=_loss_term_metrics(cfg),
+            metrics=_loss_term_metrics(cfg, saved),
             jit_compile=cfg.trainer.jit_compile,
             run_eagerly=cfg.trainer.run_eagerly,
             # more steps than an epoch has only make Keras spin on an exhausted iterator
@@ -316,10 +316,15 @@ def _health_warnings(cfg: RunConfig, test: dict[str, Any]) -> list[str]:
     return [warning] if warning else []
 
 
-def _loss_term_metrics(cfg: RunConfig) -> list:
-    """A VAE's loss is reconstruction_loss (per-pixel MSE) + beta / pixels * kl_loss (nats per image):
-    the history records the first as a compiled metric (the latent-loss layer reports kl_loss)."""
-    if not isinstance(cfg.variant, VariationalVariant):
+def _loss_term_metrics(cfg: RunConfig, saved: SavedRun | None) -> list:
+    """A loss with more terms than the MSE records the MSE alone as ``reconstruction_loss``: a VAE's
+    loss is reconstruction_loss (per-pixel MSE) + beta / pixels * kl_loss (nats per image, reported by
+    the latent-loss layer); a sparse autoencoder's adds its penalty. A resumed run from before sparse
+    runs recorded it goes on without it, so that its history stays one row per epoch."""
+    sparse = not isinstance(cfg.sparsity, NoSparsity)
+    if sparse and saved is not None and "reconstruction_loss" not in saved.history:
+        sparse = False
+    if not (isinstance(cfg.variant, VariationalVariant) or sparse):
         return []
     import keras
 
