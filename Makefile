@@ -8,7 +8,7 @@ SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train smoke test test-fast bench bench-quick results lint format clean
+.PHONY: help setup data train smoke test test-fast bench bench-quick bench-scaling results lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,11 +42,14 @@ test: setup ## the whole test suite, slow CLI tests included, on every core
 test-fast: setup ## the tests that take seconds (no real CLI trainings)
 	$(BIN)/pytest -q -m "not slow"
 
-bench: setup ## the benchmark on all of Fashion-MNIST (~10 min on 2 cores): writes bench/RESULTS.md
+bench: setup ## the six seed presets against the seed's recipe, all of Fashion-MNIST (~20 min on 2 cores): bench/RESULTS.md
 	$(BIN)/python -m bench $(ARGS)
 
 bench-quick: setup ## the benchmark's CI-sized smoke run (1 epoch, 3,000 images): bench/RESULTS-quick.md
 	$(BIN)/python -m bench --quick $(ARGS)
+
+bench-scaling: setup ## conv throughput by slices and threads on this machine: bench/SCALING.md
+	$(BIN)/python -m bench --scaling $(ARGS)
 
 results: setup ## every preset + conv_vae + shallow, full data (~10 min on 2 cores): docs/RESULTS.md
 	$(BIN)/python -m bench.results $(ARGS)
