@@ -13,6 +13,7 @@ import logging
 import math
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,48 +68,74 @@ def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | 
 
 
 def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None) -> float:
-    from aetrain.data import load_data
-
+    """The run as a story: what there is to continue, the data, TensorFlow, the model, training, the
+    training's figures, then the evaluation and the pictures, each phase stoppable."""
     stop = stop or StopRequest()
-    saved = read_saved_run(cfg.trainer.resume) if cfg.trainer.resume else None
+    saved = _saved_run_to_continue(cfg, output_dir)
     # Training finished before the run was stopped: only the evaluation and pictures are missing.
     training_done = saved is not None and saved.epoch >= cfg.trainer.epochs
-    if saved is not None:
-        check_resumable(cfg, saved)
-        for folder in (output_dir, output_dir / layout.CHECKPOINTS):  # what a kill -9 mid-write left
-            remove_partial_files(folder)
-    # The data is checked before TensorFlow loads: a bad file is reported in a fraction of a second.
-    started = time.perf_counter()
-    data = load_data(cfg.data)
-    data_seconds = time.perf_counter() - started
-
+    data, data_seconds = _load_data(cfg)  # before TensorFlow loads: a bad file is reported at once
     splits = resolve_batch_splits(cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu())
     precision = configure_tensorflow(cfg.trainer, cfg.seed, batch_splits=splits)
-    from aetrain.analysis.evaluation import evaluate_test_set
-    from aetrain.data import make_dataset, make_training_dataset
-    from aetrain.models.build import build_model
-    from aetrain.run_folder.checkpoints import (
-        CheckpointRefused,
-        copy_optimizer_state,
-        load_checkpoint,
-        restore_seed_generator_states,
-        seed_generator_states,
-    )
-    from aetrain.training.callbacks import (
-        CheckpointBestAndLast,
-        KLWarmup,
-        RecordHistory,
-        RecordStartup,
-        RichProgress,
-        StopOnNonFiniteLoss,
-        StopOnRequest,
-    )
-    from aetrain.training.distribution import build_strategy
-    from aetrain.training.optimization import build_optimizer
-
     device = describe_device()
     log.info(f"device: {device}, precision {precision}")
     manifest = _write_run_manifest(cfg, output_dir, device, precision, data.source, saved)
+    _log_data(data, data_seconds)
+
+    from aetrain.training.distribution import build_strategy
+
+    strategy = build_strategy(cfg.trainer.strategy)
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
+    model, first_epoch = _model_to_train(cfg, saved, strategy, steps_per_epoch, splits)
+    watch = _Watchers.of(cfg, saved, model, output_dir, manifest, steps_per_epoch, console, stop)
+    train_seconds = _fit(
+        cfg, model, data, first_epoch, steps_per_epoch, watch.callbacks, saved, training_done
+    )
+
+    metrics = {
+        **_run_description(cfg, model, device, strategy.num_replicas_in_sync, splits, precision),
+        **_training_figures(cfg, watch, saved, first_epoch, data, data_seconds, train_seconds),
+    }
+    if training_done:  # the figures of the process that trained
+        metrics.update({key: saved.metrics[key] for key in TRAINING_FIGURES if key in saved.metrics})
+    _end_if_diverged_or_stopped(watch, metrics, cfg, output_dir, stop)
+    try:
+        _evaluate(model, data, cfg, watch.checkpoints, metrics, saved if training_done else None, stop)
+        _enter_phase(stop, PICTURES, f"phase pictures: writing them into {output_dir}")
+        write_pictures(model, data, cfg, watch.history, output_dir, stop)
+        stop.defer()
+    except StopNow as stopped:
+        interrupted = _stopped_after_training(stopped.phase, stop, metrics, cfg, output_dir)
+        watch.loggers.finish(metrics)
+        raise interrupted from None
+    write_metrics(output_dir, metrics)  # status completed: written last, once every phase is done
+    watch.loggers.finish(metrics)
+    show_summary(console, metrics, output_dir)
+    return metrics["best_val_loss"]
+
+
+def _saved_run_to_continue(cfg: RunConfig, output_dir: Path) -> SavedRun | None:
+    """The stopped run ``trainer.resume`` names, checked against this config, with what a kill -9
+    mid-write left removed; None for a new run."""
+    if not cfg.trainer.resume:
+        return None
+    saved = read_saved_run(cfg.trainer.resume)
+    check_resumable(cfg, saved)
+    for folder in (output_dir, output_dir / layout.CHECKPOINTS):
+        remove_partial_files(folder)
+    return saved
+
+
+def _load_data(cfg: RunConfig):
+    """The data set the config names, and the seconds it took."""
+    from aetrain.data import load_data
+
+    started = time.perf_counter()
+    data = load_data(cfg.data)
+    return data, time.perf_counter() - started
+
+
+def _log_data(data, data_seconds: float) -> None:
     log.info(
         f"data: {len(data.x_train)} train / {len(data.x_val)} validation / {len(data.x_test)} test "
         f"images from {data.source} ({data_seconds:.2f} s)"
@@ -116,8 +143,19 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     for note in data.clipped_notes():
         log.warning(note)
 
-    strategy = build_strategy(cfg.trainer.strategy)
-    steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
+
+def _model_to_train(cfg: RunConfig, saved: SavedRun | None, strategy, steps_per_epoch: int, splits: int):
+    """(compiled model, first epoch): built new, or the saved run's last checkpoint with its optimizer
+    state and random generators restored; its steps cut into ``splits`` slices."""
+    from aetrain.models.build import build_model
+    from aetrain.run_folder.checkpoints import (
+        CheckpointRefused,
+        copy_optimizer_state,
+        load_checkpoint,
+        restore_seed_generator_states,
+    )
+    from aetrain.training.optimization import build_optimizer
+
     first_epoch = 0
     with strategy.scope():  # variables (weights, optimizer slots) are created on every replica
         model = load_checkpoint(saved.last_checkpoint, expected=cfg) if saved else build_model(cfg)
@@ -146,55 +184,102 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         f"model: {model.name}, {model.count_params():,} parameters; strategy {cfg.trainer.strategy} "
         f"over {strategy.num_replicas_in_sync} replica(s); each batch in {splits} slice(s)"
     )
+    return model, first_epoch
 
-    train_data = make_training_dataset(
-        data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch
-    )
-    val_data = make_dataset(data.x_val, cfg.trainer.batch_size, shuffle=False)
-    recorder = RecordHistory(saved.history if saved else None)
-    history = recorder.history
-    progress = RichProgress(cfg.trainer.epochs, steps_per_epoch, console, show_bar=cfg.trainer.progress)
-    checkpoints = CheckpointBestAndLast(
-        output_dir / layout.CHECKPOINTS,
-        metadata=lambda epoch: {
-            "config": cfg.to_dict(),
-            "epoch": epoch,
-            "history": history,
-            "random_state": seed_generator_states(model),
-            "manifest": manifest,
-        },
-        **_best_so_far(saved),
-    )
-    guard = StopOnNonFiniteLoss()
-    stopper = StopOnRequest(stop)
-    startup = RecordStartup()
-    loggers = RunLoggers(
-        cfg.logger, LoggedRun(cfg.to_dict(), output_dir, saved.history if saved else {}, saved is not None)
-    )
-    callbacks = [startup, recorder, guard, stopper, checkpoints, progress, *loggers.callbacks()]
-    if isinstance(cfg.variant, VariationalVariant):  # before the recorder: it logs beta and val_loss
-        from aetrain.data.specs import spec_for
 
-        warmup_steps = cfg.variant.kl_warmup_epochs * steps_per_epoch
-        callbacks.insert(1, KLWarmup(cfg.variant.beta, warmup_steps, spec_for(cfg.data).pixels))
+@dataclass
+class _Watchers:
+    """The callbacks that watch training, kept by name: the figures and verdicts come from them."""
 
-    fit_start = time.perf_counter()
+    startup: Any
+    recorder: Any
+    guard: Any
+    stopper: Any
+    checkpoints: Any
+    progress: Any
+    loggers: RunLoggers
+    callbacks: list
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        return self.recorder.history
+
+    @classmethod
+    def of(cls, cfg, saved, model, output_dir, manifest, steps_per_epoch, console, stop) -> _Watchers:
+        from aetrain.run_folder.checkpoints import seed_generator_states
+        from aetrain.training.callbacks import (
+            CheckpointBestAndLast,
+            KLWarmup,
+            RecordHistory,
+            RecordStartup,
+            RichProgress,
+            StopOnNonFiniteLoss,
+            StopOnRequest,
+        )
+
+        recorder = RecordHistory(saved.history if saved else None)
+        checkpoints = CheckpointBestAndLast(
+            output_dir / layout.CHECKPOINTS,
+            metadata=lambda epoch: {
+                "config": cfg.to_dict(),
+                "epoch": epoch,
+                "history": recorder.history,
+                "random_state": seed_generator_states(model),
+                "manifest": manifest,
+            },
+            **_best_so_far(saved),
+        )
+        watch = cls(
+            startup=RecordStartup(),
+            recorder=recorder,
+            guard=StopOnNonFiniteLoss(),
+            stopper=StopOnRequest(stop),
+            checkpoints=checkpoints,
+            progress=RichProgress(
+                cfg.trainer.epochs, steps_per_epoch, console, show_bar=cfg.trainer.progress
+            ),
+            loggers=RunLoggers(
+                cfg.logger,
+                LoggedRun(cfg.to_dict(), output_dir, saved.history if saved else {}, saved is not None),
+            ),
+            callbacks=[],
+        )
+        watch.callbacks = [
+            watch.startup, recorder, watch.guard, watch.stopper, checkpoints, watch.progress,
+            *watch.loggers.callbacks(),
+        ]  # fmt: skip
+        if isinstance(cfg.variant, VariationalVariant):  # before the recorder: it logs beta and val_loss
+            from aetrain.data.specs import spec_for
+
+            warmup_steps = cfg.variant.kl_warmup_epochs * steps_per_epoch
+            watch.callbacks.insert(1, KLWarmup(cfg.variant.beta, warmup_steps, spec_for(cfg.data).pixels))
+        return watch
+
+
+def _fit(cfg, model, data, first_epoch, steps_per_epoch, callbacks, saved, training_done) -> float:
+    """Train from ``first_epoch`` to ``trainer.epochs`` (nothing when training was done); seconds."""
+    from aetrain.data import make_dataset, make_training_dataset
+
+    started = time.perf_counter()
     if training_done:
         log.info(f"training finished earlier ({saved.epoch} epochs): only the phases it missed")
-    else:
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=cfg.trainer.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps_per_epoch,
-            verbose=0,
-            shuffle=False,  # make_training_dataset shuffles, per epoch
-            callbacks=callbacks,
-        )
-    train_seconds = time.perf_counter() - fit_start
+        return time.perf_counter() - started
+    model.fit(
+        make_training_dataset(data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch),
+        validation_data=make_dataset(data.x_val, cfg.trainer.batch_size, shuffle=False),
+        epochs=cfg.trainer.epochs,
+        initial_epoch=first_epoch,
+        steps_per_epoch=steps_per_epoch,
+        verbose=0,
+        shuffle=False,  # make_training_dataset shuffles, per epoch
+        callbacks=callbacks,
+    )
+    return time.perf_counter() - started
 
-    metrics = {
+
+def _run_description(cfg, model, device: str, replicas: int, splits: int, precision: str) -> dict[str, Any]:
+    """What trained, and on what: the head of metrics.json."""
+    return {
         "variant": cfg.variant.name,
         "noise": cfg.noise.name,
         "sparsity": cfg.sparsity.name,
@@ -202,10 +287,19 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         "config": cfg.to_dict(),
         "parameters": model.count_params(),
         "device": device,
-        "replicas": strategy.num_replicas_in_sync,
+        "replicas": replicas,
         "batch_splits": splits,
         "thread_pools": thread_pools(),
         "precision": precision,
+    }
+
+
+def _training_figures(
+    cfg: RunConfig, watch: _Watchers, saved, first_epoch, data, data_seconds, train_seconds
+) -> dict[str, Any]:
+    """How training went: history, best epoch, timings, status."""
+    history, checkpoints, progress = watch.history, watch.checkpoints, watch.progress
+    return {
         "history": history,
         "epochs_completed": len(history.get("loss", [])),
         "resumed_from_epoch": first_epoch if saved else None,
@@ -218,58 +312,55 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
             "clipped": data.clipped,
         },
         "data_seconds": data_seconds,
-        "startup_seconds": startup.seconds,
+        "startup_seconds": watch.startup.seconds,
         "train_seconds": train_seconds,
         "epoch_seconds": progress.epoch_seconds,
         "images_per_second": _steady_throughput(len(data.x_train), progress.epoch_seconds),
-        "status": "diverged" if guard.failure else "completed",
+        "status": "diverged" if watch.guard.failure else "completed",
     }
-    if training_done:  # the figures of the process that trained
-        metrics.update({key: saved.metrics[key] for key in TRAINING_FIGURES if key in saved.metrics})
-    if guard.failure:
-        metrics["failure"] = guard.failure
+
+
+def _end_if_diverged_or_stopped(watch: _Watchers, metrics, cfg: RunConfig, output_dir: Path, stop) -> None:
+    """A diverged run ends here with what it kept; a run stopped during training ends with its resume
+    command. Both write metrics.json and finish the loggers first."""
+    checkpoints = watch.checkpoints
+    if watch.guard.failure:
+        metrics["failure"] = watch.guard.failure
         write_metrics(output_dir, metrics)
-        loggers.finish(metrics)
+        watch.loggers.finish(metrics)
         kept = (
             f"best.keras from epoch {checkpoints.best_epoch} is kept"
             if checkpoints.best_epoch
             else "no checkpoint was good enough to keep"
         )
         raise TrainingDiverged(
-            f"Training diverged: {guard.failure}; {kept}. Lower trainer.learning_rate "
+            f"Training diverged: {watch.guard.failure}; {kept}. Lower trainer.learning_rate "
             f"(now {cfg.trainer.learning_rate}) or use a smaller trainer.batch_size, then run again. "
             f"Details are in {output_dir / layout.METRICS}."
         )
-    if stopper.stopped_in_epoch is not None:
-        interrupted = _interrupted(stopper, stop, metrics, cfg, output_dir)
-        loggers.finish(metrics)
+    if watch.stopper.stopped_in_epoch is not None:
+        interrupted = _interrupted(watch.stopper, stop, metrics, cfg, output_dir)
+        watch.loggers.finish(metrics)
         raise interrupted
 
-    try:
-        _enter_phase(stop, EVALUATION, "phase evaluation: the test set")
-        if checkpoints.best_weights is not None:
-            model.set_weights(checkpoints.best_weights)
-        elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
-            model.set_weights(
-                load_checkpoint(checkpoints.best_path, compile=False, expected=cfg).get_weights()
-            )
-        if training_done and "test" in saved.metrics:  # the evaluation finished before the stop
-            metrics["test"] = saved.metrics["test"]
-            log.info("the test-set figures are those of the run's own evaluation")
-        else:
-            metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
-        metrics["warnings"] = _health_warnings(cfg, metrics["test"])
-        _enter_phase(stop, PICTURES, f"phase pictures: writing them into {output_dir}")
-        write_pictures(model, data, cfg, history, output_dir, stop)
-        stop.defer()
-    except StopNow as stopped:
-        interrupted = _stopped_after_training(stopped.phase, stop, metrics, cfg, output_dir)
-        loggers.finish(metrics)
-        raise interrupted from None
-    write_metrics(output_dir, metrics)  # status completed: written last, once every phase is done
-    loggers.finish(metrics)
-    show_summary(console, metrics, output_dir)
-    return metrics["best_val_loss"]
+
+def _evaluate(model, data, cfg: RunConfig, checkpoints, metrics, finished: SavedRun | None, stop) -> None:
+    """The evaluation phase: the best weights on the test set (a resumed run whose own evaluation
+    finished before it was stopped keeps those figures), and the health warnings."""
+    from aetrain.analysis.evaluation import evaluate_test_set
+    from aetrain.run_folder.checkpoints import load_checkpoint
+
+    _enter_phase(stop, EVALUATION, "phase evaluation: the test set")
+    if checkpoints.best_weights is not None:
+        model.set_weights(checkpoints.best_weights)
+    elif checkpoints.best_epoch is not None:  # resumed, and no epoch since beat the saved best
+        model.set_weights(load_checkpoint(checkpoints.best_path, compile=False, expected=cfg).get_weights())
+    if finished is not None and "test" in finished.metrics:
+        metrics["test"] = finished.metrics["test"]
+        log.info("the test-set figures are those of the run's own evaluation")
+    else:
+        metrics["test"] = evaluate_test_set(model, data.x_test, cfg)
+    metrics["warnings"] = _health_warnings(cfg, metrics["test"])
 
 
 def _enter_phase(stop: StopRequest, phase: str, message: str) -> None:
