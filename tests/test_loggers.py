@@ -198,8 +198,7 @@ def test_mlflow_logger_records_params_metrics_and_artifacts_in_one_run(logged_ru
 def test_a_sweep_logs_each_job_as_a_run_of_one_experiment(tiny_data_dir, tmp_path):
     sweep = tmp_path / "sweep"
     args = smoke_args(tiny_data_dir, "logger=mlflow", "logger.mlflow.experiment_name=s", "latent_size=4,8")
-    # its own process: MLflow keeps one database connection per URI, and the default URI is relative
-    result = aetrain("-m", *args, f"hydra.sweep.dir={sweep}", cwd=tmp_path, own_process=True)
+    result = aetrain("-m", *args, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     client = mlflow_client(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("s").experiment_id])
@@ -267,3 +266,13 @@ def test_a_new_logger_is_one_yaml_file_and_one_module(tiny_data_dir, tmp_path):
     assert [line["loss"] for line in lines[:2]] == metrics["history"]["loss"]
     assert lines[2] == {"status": "completed", "test_mse": metrics["test"]["mse"]}
     assert len(read_history_csv(cwd / "run" / "history.csv")) == 2
+
+
+def test_a_relative_sqlite_store_is_made_absolute_from_the_folder_the_run_started_in(tmp_path, monkeypatch):
+    from aetrain.training.loggers.mlflow_tracking import absolute_store
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_store("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert absolute_store("sqlite:///runs/m.db") == f"sqlite:///{tmp_path / 'runs' / 'm.db'}"
+    for kept in ("sqlite:////srv/m.db", "http://localhost:5000", "file:///srv/mlruns", "sqlite:///:memory:"):
+        assert absolute_store(kept) == kept

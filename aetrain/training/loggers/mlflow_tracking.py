@@ -54,7 +54,9 @@ class MlflowTracking(Logger):
 
         from aetrain.config import ConfigError
 
-        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        uri = absolute_store(
+            self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        )
         try:
             with _one_process_at_a_time(uri):
                 client = MlflowClient(tracking_uri=uri)  # creates a new SQLite store's tables
@@ -117,6 +119,16 @@ class _MlflowSession(LoggerSession):
             self.client.log_batch(self.run_id, metrics=numbers)
 
 
+def absolute_store(uri: str) -> str:
+    """A SQLite store's relative path (``sqlite:///mlflow.db``) made absolute, from the folder the run
+    started in: a run resumed from another folder, or a sweep's next job in the same process, then
+    reports to the same store."""
+    relative = uri.removeprefix("sqlite:///")
+    if uri.startswith("sqlite:///") and not relative.startswith("/") and relative != ":memory:":
+        return f"sqlite:///{Path(relative).absolute()}"
+    return uri
+
+
 @contextlib.contextmanager
 def _one_process_at_a_time(uri: str) -> Iterator[None]:
     """For a SQLite store, one process at a time creates the database, the experiment and its run:
@@ -136,7 +148,7 @@ def _resumed_run(client, run: LoggedRun, uri: str) -> str | None:
     if not run.resumed or not record_path.is_file():
         return None
     record = json.loads(record_path.read_text())
-    if record.get("tracking_uri") != uri:
+    if absolute_store(record.get("tracking_uri", "")) != uri:  # a record from before: relative
         return None
     client.update_run(record["run_id"], status="RUNNING")
     return record["run_id"]
