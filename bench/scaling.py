@@ -43,34 +43,30 @@ def scaling_configs(cores: int, quick: bool) -> list[tuple[str, list[str]]]:
 
 def measure(
     configs: list[tuple[str, list[str]]], common: list[str], epochs: int, work: Path, say
-) -> list[list[str]]:
-    """One aetrain run per row; the table's rows: config, slices, intra / inter threads, images/s."""
+) -> list[tuple[str, int, str, float | None]]:
+    """One aetrain run per row: (config, slices, intra / inter threads, images/s)."""
     rows = []
     for index, (label, overrides) in enumerate(configs):
         say(f"scaling {index + 1}/{len(configs)}: {label}")
         run = run_aetrain([*overrides, f"trainer.epochs={epochs}", *common], work / f"scaling-{index}")
         pools = run.metrics.get("thread_pools") or {}
         threads = "/".join(str(pools.get(key) or "TF's") for key in ("intra_op", "inter_op"))
-        rows.append(
-            [
-                label,
-                str(run.metrics.get("batch_splits", 1)),
-                threads,
-                report.rate(run.metrics["images_per_second"]),
-            ]
-        )
+        rows.append((label, run.metrics.get("batch_splits", 1), threads, run.metrics["images_per_second"]))
     return rows
 
 
-def render(rows: list[list[str]], machine: dict[str, str], heading: str) -> str:
-    table = report.markdown_table(["config", "slices", "intra/inter threads", "images/s"], rows)
-    by_label = {row[0]: row[3] for row in rows}
-    auto, one = by_label.get("conv, batch_splits=auto"), by_label.get("conv, batch_splits=1")
+def render(rows: list[tuple[str, int, str, float | None]], machine: dict[str, str], heading: str) -> str:
+    table = report.markdown_table(
+        ["config", "slices", "intra/inter threads", "images/s"],
+        [[label, str(slices), threads, report.rate(rate)] for label, slices, threads, rate in rows],
+    )
+    rates = {label: rate for label, _, _, rate in rows}
+    auto, one = rates.get("conv, batch_splits=auto"), rates.get("conv, batch_splits=1")
     verdict = ""
-    if auto and one and auto != "n/a" and one != "n/a":
-        faster = float(auto.replace(",", "")) >= float(one.replace(",", ""))
-        word = "not slower" if faster else "**slower**"
-        verdict = f"`batch_splits=auto` against one slice: {auto} vs {one} images/s ({word})."
+    if auto and one:
+        word = "not slower" if auto >= one else "**slower**"
+        figures = f"{report.rate(auto)} vs {report.rate(one)} images/s"
+        verdict = f"`batch_splits=auto` against one slice: {figures} ({word})."
     lines = [
         heading,
         "",
