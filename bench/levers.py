@@ -1,7 +1,8 @@
 """``python -m bench.levers``: training throughput of config variations, interleaved A/B/A/B in one process.
 
 Each configuration is built and traced once; then every round trains one epoch of each, in turn, so
-a neighbour's load on a shared machine hits all of them alike. The medians say which lever wins.
+a neighbour's load on a shared machine hits all of them alike. The medians say which lever wins; the
+CPU time per image (all threads) is the steadier figure where the machine's speed itself wanders.
 Thread counts cannot change inside one process: compare them with ``aetrain trainer.intra_op_threads=N``.
 """
 
@@ -109,16 +110,22 @@ def main(argv: list[str] | None = None) -> None:
         prepared[overrides] = (model, dataset, callbacks)
 
     rates: dict[str, list[float]] = {overrides: [] for overrides in configs}
+    cpu_costs: dict[str, list[float]] = {overrides: [] for overrides in configs}
     for _ in range(args.rounds):
         for overrides, (model, dataset, callbacks) in prepared.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             model.fit(dataset, epochs=1, verbose=0, callbacks=callbacks)
             rates[overrides].append(len(images) / (time.perf_counter() - started))
+            cpu_costs[overrides].append((time.process_time() - cpu_started) / len(images) * 1e6)
     print(f"threads intra {args.intra} inter {args.inter}; 1-minute load after: {os.getloadavg()[0]:.2f}")
-    print("| configuration (aetrain overrides) | images/s, median | rounds |\n|---|---|---|")
+    print(
+        "| configuration (aetrain overrides) | images/s, median | images/s, best round "
+        "| CPU µs per image, median | rounds (images/s) |\n|---|---|---|---|---|"
+    )
     for overrides, values in rates.items():
         rounds = " ".join(f"{value:,.0f}" for value in values)
-        print(f"| `{overrides}` | {statistics.median(values):,.0f} | {rounds} |")
+        median, cpu = statistics.median(values), statistics.median(cpu_costs[overrides])
+        print(f"| `{overrides}` | {median:,.0f} | {max(values):,.0f} | {cpu:.1f} | {rounds} |")
 
 
 if __name__ == "__main__":

@@ -148,3 +148,18 @@ def test_the_recipe_trains_the_books_penalty_where_a_preset_sets_its_own():
     book = preset_config("seed_sparse_kl", BOOK_VALUES["seed_sparse_kl"])
     assert (book.sparsity.weight, ours.sparsity.weight) == (5e-3, 2e-2)
     assert book.sparsity.divide_by_batch_size  # as the book's activity regularizer, under Keras
+
+
+def test_the_recipe_draws_its_noise_with_keras_own_layer_from_the_same_first_weights():
+    import keras
+    import numpy as np
+
+    from aetrain.models.build import build_model
+    from bench.presets import preset_config, recipe_model
+
+    cfg = preset_config("seed_gaussian", [])
+    recipe = recipe_model("seed_gaussian", cfg)
+    noise = [layer for layer in recipe._flatten_layers() if "Noise" in type(layer).__name__]
+    assert [type(layer) for layer in noise] == [keras.layers.GaussianNoise] and noise[0].stddev == 0.2
+    for ours, theirs in zip(build_model(cfg).get_weights(), recipe.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)

@@ -103,3 +103,22 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_leaves_no_partial_file(
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
     assert json.loads(zipfile.ZipFile(path).read("aetrain.json"))["epoch"] == 1
+
+
+def test_best_and_last_are_one_save_and_a_copy_and_last_moves_on_alone(tmp_path):
+    from aetrain.training.callbacks import CheckpointBestAndLast
+
+    model = build_model(validate(compose_config("variant=dense", "latent_size=4")))
+    callback = CheckpointBestAndLast(tmp_path, metadata=lambda epoch: {"epoch": epoch})
+    callback.set_model(model)
+    model.stop_training = False  # as fit sets it
+
+    def epoch_in(name: str) -> int:
+        return json.loads(zipfile.ZipFile(tmp_path / name).read("aetrain.json"))["epoch"]
+
+    callback.on_epoch_end(0, {"val_loss": 0.5})
+    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
+    callback.on_epoch_end(1, {"val_loss": 0.7})  # worse: only last.keras moves on
+    assert (epoch_in("best.keras"), epoch_in("last.keras")) == (1, 2)
+    assert callback.best_epoch == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]

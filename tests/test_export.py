@@ -43,8 +43,8 @@ np.savez(sys.argv[3], **{key: np.asarray(value) for key, value in results.items(
 """
 
 RUNS = [
-    ("variant.tied_weights=true", "sparsity=kl", "trainer.precision=float32"),
-    ("variant=conv_vae", "trainer.precision=float32"),
+    ("variant.tied_weights=true", "sparsity=kl", "noise=gaussian", "trainer.precision=float32"),
+    ("variant=conv_vae", "noise=gaussian", "trainer.precision=float32"),
 ]
 
 
@@ -57,7 +57,7 @@ def without_aetrain(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides", RUNS, ids=["tied_dense_kl_sparse", "conv_vae"])
+@pytest.mark.parametrize("overrides", RUNS, ids=["tied_dense_kl_sparse_gaussian", "conv_vae_gaussian"])
 def test_exports_load_without_aetrain_and_match_the_checkpoint(overrides, trained_runs, tmp_path):
     folder = trained_runs(*overrides)
     out = tmp_path / "export"

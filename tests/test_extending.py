@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from omegaconf import OmegaConf
 
 from aetrain.config import ConfigError, registry, validate
 
-from cli_runs import AETRAIN, environment, plain_text, smoke_args
+from cli_runs import command, plain_text, smoke_args
 from conftest import compose_config
 
 TINY_YAML = """\
@@ -88,11 +87,8 @@ def outside_variant(tmp_path: Path, yaml: str = TINY_YAML, module: str | None = 
 
 def run_command(program: str, *args: str, cwd: Path, module_dir: Path, without_tensorflow: bool = False):
     """``program`` (a console script beside ``aetrain``, or a path) with ``module_dir`` on PYTHONPATH."""
-    env = environment(cwd, without_tensorflow)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(module_dir)]))
-    if not os.path.isabs(program):
-        program = str(Path(AETRAIN).with_name(program))
-    return subprocess.run([program, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    python_path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(module_dir)]))
+    return command(program, *args, cwd=cwd, without_tensorflow=without_tensorflow, PYTHONPATH=python_path)
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import keras
 import numpy as np
@@ -156,6 +157,21 @@ def test_noise_layer_gives_fresh_noise_each_call():
     layer = find_noise_layer(build("noise=gaussian"))
     images = np.zeros((1, 784), dtype=np.float32)
     assert not np.allclose(np.asarray(layer(images, training=True)), np.asarray(layer(images, training=True)))
+
+
+def test_gaussian_noise_is_normal_with_the_asked_stddev_in_any_shape():
+    """The Box-Muller layer draws N(0, stddev²): an odd count of numbers, the Kolmogorov-Smirnov
+    distance to the normal (below its 1% critical value), and the tails (|z| > 3) as often as the
+    normal has them."""
+    layer = find_noise_layer(build("noise=gaussian", "noise.stddev=0.3"))
+    assert type(layer).__name__ == "BoxMullerGaussianNoise" and layer.stddev == 0.3
+    noise = np.asarray(layer(np.zeros((2001, 7, 3), np.float32), training=True)).ravel() / 0.3
+    assert noise.shape == (2001 * 7 * 3,)
+    assert abs(noise.mean()) < 0.02 and noise.std() == pytest.approx(1.0, abs=0.02)
+    normal_cdf = np.vectorize(lambda z: 0.5 * math.erfc(-z / math.sqrt(2)))(np.sort(noise))
+    empirical = np.arange(1, noise.size + 1) / noise.size
+    assert np.max(np.abs(empirical - normal_cdf)) < 1.63 / math.sqrt(noise.size)
+    assert np.mean(np.abs(noise) > 3) == pytest.approx(math.erfc(3 / math.sqrt(2)), rel=0.3)
 
 
 def test_vae_samples_codings_while_training_and_uses_the_mean_otherwise():

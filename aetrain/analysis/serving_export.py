@@ -9,7 +9,8 @@ Keras's built-in layers only:
 - a tied-weights decoder's DenseTranspose layers become plain Dense layers holding the transposed
   encoder kernels.
 
-Noise layers (GaussianNoise, Dropout) are Keras's own and do nothing at inference; they stay.
+Noise layers do nothing at inference and stay, as Keras's own: aetrain's faster Gaussian noise layer
+becomes Keras's GaussianNoise with the same stddev.
 The Keras files and SavedModels keep the run's precision policy (so they match the checkpoint to the
 last bit); encoder.tflite always computes in float32, with TensorFlow Lite's built-in ops only.
 Nothing here touches the process; aetrain.commands.export writes the files.
@@ -24,6 +25,7 @@ from pathlib import Path
 import keras
 
 from aetrain.models.dense import DenseTranspose
+from aetrain.models.noise import with_keras_noise
 from aetrain.models.sparsity import KLSparsityRegularization
 
 TRAINING_ONLY_LAYERS = (KLSparsityRegularization,)  # identities at inference: left out
@@ -42,8 +44,8 @@ def is_variational(model: keras.Model) -> bool:
 
 
 def standalone_encoder(model: keras.Model) -> keras.Model:
-    """image -> codings (a VAE: ``[mean, log_var]``), sharing the checkpoint's layers and weights."""
-    encoder = model.get_layer("encoder")
+    """image -> codings (a VAE: ``[mean, log_var]``), with the checkpoint's weights."""
+    encoder = with_keras_noise(model.get_layer("encoder"))
     images = keras.Input(shape=model.input_shape[1:], name=INPUT_NAME)
     if is_variational(model):
         outputs = [encoder.get_layer("codings_mean").output, encoder.get_layer("codings_log_var").output]

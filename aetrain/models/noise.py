@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 from aetrain.config import DropoutNoise, GaussianNoise, Noise, NoNoise
@@ -15,7 +17,47 @@ def no_noise_layer(cfg: NoNoise, seed: int) -> None:
 
 
 def gaussian_noise_layer(cfg: GaussianNoise, seed: int) -> keras.layers.Layer:
-    return keras.layers.GaussianNoise(cfg.stddev, seed=seed, name=NOISE_LAYER_NAME)
+    return BoxMullerGaussianNoise(cfg.stddev, seed=seed, name=NOISE_LAYER_NAME)
+
+
+@keras.saving.register_keras_serializable(package="aetrain")
+class BoxMullerGaussianNoise(keras.layers.GaussianNoise):
+    """Keras's GaussianNoise (the same settings, seed generator and N(0, stddev²) noise), drawn by the
+    Box-Muller transform from uniform numbers: TensorFlow's normal sampler on CPU costs about three
+    times as much per number, and in a small dense denoiser it was the largest part of a training step.
+    """
+
+    def call(self, inputs, training=False):
+        if not (training and self.stddev > 0):
+            return inputs
+        ops = keras.ops
+        shape = ops.shape(inputs)
+        count = ops.size(inputs)
+        pairs = (count + 1) // 2
+        # (0, 1]: log of the first of each pair is finite
+        uniform = 1.0 - keras.random.uniform((2, pairs), dtype="float32", seed=self.seed_generator)
+        radius = ops.sqrt(-2.0 * ops.log(uniform[0])) * self.stddev
+        angle = (2.0 * math.pi) * uniform[1]
+        noise = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)])[:count]
+        return inputs + ops.cast(ops.reshape(noise, shape), self.compute_dtype)
+
+
+def with_keras_noise(model: keras.Model) -> keras.Model:
+    """``model`` with Keras's own GaussianNoise in place of aetrain's, nested models included: a copy,
+    weights included (for exports that must load without aetrain, and for the book's recipe)."""
+    if not any(isinstance(layer, BoxMullerGaussianNoise) for layer in model._flatten_layers()):
+        return model
+
+    def keras_layer(layer):
+        if isinstance(layer, BoxMullerGaussianNoise):
+            return keras.layers.GaussianNoise(
+                layer.stddev, seed=layer.seed, name=layer.name, dtype=layer.dtype_policy
+            )
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=keras_layer, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def dropout_noise_layer(cfg: DropoutNoise, seed: int) -> keras.layers.Layer:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,13 @@ def remove_partial_files(folder: Path) -> list[Path]:
 def write_text_atomically(target: Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+    return target
+
+
+def copy_atomically(source: Path, target: Path) -> Path:
+    """``target`` becomes a copy of ``source``, never half-copied (see :func:`atomic_path`)."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
     return target
 
 

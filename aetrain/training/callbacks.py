@@ -27,6 +27,7 @@ from rich.progress import (
 )
 
 from aetrain.run_folder import layout
+from aetrain.run_folder.atomic_files import copy_atomically
 from aetrain.run_folder.checkpoints import save_checkpoint
 from aetrain.training.runtime import seconds_since_process_start
 from aetrain.training.stop_request import StopRequest
@@ -142,11 +143,13 @@ class CheckpointBestAndLast(keras.callbacks.Callback):
         if self.model.stop_training:
             return  # a partial epoch (see the module docstring): last.keras keeps the last whole one
         value = float((logs or {}).get(self.monitor, math.nan))
-        if math.isfinite(value) and value < self.best:
-            self.best, self.best_epoch = value, epoch + 1
-            self.best_weights = self.model.get_weights()
-            save_checkpoint(self.model, self.best_path, self.metadata(epoch + 1))
-        save_checkpoint(self.model, self.last_path, self.metadata(epoch + 1))
+        if not (math.isfinite(value) and value < self.best):
+            save_checkpoint(self.model, self.last_path, self.metadata(epoch + 1))
+            return
+        self.best, self.best_epoch = value, epoch + 1
+        self.best_weights = self.model.get_weights()
+        save_checkpoint(self.model, self.best_path, self.metadata(epoch + 1))
+        copy_atomically(self.best_path, self.last_path)  # the same file: a copy costs less than a save
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
