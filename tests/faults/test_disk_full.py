@@ -18,13 +18,13 @@ from aetrain.training import loop as train
 
 from cli_runs import environment, is_whole_checkpoint, partial_files, plain_text, smoke_args
 
-# Epoch 1 writes best.keras and last.keras; from then on the disk is full.
-FILL_DISK_AFTER_TWO_SAVES = """
+# Epoch 1 saves best.keras and copies it to last.keras; from then on the disk is full.
+FILL_DISK_AFTER_ONE_SAVE = """
 import errno, sys, keras
 real_save, calls = keras.Model.save, []
 def save(self, *args, **kwargs):
     calls.append(1)
-    if len(calls) > 2:
+    if len(calls) > 1:
         raise OSError(errno.ENOSPC, "No space left on device")
     return real_save(self, *args, **kwargs)
 keras.Model.save = save
@@ -47,7 +47,7 @@ def fill_disk_after(saves: int, monkeypatch) -> None:
 
 
 def test_full_disk_in_epoch_two_keeps_epoch_one(make_config, tmp_path, monkeypatch):
-    fill_disk_after(2, monkeypatch)
+    fill_disk_after(1, monkeypatch)
     run_dir = tmp_path / "run"
     with pytest.raises(RunFolderWriteError) as caught:
         train.run(make_config("trainer.epochs=3"), run_dir, Console(file=io.StringIO()))
@@ -66,7 +66,7 @@ def test_full_disk_through_the_cli_exits_5_without_traceback(tiny_data_dir, tmp_
     run_dir = tmp_path / "run"
     args = smoke_args(tiny_data_dir, f"hydra.run.dir={run_dir}", "trainer.epochs=3")
     result = subprocess.run(
-        [sys.executable, "-c", FILL_DISK_AFTER_TWO_SAVES, *args],
+        [sys.executable, "-c", FILL_DISK_AFTER_ONE_SAVE, *args],
         cwd=tmp_path,
         env=environment(tmp_path),
         capture_output=True,
