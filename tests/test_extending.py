@@ -276,7 +276,6 @@ declare(
     "stripes",
     StripesData,
     build=DataSpec(
-        name="stripes",
         title="Stripes",
         height=12,
         width=12,

@@ -36,7 +36,6 @@ class DataSpec:
     ``data.test_size`` of its images are drawn for testing, seeded.
     """
 
-    name: str
     title: str
     height: int
     width: int
@@ -46,6 +45,7 @@ class DataSpec:
     test_images: int | None
     read: Reader
     where: str  # where its files are found, in one line (docs, --help)
+    name: str = ""  # the name it is declared under: data_spec fills it in
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -75,7 +75,6 @@ declare(
     "fashion_mnist",
     DataConfig,
     build=DataSpec(
-        name="fashion_mnist",
         title="Fashion-MNIST",
         height=28,
         width=28,
@@ -105,7 +104,6 @@ declare(
     "mnist",
     DataConfig,
     build=DataSpec(
-        name="mnist",
         title="MNIST",
         height=28,
         width=28,
@@ -123,7 +121,6 @@ declare(
     "cifar10",
     DataConfig,
     build=DataSpec(
-        name="cifar10",
         title="CIFAR-10",
         height=32,
         width=32,
@@ -153,7 +150,6 @@ declare(
     "digits",
     DigitsData,
     build=DataSpec(
-        name="digits",
         title="scikit-learn's digits",
         height=8,
         width=8,
@@ -171,7 +167,6 @@ declare(
     "image_folder",
     ImageFolderData,
     build=DataSpec(
-        name="image_folder",
         title="the image folder",
         height=28,
         width=28,
@@ -199,5 +194,6 @@ def spec_for(data_cfg: Any) -> DataSpec:
 
 
 def data_spec(name: str) -> DataSpec:
-    """The declared spec of the data set ``name`` (KeyError if none is declared)."""
-    return option("data", name).build
+    """The declared spec of the data set ``name`` (KeyError if none is declared), named by its
+    declaration: the name is written once, in ``declare``."""
+    return dataclasses.replace(option("data", name).build, name=name)
