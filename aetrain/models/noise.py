@@ -44,7 +44,8 @@ class BoxMullerGaussianNoise(keras.layers.GaussianNoise):
 
 def with_keras_noise(model: keras.Model) -> keras.Model:
     """``model`` with Keras's own GaussianNoise in place of aetrain's, nested models included: a copy,
-    weights included (for exports that must load without aetrain, and for the book's recipe)."""
+    weights included (for exports that must load without aetrain, and for the book's recipe). Layers
+    are copied from their configs, so a tied-weights decoder would lose its tie: pass its encoder."""
     if not any(isinstance(layer, BoxMullerGaussianNoise) for layer in model._flatten_layers()):
         return model
 
