@@ -1,3 +1,6 @@
-from aetrain.commands.train import entry
+"""`python -m aetrain`: the training command. Importing this module runs nothing."""
 
-entry()
+if __name__ == "__main__":
+    from aetrain.commands.train import entry
+
+    entry()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -316,9 +317,29 @@ def test_a_new_data_set_is_one_yaml_file_and_one_module(tmp_path):
     assert 0 <= metrics["test"]["mse"] < 1
 
 
-def test_a_stored_config_cannot_import_an_installed_package(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "module",
+    ["filelock", "aetrain.__main__", "aetrain.commands.train", "hydra_plugins", "__main__", "tiny.__init__"],
+)
+def test_a_stored_config_cannot_import_an_installed_package_or_aetrain_itself(module):
+    """filelock is installed beside aetrain; aetrain itself is installed too, even in editable mode
+    (outside site-packages); a dunder module is nobody's declaration."""
     saved = validate(compose_config()).to_dict()
-    saved["variant"]["_declared_in_"] = "filelock"  # installed beside aetrain: not the user's own module
+    saved["variant"]["_declared_in_"] = module
+    before = set(sys.modules)
     with pytest.raises(ConfigError) as refused:
         validate(saved)
-    assert refused.value.key == "variant._declared_in_" and "PYTHONPATH" in str(refused.value)
+    assert refused.value.key == "variant._declared_in_" and module in str(refused.value)
+    imported = set(sys.modules) - before
+    top_level = module.split(".")[0]
+    assert not {name for name in imported if name.split(".")[0] == top_level}, imported
+
+
+def test_importing_aetrains_main_module_runs_no_command():
+    result = subprocess.run(
+        [sys.executable, "-c", "import aetrain.__main__; print('imported')"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "imported", result.stdout + result.stderr

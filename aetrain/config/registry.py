@@ -18,7 +18,9 @@ Loggers follow the same idea through Hydra's ``_target_`` (aetrain.training.logg
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import importlib.metadata
 import importlib.util
 import site
 import sys
@@ -36,6 +38,8 @@ NAMED = ("optimizer", "schedule", "strategy")
 KINDS = GROUPS + NAMED
 
 DECLARED_IN = "_declared_in_"  # the YAML key naming the module that declares an outside option
+#: aetrain's own top-level packages: installed whatever the install mode (editable, wheel, a checkout).
+OWN_PACKAGES = ("aetrain", "hydra_plugins", "bench")
 
 # aetrain's own declarations, imported on the first look-up (aetrain.data.specs imports aetrain.config,
 # so it cannot be imported while aetrain.config is).
@@ -146,13 +150,18 @@ def import_declaring_module(module_name: Any, key: str, from_a_file: bool = Fals
         raise ConfigError(
             key, module_name, allowed, "A module of Python's standard library declares no option."
         )
+    if any(part.startswith("__") and part.endswith("__") for part in module_name.split(".")):
+        raise ConfigError(
+            key, module_name, allowed, "A module whose name is a dunder (`__main__`) declares no option."
+        )
     if from_a_file and not _from_a_users_folder(module_name):
         raise ConfigError(
             key,
             module_name,
             "a module from a folder on PYTHONPATH",
-            "A stored config (a checkpoint's) may name only a module the user put on the path, not an "
-            "installed one: put the folder that holds the option's module on PYTHONPATH.",
+            "A stored config (a checkpoint's) may name only a module the user put on the path, outside "
+            "every installed distribution (aetrain's own included): put the folder that holds the "
+            "option's module on PYTHONPATH.",
         )
     if module_name in sys.modules:
         return
@@ -174,8 +183,16 @@ def import_declaring_module(module_name: Any, key: str, from_a_file: bool = Fals
 
 def _from_a_users_folder(module_name: str) -> bool:
     """Whether the top-level package of ``module_name`` lives outside Python's own and installed
-    libraries (found without running it). A module that is nowhere passes: importing it fails."""
-    spec = importlib.util.find_spec(module_name.split(".")[0])
+    libraries and belongs to no installed distribution, aetrain included (an editable install lies
+    outside site-packages). Found without running it. A module that is nowhere passes: importing it
+    fails."""
+    top_level = module_name.split(".")[0]
+    if top_level in _installed_top_level_names():
+        return False
+    try:
+        spec = importlib.util.find_spec(top_level)
+    except (ImportError, ValueError):  # a module whose spec cannot be read is no user's plain module
+        return False
     if spec is None:
         return True
     locations = list(spec.submodule_search_locations or []) or [spec.origin]
@@ -185,6 +202,12 @@ def _from_a_users_folder(module_name: str) -> bool:
     libraries |= {*site.getsitepackages(), site.getusersitepackages()}
     roots = [Path(folder).resolve() for folder in libraries if folder]
     return not any(Path(location).resolve().is_relative_to(root) for location in locations for root in roots)
+
+
+@functools.cache
+def _installed_top_level_names() -> frozenset[str]:
+    """Every top-level module an installed distribution provides, and aetrain's own packages."""
+    return frozenset({*importlib.metadata.packages_distributions(), *OWN_PACKAGES})
 
 
 def _import_failed(key: str, module_name: str, allowed: str, error: Exception) -> ConfigError:

@@ -103,6 +103,8 @@ def test_foreign_classes_are_refused_before_keras_loads_them(finished_run, tmp_p
         ("seed", "${oc.env:AETRAIN_SECRET}", "`seed`"),
         ("variant.hidden_units", ["${oc.env:AETRAIN_SECRET}"], "`variant.hidden_units.0`"),
         ("variant.name", "nope", "`variant.name`"),
+        ("variant._declared_in_", "aetrain.__main__", "`variant._declared_in_`"),
+        ("variant._declared_in_", "__main__", "`variant._declared_in_`"),
     ],
 )
 def test_stored_configs_aetrain_refuses_are_refused_by_key(finished_run, tmp_path, key, value, phrase):
