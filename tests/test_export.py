@@ -20,6 +20,7 @@ from cli_runs import unwrapped
 
 # What a user without aetrain writes (docs/doctor.md shows the same lines).
 CONSUMER = """
+import ast
 import sys
 import numpy as np
 import keras
@@ -40,6 +41,16 @@ lite = tf.lite.Interpreter(model_path=f"{out}/encoder.tflite").get_signature_run
 outputs = lite(images=images)
 results["encoder_tflite"] = outputs["output_0"]
 np.savez(sys.argv[3], **{key: np.asarray(value) for key, value in results.items()})
+
+# The README's lines, as a user pastes them, one statement at a time: each gives the same codings.
+readme = {"keras": keras, "tf": tf, "x": images[:1]}
+for statement in ast.parse(open(sys.argv[4]).read().replace("RUN/export", out)).body:
+    exec(compile(ast.Module([statement], []), "README.md", "exec"), readme)
+    if "codings" in readme:
+        got = readme.pop("codings")
+        got = got[0] if isinstance(got, (list, tuple)) else got
+        np.testing.assert_allclose(np.asarray(got), results["encoder_keras"][:1], atol=1e-5)
+        print("README line ok")
 """
 
 RUNS = [
@@ -65,8 +76,9 @@ def test_exports_load_without_aetrain_and_match_the_checkpoint(overrides, traine
     images = np.random.default_rng(0).random((5, 28, 28), dtype=np.float32)
     np.save(tmp_path / "images.npy", images)
     (tmp_path / "consumer.py").write_text(CONSUMER)
+    (tmp_path / "readme_lines.py").write_text(readme_encoding_lines())
     done = subprocess.run(
-        [sys.executable, "consumer.py", str(out), "images.npy", "got.npz"],
+        [sys.executable, "consumer.py", str(out), "images.npy", "got.npz", "readme_lines.py"],
         cwd=tmp_path,
         env=without_aetrain(tmp_path),
         capture_output=True,
@@ -74,6 +86,7 @@ def test_exports_load_without_aetrain_and_match_the_checkpoint(overrides, traine
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("README line ok") == 3, done.stdout
     model = load_checkpoint(folder / "checkpoints" / "best.keras", compile=False)
     codings = model.get_layer("encoder").predict(images, verbose=0)
     codings = codings[0] if isinstance(codings, list) else codings
@@ -86,6 +99,13 @@ def test_exports_load_without_aetrain_and_match_the_checkpoint(overrides, traine
     assert sorted(got.files) == sorted(export_command_exports())
     for key in got.files:
         np.testing.assert_allclose(got[key], expected[key.split("_")[0]], atol=1e-5, err_msg=key)
+
+
+def readme_encoding_lines() -> str:
+    """The README's Python block that encodes an image with each export."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    after = readme.split("Encoding an image `x`", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def export_command_exports() -> list[str]:

@@ -80,12 +80,20 @@ def test_loggers_may_change_when_a_run_is_resumed_even_one_saved_before_they_wer
         check_resumable(validate(compose_config("trainer.epochs=3", "latent_size=8")), old_run)
 
 
-def test_an_unknown_tracking_store_is_refused_naming_the_key(tmp_path):
+@pytest.mark.parametrize("store", ["nosuchscheme://x", "folder"], ids=["unknown scheme", "a folder"])
+def test_an_unknown_tracking_store_is_refused_naming_the_key(tmp_path, monkeypatch, store):
+    """MLflow 3 refuses a folder store unless MLFLOW_ALLOW_FILE_STORE=true: the message says so and
+    offers only stores it opens."""
     from aetrain.training.loggers.mlflow_tracking import MlflowTracking
 
-    tracking = MlflowTracking(tracking_uri="nosuchscheme://x")
-    with pytest.raises(ConfigError, match=r"`logger.mlflow.tracking_uri` = 'nosuchscheme://x'"):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = store if "://" in store else (tmp_path / store).as_uri()
+    tracking = MlflowTracking(tracking_uri=uri)
+    with pytest.raises(ConfigError, match=r"`logger.mlflow.tracking_uri`") as refused:
         tracking.start(LoggedRun({}, tmp_path, {}, resumed=False))
+    message = str(refused.value)
+    assert uri in message and "sqlite:///FILE.db" in message
+    assert "a folder only with MLFLOW_ALLOW_FILE_STORE=true" in message
 
 
 @pytest.mark.slow

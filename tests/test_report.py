@@ -20,6 +20,8 @@ from rich.console import Console
 
 from aetrain.commands import report
 
+from read_only_folders import read_only
+
 IMAGES = 4
 
 
@@ -329,13 +331,9 @@ def test_report_csv_that_cannot_be_replaced_exits_5_and_leaves_no_partial_file(s
     assert not list(sweep.glob(".report-partial-*"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
 def test_a_read_only_sweep_folder_exits_5_and_says_how_to_write_elsewhere(sweep, tmp_path_factory):
-    sweep.chmod(0o555)
-    try:
+    with read_only(sweep):
         result = aetrain_report(sweep)
-    finally:
-        sweep.chmod(0o755)
     assert result.returncode == 5, result.stdout + result.stderr
     assert str(sweep) in result.stderr and "--out" in result.stderr
     out = tmp_path_factory.mktemp("out")

@@ -5,7 +5,6 @@ first)."""
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from aetrain import data
 
 from cli_runs import aetrain, plain_text, smoke_args
 from idx_files import write_idx
+from read_only_folders import read_only
 
 TRAIN_IMAGES = data.FILES["train_images"]
 TRAIN_LABELS = data.FILES["train_labels"]
@@ -78,18 +78,14 @@ def test_run_folder_under_a_file_exits_5_naming_it(tmp_path):
     assert "Traceback" not in text
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
 @pytest.mark.parametrize("explicit", [True, False], ids=["hydra.run.dir", "default outputs/"])
 def test_read_only_folder_exits_5_naming_it(tmp_path, explicit):
-    read_only = tmp_path / "read-only"
-    read_only.mkdir()
-    read_only.chmod(0o555)
-    try:
-        args = [f"hydra.run.dir={read_only / 'run'}"] if explicit else []
-        result = aetrain("trainer=smoke", *args, cwd=read_only if not explicit else tmp_path)
-    finally:
-        read_only.chmod(0o755)
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    with read_only(folder):
+        args = [f"hydra.run.dir={folder / 'run'}"] if explicit else []
+        result = aetrain("trainer=smoke", *args, cwd=folder if not explicit else tmp_path)
     text = plain_text(result.stdout + result.stderr)
     assert result.returncode == 5, text
-    assert "not writable" in text and str(read_only) in text
+    assert "not writable" in text and str(folder) in text
     assert "Traceback" not in text

@@ -4,18 +4,14 @@ partial; out-of-range ``--seed`` / counts are refused by argparse (exit 2)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cli_runs import command, plain_text
 from damaged_files import copy_run, folder_digest
+from read_only_folders import read_only
 
 COMMANDS = ("aetrain-evaluate", "aetrain-generate", "aetrain-look")
 VAE_RUN = ("variant=vae", "latent_size=2")
@@ -42,23 +38,6 @@ def test_out_that_is_a_file_or_under_one_exits_5_before_tensorflow(trained_runs,
     for out in (a_file, a_file / "sub"):
         assert_unwritable(companion(name, str(run), "--out", str(out), cwd=tmp_path), out)
     assert a_file.read_text() == "keep me"
-
-
-@contextlib.contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """``folder`` made unwritable: chmod for a user; for root (who ignores modes) the immutable flag."""
-    if os.geteuid() != 0:
-        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
-        undo = ["chmod", "u+w", str(folder)]
-    else:
-        chattr = shutil.which("chattr")
-        if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode:
-            pytest.skip("root, and no chattr +i here to make a folder read-only")
-        undo = [chattr, "-i", str(folder)]
-    try:
-        yield
-    finally:
-        subprocess.run(undo, check=True)
 
 
 @pytest.mark.parametrize("name", COMMANDS)

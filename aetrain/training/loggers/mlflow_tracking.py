@@ -65,7 +65,8 @@ class MlflowTracking(Logger):
             raise ConfigError(
                 "logger.mlflow.tracking_uri",
                 uri,
-                "a tracking URI MLflow can open (sqlite:///FILE.db, a folder, http://HOST:PORT)",
+                "a tracking URI MLflow 3 opens (sqlite:///FILE.db, another database URL, http://HOST:PORT; "
+                "a folder only with MLFLOW_ALLOW_FILE_STORE=true)",
                 f"MLflow could not start the run: {str(error).splitlines()[0]}",
             ) from None
         return _MlflowSession(client, run_id, run.output_dir, self.log_checkpoint)
