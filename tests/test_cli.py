@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -94,6 +95,15 @@ def test_help_and_cfg_job_work_as_in_any_hydra_app(tmp_path):
     job = aetrain("variant=conv", "latent_size=64", "--cfg", "job", cwd=tmp_path)
     assert job.returncode == 0
     assert "latent_size: 64" in job.stdout and "name: conv" in job.stdout
+
+
+def test_cfg_hydra_resolve_prints_the_run_folder_and_creates_none(tmp_path):
+    """`--cfg hydra` prints the hydra node alone, without the job's keys its run folder is made of."""
+    printed = aetrain("--cfg", "hydra", "--resolve", cwd=tmp_path, without_tensorflow=True)
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    run_dir = re.search(r"^\s*run:\n\s+dir: (.+)$", printed.stdout, re.MULTILINE).group(1)
+    assert run_dir.startswith("outputs/")
+    assert list(tmp_path.iterdir()) == [], "printing a config creates no folder"
 
 
 def test_wheel_ships_the_configs_and_runs_from_another_directory(tmp_path):

@@ -80,6 +80,13 @@ def test_linear_probe_separates_separable_codings_and_is_deterministic():
     assert chance["probe_test_accuracy"] < 0.25
 
 
+def test_linear_probe_on_one_class_says_it_is_not_defined_instead_of_a_number():
+    codings = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    labels = np.full(50, 4)
+    probe = linear_probe(codings[:40], labels[:40], codings[40:], labels[40:], seed=1, steps=10)
+    assert "probe_test_accuracy" not in probe and "1 class" in probe["probe_undefined"]
+
+
 def _trained(trained_runs, tiny_data_dir, *overrides):
     folder = trained_runs(*overrides)
     checkpoint = folder / "checkpoints" / "best.keras"

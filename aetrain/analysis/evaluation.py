@@ -131,10 +131,18 @@ def linear_probe(
     The usual measure of how linearly useful learned features are. Codings are standardised with the
     training codings' mean and standard deviation; then ``steps`` Adam steps on batches of 256 drawn
     from reshuffled passes (a step count, not epochs, so small and large sets both converge); ``seed``
-    fixes the initial weights and the order.
+    fixes the initial weights and the order. With fewer than two classes there is nothing to tell
+    apart: ``probe_undefined`` says so instead of a number.
     """
     import tensorflow as tf
 
+    present = np.unique(train_labels)
+    if len(present) < 2:
+        return {
+            "probe_undefined": f"the training split holds {len(present)} class; a classifier's "
+            "accuracy means something only with two or more",
+            "probe_train_images": len(train_labels),
+        }
     keras.utils.set_random_seed(seed)
     classes = int(max(train_labels.max(), test_labels.max())) + 1
     center = train_codings.mean(axis=0)

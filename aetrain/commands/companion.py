@@ -70,14 +70,15 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def positive_int(text: str) -> int:
-    return _bounded_int(text, 1, MAX_COUNT)
+    return bounded_int(text, 1, MAX_COUNT)
 
 
 def seed_value(text: str) -> int:
-    return _bounded_int(text, 0, MAX_SEED)
+    return bounded_int(text, 0, MAX_SEED)
 
 
-def _bounded_int(text: str, low: int, high: int) -> int:
+def bounded_int(text: str, low: int, high: int) -> int:
+    """An argparse type: an integer from ``low`` to ``high``, else a message naming both."""
     try:
         value = int(text)
     except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from aetrain.commands.companion import (
     CommandRefused,
+    bounded_int,
     command_parser,
     load,
     locate,
@@ -25,6 +27,7 @@ from aetrain.run_folder.atomic_files import write_json_atomically
 # aetrain.analysis.evaluation's defaults, repeated here because importing it loads TensorFlow, which
 # --help and a bad path should not wait for (tests/test_commands.py checks that the two agree).
 PROBE_STEPS, ELBO_SAMPLES, IW_SAMPLES = 2000, 4, 100
+MAX_SAMPLES = 5000  # samples per test image: beyond it the arrays grow past any machine's memory
 
 
 def noise_levels(text: str) -> list[float]:
@@ -60,15 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--elbo-samples",
-        type=positive_int,
+        type=functools.partial(bounded_int, low=1, high=MAX_SAMPLES),
         default=ELBO_SAMPLES,
-        help=f"codings sampled per test image for the VAE's reconstruction term ({ELBO_SAMPLES})",
+        help=f"codings sampled per test image for the VAE's reconstruction term ({ELBO_SAMPLES}; at most "
+        f"{MAX_SAMPLES})",
     )
     parser.add_argument(
         "--iw-samples",
-        type=positive_int,
+        type=functools.partial(bounded_int, low=1, high=MAX_SAMPLES),
         default=IW_SAMPLES,
-        help=f"importance samples K per test image for the VAE's IWAE likelihood estimate ({IW_SAMPLES})",
+        help=f"importance samples K per test image for the VAE's IWAE likelihood estimate ({IW_SAMPLES}; "
+        f"at most {MAX_SAMPLES}, the K of the IWAE paper's own estimates)",
     )
     parser.add_argument(
         "--noise-levels",
@@ -195,11 +200,14 @@ def report_table(report: dict[str, Any]) -> Table:
             f"{point['noisy_input_mse']:.5f} / {point['reconstruction_mse']:.5f}",
         )
     probe = report["linear_probe"]
-    table.add_row(
-        "linear probe accuracy",
-        f"{100 * probe['probe_test_accuracy']:.1f} % test "
-        f"({100 * probe['probe_train_accuracy']:.1f} % on {probe['probe_train_images']:,} train)",
-    )
+    if "probe_undefined" in probe:
+        table.add_row("linear probe accuracy", f"not defined: {probe['probe_undefined']}")
+    else:
+        table.add_row(
+            "linear probe accuracy",
+            f"{100 * probe['probe_test_accuracy']:.1f} % test "
+            f"({100 * probe['probe_train_accuracy']:.1f} % on {probe['probe_train_images']:,} train)",
+        )
     return table
 
 

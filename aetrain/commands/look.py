@@ -7,11 +7,27 @@ import sys
 
 from rich.console import Console
 
-from aetrain.commands.companion import command_parser, load, locate, positive_int, run_command, seed_of
+from aetrain.commands.companion import (
+    CommandRefused,
+    command_parser,
+    load,
+    locate,
+    positive_int,
+    run_command,
+    seed_of,
+)
 from aetrain.config import NoNoise, VariationalVariant
 from aetrain.run_folder import layout
 
 TSNE_POINTS, DENOISING_IMAGES = 2000, 10
+MIN_MAP_POINTS = 3  # two principal components and a t-SNE perplexity below the count need three
+
+
+def _too_few_points(what: str) -> str:
+    return (
+        f"{what} a map of codings in 2-D needs at least {MIN_MAP_POINTS} test images (PCA's two "
+        f"components, t-SNE's neighbours). Give --limit {MIN_MAP_POINTS} or more, or leave it out."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def look(args: argparse.Namespace, console: Console) -> None:
+    if args.limit is not None and args.limit < MIN_MAP_POINTS:
+        raise CommandRefused(_too_few_points(f"--limit {args.limit}"))
     run = locate(args)
     loaded = load(run, args)  # TensorFlow loads here, quietly
     from aetrain.analysis.pictures import coding_map, reconstruction_grid
@@ -49,6 +67,8 @@ def look(args: argparse.Namespace, console: Console) -> None:
     cfg, model, data, out = run.config, loaded.model, loaded.data, loaded.output_dir
     seed = seed_of(run, args)
     codings = encode(model, data.x_test)
+    if len(codings) < MIN_MAP_POINTS:
+        raise CommandRefused(_too_few_points(f"The run's test split holds {len(codings)} images:"))
     kind = "mean codings" if isinstance(cfg.variant, VariationalVariant) else "codings"
     written = []
 

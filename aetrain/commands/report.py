@@ -613,6 +613,17 @@ def _write_outputs(
     return [csv_path] + ([picture] if picture.is_file() else [])
 
 
+def picture_runs_count(text: str) -> int:
+    """--picture-runs: a count from 1 (report.png shows at least the best run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (runs shown in report.png), got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="aetrain-report",
@@ -636,7 +647,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--picture-runs",
-        type=int,
+        type=picture_runs_count,
         default=PICTURE_RUNS,
         metavar="N",
         help=f"at most N runs (the best) in report.png (default {PICTURE_RUNS})",
@@ -645,7 +656,7 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     errors = Console(stderr=True)
     try:
-        report(args.dir, console, max(args.picture_runs, 1), args.sort, args.out)
+        report(args.dir, console, args.picture_runs, args.sort, args.out)
     except ReportError as error:
         errors.print(f"[bold red]aetrain-report:[/bold red] {error}")
         sys.exit(exit_codes.CONFIG)

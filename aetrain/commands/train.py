@@ -284,12 +284,13 @@ class RunFolderCheck(Callback):
         release_run_folder()
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from aetrain.sweeps.control import SweepRefused, check_sweep_folder
+        from aetrain.sweeps.control import SweepRefused, check_sweep_folder, check_sweep_settings
 
         sweep_dir = _folder_path(config, "hydra.sweep.dir")  # exit 2 if it does not resolve
         try:
+            check_sweep_settings(config)
             check_sweep_folder(sweep_dir, config.get("resume_sweep") is True)
-        except SweepRefused as refusal:
+        except (SweepRefused, ConfigError) as refusal:
             _exit_before_run(str(refusal), exit_codes.CONFIG)
         try:
             check_writable(sweep_dir, "hydra.sweep.dir")
@@ -372,7 +373,16 @@ def entry() -> None:
         raise
     finally:
         release_run_folder()  # the kernel would too, at exit: this also removes the holder file
+        if printing_only(sys.argv[1:]):
+            remove_created_folders()  # `--cfg hydra --resolve` resolved a run folder it never uses
     sys.exit(finish_sweep())
+
+
+def printing_only(arguments: list[str]) -> bool:
+    """Whether Hydra only prints (``--cfg``, ``--info``, ``--help``) and runs nothing."""
+    return any(
+        argument in ("-c", "--cfg", "-i", "--info", "-h", "--help", "--hydra-help") for argument in arguments
+    )
 
 
 def hydra_refused(exit_: SystemExit) -> bool:

@@ -11,6 +11,8 @@ from aetrain.config.checks import MAX_COUNT, is_count, is_finite_at_least, requi
 from aetrain.config.registry import declare, names
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+#: A step holds one sub-graph per slice (aetrain.training.batch_splits): one per core of a big CPU.
+MAX_BATCH_SPLITS = 64
 
 # An optimizer's builder takes the keyword arguments of a Keras optimizer (learning_rate, weight_decay).
 declare("optimizer", "adam", build="keras.optimizers:Adam")
@@ -92,12 +94,14 @@ class TrainerConfig:
             f"an integer from 1 to {MAX_COUNT}",
         )
         splits = self.batch_splits
+        most = min(MAX_BATCH_SPLITS, self.batch_size)
         require(
             splits == "auto"
-            or (isinstance(splits, int) and not isinstance(splits, bool) and is_count(splits)),
+            or (isinstance(splits, int) and not isinstance(splits, bool) and 1 <= splits <= most),
             "trainer.batch_splits",
             splits,
-            f"auto (one slice per CPU core) or an integer from 1 to {MAX_COUNT}",
+            f"auto (one slice per CPU core) or an integer from 1 to {most} (each slice at least one "
+            f"image of trainer.batch_size={self.batch_size}, and at most {MAX_BATCH_SPLITS} slices)",
         )
         for key in ("intra_op_threads", "inter_op_threads"):
             value = getattr(self, key)

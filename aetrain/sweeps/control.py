@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from aetrain.commands import exit_codes
+from aetrain.config import ConfigError
 from aetrain.run_folder import layout
 from aetrain.run_folder.claim import holds_run
 from aetrain.sweeps.record import (
@@ -106,6 +107,35 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 # --- the sweep's process side ----------------------------------------------------------------------
+
+
+# --- the sweep's own settings, checked before anything launches -----------------------------------
+
+#: hydra.* counts and how they are bounded: (key, lowest, what is allowed). joblib's n_jobs counts
+#: back from the cores when negative (-1: one job per core), so only 0 is refused there.
+SWEEP_COUNTS = (
+    ("hydra.sweeper.n_trials", 1, "an integer >= 1: how many trials this search adds"),
+    ("hydra.sweeper.n_jobs", 1, "an integer >= 1: trials asked for per batch"),
+    ("hydra.launcher.array_parallelism", 1, "an integer >= 1: array jobs at once"),
+    ("hydra.launcher.cpus_per_task", 1, "an integer >= 1"),
+    ("hydra.launcher.tasks_per_node", 1, "an integer >= 1"),
+)
+
+
+def check_sweep_settings(config: DictConfig) -> None:
+    """Refuse a sweep count out of its range (hydra.sweeper.n_trials=-1, hydra.launcher.n_jobs=0)
+    with ConfigError naming the key, before the sweep folder is written."""
+    for key, lowest, allowed in SWEEP_COUNTS:
+        value = OmegaConf.select(config, key, default=None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
+            raise ConfigError(key, value, allowed)
+    n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0):
+        raise ConfigError(
+            "hydra.launcher.n_jobs",
+            n_jobs,
+            "a non-zero integer: jobs at once (-1: one per core, -2: all cores but one)",
+        )
 
 
 @dataclass

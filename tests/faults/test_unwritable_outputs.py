@@ -75,3 +75,25 @@ def test_a_failed_write_after_tensorflow_loaded_exits_5_with_nothing_partial(tra
 def test_out_of_range_numbers_are_refused_by_name(trained_runs, tmp_path, name, option):
     result = companion(name, str(trained_runs(*VAE_RUN)), *option, cwd=tmp_path)
     assert result.returncode == 2 and option[0] in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "bound"),
+    [
+        ("aetrain-evaluate", ("--iw-samples", "2147483647"), "from 1 to 5000"),
+        ("aetrain-evaluate", ("--elbo-samples", "5001"), "from 1 to 5000"),
+        ("aetrain-look", ("--limit", "1"), "at least 3 test images"),
+        ("aetrain-report", ("--picture-runs", "0"), "an integer >= 1"),
+    ],
+)
+def test_counts_without_a_sane_bound_are_refused_before_any_work(trained_runs, tmp_path, name, option, bound):
+    """A count that would allocate without bound, or that a map cannot use, is exit 2 naming the
+    option and its bound, before TensorFlow loads and before anything is written."""
+    run = trained_runs(*VAE_RUN)
+    target = run.parent if name == "aetrain-report" else run
+    before = folder_digest(run)
+    result = companion(name, str(target), *option, cwd=tmp_path)
+    text = plain_text(result.stdout + result.stderr)
+    assert result.returncode == 2, text
+    assert option[0] in text and bound in text and "Traceback" not in text
+    assert folder_digest(run) == before
