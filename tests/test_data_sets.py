@@ -123,6 +123,38 @@ def test_another_data_sets_original_file_under_the_same_name_is_recognised(tmp_p
         load_fashion_mnist(folder)
 
 
+DEBIAN_DIR = idx.DEBIAN_DIR  # the real one: the tests here see an empty one in its place
+DEBIAN_FILES_THERE = all((DEBIAN_DIR / name).is_file() for name in idx.FILES.values())
+
+
+@pytest.mark.skipif(not DEBIAN_FILES_THERE, reason="needs Debian's dataset-fashion-mnist (make data)")
+def test_debians_fashion_mnist_read_as_mnist_is_refused_whole_or_trimmed(tmp_path, monkeypatch):
+    """Debian recompressed its files (no upstream MD5 matches): what they decode to is checked."""
+    monkeypatch.setenv("AETRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="holds Fashion-MNIST's train images, not MNIST's"):
+        load_data(DataConfig(name="mnist", dir=str(DEBIAN_DIR)))
+    raw = {key: idx.read_idx(DEBIAN_DIR / name) for key, name in idx.FILES.items()}
+    trimmed = write_idx_folder(tmp_path / "trimmed", {key: array[:40] for key, array in raw.items()})
+    with pytest.raises(DataError, match="its first image is Fashion-MNIST's") as refused:
+        load_data(DataConfig(name="mnist", dir=str(trimmed), val_size=5))
+    assert "data=fashion_mnist" in str(refused.value)
+    assert load_data(DataConfig(name="fashion_mnist", dir=str(trimmed), val_size=5)).x_train.shape[0] == 35
+
+
+def test_full_label_files_with_mnists_class_counts_are_refused_as_fashion_mnist():
+    counts = idx.MNIST_FILES.class_counts
+    arrays = idx_arrays(0, 0)
+    for key in counts:
+        arrays[key] = np.repeat(np.arange(10, dtype=np.uint8), counts[key])
+    paths = {key: idx.DEBIAN_DIR / name for key, name in idx.FILES.items()}
+    with pytest.raises(DataError, match="its class counts are MNIST's"):
+        idx.check_content(arrays, paths, idx.FASHION_MNIST_FILES)
+    idx.check_content(arrays, paths, idx.MNIST_FILES)  # MNIST's own counts pass as MNIST
+    uniform = {key: np.repeat(np.arange(10, dtype=np.uint8), sum(counts[key]) // 10) for key in counts}
+    with pytest.raises(DataError, match="its class counts are Fashion-MNIST's"):
+        idx.check_content({**arrays, **uniform}, paths, idx.MNIST_FILES)
+
+
 def test_labels_outside_the_classes_are_refused(tmp_path):
     arrays = idx_arrays(30, 10)
     arrays["test_labels"][3] = 10
@@ -194,6 +226,18 @@ def test_a_test_batch_under_a_training_name_is_refused(tmp_path):
         load_data(DataConfig(name="cifar10", dir=str(folder), val_size=5))
 
 
+@pytest.mark.parametrize("label", [1.5, "3", True, 2**70, -1, 10], ids=repr)
+def test_a_cifar10_label_that_is_not_an_int_from_0_to_9_is_refused_naming_it(tmp_path, label):
+    folder = write_cifar_folder(tmp_path / "c", per_batch=4, test=6)
+    batch = cifar_batch(4, "train", 2, seed=2)
+    batch[b"labels"][1] = label
+    (folder / "data_batch_2").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(DataError) as refused:
+        load_data(DataConfig(name="cifar10", dir=str(folder), val_size=5))
+    message = str(refused.value)
+    assert "data_batch_2: label 1 is" in message and repr(label) in message and "0 to 9" in message
+
+
 def test_cifar10_in_a_named_folder_without_the_batches_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"data.dir=.*empty is missing data_batch_1"):
@@ -244,6 +288,28 @@ def test_an_unreadable_image_is_named_not_skipped(tmp_path):
     folder = write_png_folder(tmp_path / "p", np.zeros((4, 8, 8), np.uint8), np.zeros(4), ["a"])
     (folder / "a" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=r"broken.png cannot be read as an image"):
+        load_data(ImageFolderData(dir=str(folder), val_size=1, test_size=1))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_16_bit_png_reads_as_its_8_bit_twin_not_white(tmp_path, channels):
+    from PIL import Image
+
+    from aetrain.data.image_folder import read_image
+
+    ramp = np.linspace(0, 65535, 8 * 8).reshape(8, 8).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "wide.png")
+    Image.fromarray(np.round(ramp / 257).astype(np.uint8)).save(tmp_path / "narrow.png")
+    assert Image.open(tmp_path / "wide.png").mode.startswith("I")  # Pillow keeps the 16 bits
+    wide, narrow = (read_image(tmp_path / name, 8, 8, channels) for name in ("wide.png", "narrow.png"))
+    assert 100 < wide.mean() < 155  # a ramp, not every pixel 255
+    np.testing.assert_allclose(wide.astype(int), narrow.astype(int), atol=1)
+
+
+def test_a_dangling_symlink_in_an_image_folder_is_named_not_skipped(tmp_path):
+    folder = write_png_folder(tmp_path / "p", np.zeros((4, 8, 8), np.uint8), np.zeros(4), ["a"])
+    (folder / "a" / "gone.png").symlink_to(tmp_path / "elsewhere" / "gone.png")
+    with pytest.raises(DataError, match=r"gone.png is named as an image but is no file \(a symlink to"):
         load_data(ImageFolderData(dir=str(folder), val_size=1, test_size=1))
 
 

@@ -25,6 +25,7 @@ FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 BATCH_IMAGES = 10_000
+CLASSES = 10
 ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 KERAS_FOLDER = "cifar-10-batches-py-target"  # where Keras 3 extracts the archive (its cifar10.py)
@@ -109,6 +110,13 @@ def _checked_batch(path: Path, batch: Any) -> dict[bytes, Any]:
         raise DataError(
             f"{path} holds {len(images)} images but {count} labels; the file is damaged or not the original."
         )
+    for position, label in enumerate(labels):
+        if type(label) is not int or not 0 <= label < CLASSES:  # bool, float, str and numpy kinds too
+            raise DataError(
+                f"{path}: label {position} is {label!r} ({type(label).__name__}), but CIFAR-10's labels "
+                f"are the integers 0 to {CLASSES - 1}; the file is damaged or not the original. Replace "
+                f"it with the original file from {ORIGIN}."
+            )
     return batch
 
 

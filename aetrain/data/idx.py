@@ -69,6 +69,10 @@ class IdxSource:
     keras_npz: str | None = None
     keras_npz_sha256: str | None = None
     known_md5: dict[str, str] = field(default_factory=dict)
+    #: what the files hold, whatever their compression: SHA-256 of the first image of each image file
+    #: (a trimmed copy starts with it too), and the class counts of the full label files.
+    first_image_sha256: dict[str, str] = field(default_factory=dict)
+    class_counts: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 FASHION_MNIST_FILES = IdxSource(
@@ -81,6 +85,11 @@ FASHION_MNIST_FILES = IdxSource(
         "test_images": "bef4ecab320f06d8554ea6380940ec79",
         "test_labels": "bb300cfdad3c16e7a12a480ee83cd310",
     },
+    first_image_sha256={
+        "train_images": "5bd44e331a6d6998daf675700cd0c13dcd7af8ab954b7585124124da61459e7b",
+        "test_images": "ffc7351ed0f8bae542820866086177fa4e0b366b97bf9d998dffdb8dbe138787",
+    },
+    class_counts={"train_labels": (6000,) * 10, "test_labels": (1000,) * 10},
 )
 MNIST_FILES = IdxSource(
     title="MNIST",
@@ -92,6 +101,10 @@ MNIST_FILES = IdxSource(
         "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
         "test_images": "9fb629c4189551a2d022fa330f9573f3",
         "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    class_counts={
+        "train_labels": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+        "test_labels": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
     },
 )
 IDX_SOURCES = (FASHION_MNIST_FILES, MNIST_FILES)
@@ -340,6 +353,7 @@ def load_raw(
     arrays = {key: read_idx(path) for key, path in paths.items()}
     check_raw(arrays, paths, spec)
     check_identity(paths, source)
+    check_content(arrays, paths, source)
     if cache_file is not None:
         _write_cache(cache_file, arrays)
     return arrays
@@ -437,6 +451,38 @@ def check_identity(paths: dict[str, Path], source: IdxSource) -> None:
                 f"{source.title}'s {key.replace('_', ' ')}. Point data.dir at a folder of {source.title}'s "
                 "files, or choose the data set the files belong to."
             )
+
+
+def check_content(arrays: dict[str, np.ndarray], paths: dict[str, Path], source: IdxSource) -> None:
+    """Files that hold another data set are refused, however they were compressed or trimmed.
+
+    Debian's Fashion-MNIST is recompressed (its MD5s are not upstream's), so :func:`check_identity`
+    misses it; what the files decode to is the same everywhere: a file's first image, and the class
+    counts of a full label file (Fashion-MNIST's are uniform, MNIST's are not).
+    """
+    for other in IDX_SOURCES:
+        if other is source:
+            continue
+        for key, array in arrays.items():
+            first = other.first_image_sha256.get(key)
+            counts = other.class_counts.get(key)
+            held = (
+                first is not None
+                and len(array)
+                and hashlib.sha256(np.ascontiguousarray(array[0]).tobytes()).hexdigest() == first
+            ) or (
+                counts is not None
+                and len(array) == sum(counts)
+                and tuple(np.bincount(array, minlength=len(counts))) == counts
+                and counts != source.class_counts.get(key)
+            )
+            if held:
+                raise DataError(
+                    f"{paths[key]} holds {other.title}'s {key.replace('_', ' ')}, not {source.title}'s "
+                    f"({'its first image is' if first else 'its class counts are'} {other.title}'s). Point "
+                    f"data.dir at a folder of {source.title}'s files, or choose the data set the files "
+                    f"belong to (data={other.folder_name.replace('-', '_')})."
+                )
 
 
 def cache_dir() -> Path:

@@ -8,6 +8,7 @@ a file it cannot read is a DataError naming the file, never skipped in silence.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,20 @@ MODES = {1: "L", 3: "RGB"}  # Pillow's modes for data.channels
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The images directly in ``folder`` and below it, sorted (a fixed order makes the split repeatable)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    """The images directly in ``folder`` and below it, sorted (a fixed order makes the split repeatable).
+
+    A name with an image's extension that is no file (a dangling symlink) is a DataError naming it:
+    an image the user meant to train on is never left out in silence.
+    """
+    named = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and not p.is_dir())
+    for path in named:
+        if not path.is_file():
+            raise DataError(
+                f"{path} is named as an image but is no file"
+                + (f" (a symlink to {os.readlink(path)}, which does not exist)" if path.is_symlink() else "")
+                + ". Restore what it points to, or remove it from data.dir."
+            )
+    return named
 
 
 def list_images(folder: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
@@ -61,7 +74,7 @@ def read_image(path: Path, height: int, width: int, channels: int) -> np.ndarray
 
     try:
         with Image.open(path) as image:
-            converted = image.convert(MODES[channels])
+            converted = _eight_bit(image).convert(MODES[channels])
             if converted.size != (width, height):
                 converted = converted.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(converted, dtype=np.uint8)
@@ -70,6 +83,19 @@ def read_image(path: Path, height: int, width: int, channels: int) -> np.ndarray
             f"{path} cannot be read as an image ({type(err).__name__}: {err}). Replace or remove it."
         ) from None
     return pixels if channels == 3 else pixels.reshape(height, width)
+
+
+def _eight_bit(image: Any) -> Any:
+    """A 16-bit greyscale image (Pillow's modes I;16*, or I for a 16-bit PNG) scaled to 8 bits.
+
+    Pillow's own convert to L clips such values at 255, so every pixel of a 16-bit PNG came out white.
+    """
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":
+        wide = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
+        return Image.fromarray(np.round(wide * (255.0 / 65535.0)).astype(np.uint8), "L")
+    return image
 
 
 def read_image_folder(data_cfg: Any, spec: Any, download: bool) -> RawData:
