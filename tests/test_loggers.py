@@ -96,6 +96,39 @@ def test_an_unknown_tracking_store_is_refused_naming_the_key(tmp_path, monkeypat
     assert "a folder only with MLFLOW_ALLOW_FILE_STORE=true" in message
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("csv.filename", "checkpoints/best.keras"),
+        ("csv.filename", "metrics.json"),
+        ("csv.filename", "../../x.csv"),
+        ("csv.filename", "/tmp/x.csv"),
+        ("csv.filename", "'~/x.csv'"),
+        ("csv.filename", ".hydra/config.yaml"),
+        ("csv.filename", "aetrain.log"),
+        ("csv.filename", "."),
+        ("csv.filename", "logs/../../x.csv"),
+        ("tensorboard.log_dir", "checkpoints"),
+        ("tensorboard.log_dir", "../elsewhere"),
+        ("tensorboard.log_dir", "export/tb"),
+    ],
+)
+def test_a_logger_path_outside_the_run_folder_or_on_aetrains_files_is_refused(setting, value):
+    logger = setting.split(".")[0]
+    with pytest.raises(ConfigError) as refused:
+        validate(compose_config(f"logger=[{logger}]", f"logger.{setting}={value}"))
+    assert refused.value.key == f"logger.{setting}"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("csv.filename", "logs/history.csv"), ("tensorboard.log_dir", "tb")]
+)
+def test_a_logger_path_inside_the_run_folder_is_taken(setting, value):
+    logger = setting.split(".")[0]
+    run = validate(compose_config(f"logger=[{logger}]", f"logger.{setting}={value}"))
+    assert getattr(run.logger[logger], setting.split(".")[1]) == value
+
+
 @pytest.mark.slow
 def test_a_diverged_run_is_failed_in_mlflow_and_no_logger_has_the_cut_epoch(make_config, tmp_path):
     from mlflow import MlflowClient

@@ -46,6 +46,7 @@ from aetrain.run_folder.claim import (
     check_writable,
     claim_unique_dir,
     refuse_if_holds_run,
+    refuse_symlinks_written_through,
     remove_created_folders,
     resolve_user_path,
     run_dir_or_resumed,
@@ -263,6 +264,7 @@ class RunFolderCheck(Callback):
             run_dir = resolve_user_path(str(typed_dir))  # the resolver claimed it above
             run_cfg = validate(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
             refuse_if_busy(run_dir)
+            refuse_symlinks_written_through(run_dir)
             if run_cfg.trainer.resume:
                 _check_resume(run_cfg, resolve_user_path(run_cfg.trainer.resume), run_dir)
             else:

@@ -36,6 +36,18 @@ class RunFolderWriteError(OSError):
 PARTIAL_MARK = "-partial-"
 
 
+def probe_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and write (then remove) a probe file in it, or RunFolderWriteError:
+    for a folder that a library (not aetrain's atomic writes) will write into later."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f".probe{PARTIAL_MARK}")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        raise RunFolderWriteError(folder / ".probe", err) from err
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path beside ``target``; once the block returns, fsync it and rename over ``target``.

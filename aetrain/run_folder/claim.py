@@ -127,6 +127,19 @@ def refuse_if_holds_run(folder: Path, key: str = "hydra.run.dir") -> None:
         )
 
 
+def refuse_symlinks_written_through(folder: Path) -> None:
+    """Raise :class:`RunFolderUnwritable` if a file that Hydra or the log writes in place in
+    ``folder`` is a symlink (a resumed run would write through it into the file it points at)."""
+    for name in layout.WRITTEN_IN_PLACE:
+        path = folder / name
+        if path.is_symlink():
+            raise RunFolderUnwritable(
+                f"{path} is a symlink (to {os.readlink(path)}): a run writes that file in place, so it "
+                "would write into whatever the link points at. aetrain writes its run folder's own files "
+                "and nothing else: replace the link with the plain file (or remove it), then run again."
+            )
+
+
 def probe_writable(folder: Path) -> None:
     """Create ``folder`` if needed (recorded, like every folder made here) and write a probe file in
     it, removed at once; any OSError on the way is the caller's to report."""

@@ -6,7 +6,7 @@ name themselves, so what a run leaves is listed here and nowhere else.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 # What training writes into its run folder.
 METRICS = "metrics.json"  # status, history, test metrics: the run's record, rewritten every epoch
@@ -48,3 +48,53 @@ STOP_REQUEST = ".aetrain-stop"
 OPTIMIZATION_RESULTS = "optimization_results.yaml"
 REPORT_CSV = "report.csv"
 REPORT_PNG = "report.png"
+
+#: What aetrain and Hydra write in a run folder under their own names: a setting that names a file
+#: (a logger's filename or log_dir) may not take one of these (nor lie below one).
+OWN_NAMES = (
+    METRICS,
+    MANIFEST,
+    LOG,
+    HYDRA,
+    CHECKPOINTS,
+    RECONSTRUCTIONS_PNG,
+    RECONSTRUCTIONS_NPZ,
+    LOSS_PNG,
+    SAMPLES_PNG,
+    MLFLOW_RUN_RECORD,
+    LOCK,
+    LOCK_HOLDER,
+    EVAL,
+    DENOISING_CURVE_PNG,
+    SPARSITY_PNG,
+    INTERPOLATION_PNG,
+    MANIFOLD_PNG,
+    CODINGS_PCA_PNG,
+    CODINGS_TSNE_PNG,
+    DENOISING_PNG,
+    EXPORT,
+)
+#: Files written in place (opened for writing or appending, not renamed over), by Hydra and its log:
+#: a symlink among them would make a run write through it into whatever it points at.
+WRITTEN_IN_PLACE = (
+    HYDRA,
+    str(Path(HYDRA) / "config.yaml"),
+    str(Path(HYDRA) / "hydra.yaml"),
+    str(OVERRIDES),
+    LOG,
+)
+
+
+def user_path_problem(value: str) -> str | None:
+    """Why ``value`` may not name a file a run writes, or None: it must be a relative path that stays
+    inside the run folder and is not (nor lies below) one of :data:`OWN_NAMES`."""
+    path = PurePath(value)
+    if not value or path.is_absolute() or value.startswith("~"):
+        return "it must be a path relative to the run folder (the run's own files stay in it)"
+    if ".." in path.parts:
+        return "`..` would lead out of the run folder, where the run's own files stay"
+    if not path.parts or path.parts[0] in (".",):
+        return "it names the run folder itself, not a file in it"
+    if path.parts[0] in OWN_NAMES:
+        return f"{path.parts[0]} is one of aetrain's own files or folders in a run"
+    return None

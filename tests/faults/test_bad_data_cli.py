@@ -89,3 +89,19 @@ def test_read_only_folder_exits_5_naming_it(tmp_path, explicit):
     assert result.returncode == 5, text
     assert "not writable" in text and str(folder) in text
     assert "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_an_unwritable_tensorboard_log_dir_exits_5_naming_it_before_training(tiny_data_dir, tmp_path):
+    run = tmp_path / "run"
+    (run / "tb").mkdir(parents=True)
+    with read_only(run / "tb"):
+        result = aetrain(
+            *smoke_args(tiny_data_dir, "logger=[tensorboard]", "logger.tensorboard.log_dir=tb"),
+            f"hydra.run.dir={run}",
+            cwd=tmp_path,
+        )
+    text = plain_text(result.stdout + result.stderr)
+    assert result.returncode == 5, text
+    assert str(run / "tb") in text and "Traceback" not in text
+    assert not (run / "checkpoints").exists()

@@ -131,6 +131,31 @@ def test_a_resume_whose_stored_config_holds_an_interpolation_is_refused_untouche
     assert folder_digest(run) == before
 
 
+@pytest.mark.parametrize("name", ["aetrain.log", ".hydra/config.yaml", ".hydra"])
+def test_a_resume_never_writes_through_a_symlink_in_the_run_folder(
+    finished_run, tiny_data_dir, tmp_path, name
+):
+    """Hydra writes .hydra/*.yaml and appends to aetrain.log in place: a link there is exit 5."""
+    run = copy_run(finished_run, tmp_path / "run")
+    victim = tmp_path / "victim"
+    if name == ".hydra":
+        shutil.move(run / name, victim)
+    else:
+        victim.write_text("keep me\n")
+        (run / name).unlink()
+    (run / name).symlink_to(victim)
+    before = folder_digest(victim) if victim.is_dir() else victim.read_text()
+    result = aetrain(
+        *smoke_args(tiny_data_dir, *RUN, "trainer.epochs=2", f"trainer.resume={run}"),
+        cwd=tmp_path,
+        without_tensorflow=True,
+    )
+    text = plain_text(result.stdout + result.stderr)
+    assert result.returncode == 5, text
+    assert f"{run / name} is a symlink" in text and "Traceback" not in text
+    assert (folder_digest(victim) if victim.is_dir() else victim.read_text()) == before
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("edit", "name"),

@@ -53,6 +53,8 @@ class Logger:
 
     #: (module, extra): a package the logger imports, and the aetrain extra that installs it.
     requires: ClassVar[tuple[str, str] | None] = None
+    #: the settings that name a file or folder in the run folder (checked at the door).
+    path_settings: ClassVar[tuple[str, ...]] = ()
 
     def start(self, run: LoggedRun) -> LoggerSession:
         """Called before training starts (Keras and the logger's library may be imported here)."""
@@ -77,7 +79,19 @@ def typed_loggers(node: Any) -> dict[str, Logger]:
         _check_installed(str(name), logger_class)
         plain = OmegaConf.masked_copy(settings, [k for k in settings if k != "_target_"])
         loggers[str(name)] = _typed(plain, logger_class, key)
+        for field in logger_class.path_settings:
+            _check_path_setting(f"{key}.{field}", getattr(loggers[str(name)], field))
     return loggers
+
+
+def _check_path_setting(key: str, value: Any) -> None:
+    """A setting that names a file stays inside the run folder and off aetrain's own files."""
+    from aetrain.config import ConfigError
+    from aetrain.run_folder.layout import user_path_problem
+
+    problem = user_path_problem(value) if isinstance(value, str) else "it must be a path (a string)"
+    if problem is not None:
+        raise ConfigError(key, value, "a relative path inside the run folder, e.g. `history.csv`", problem)
 
 
 def _logger_class(key: str, target: str) -> type[Logger]:

@@ -16,6 +16,8 @@ from aetrain.training.loggers import LoggedRun, Logger, LoggerSession
 class CsvHistory(Logger):
     """One row per whole epoch: ``epoch``, then every figure Keras logs (loss, ..., val_loss, ...)."""
 
+    path_settings = ("filename",)
+
     filename: str = layout.HISTORY_CSV
 
     def start(self, run: LoggedRun) -> LoggerSession:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aetrain.run_folder import layout
+from aetrain.run_folder.atomic_files import probe_folder
 from aetrain.training.loggers import LoggedRun, Logger, LoggerSession
 
 
@@ -13,10 +14,14 @@ class TensorBoardEvents(Logger):
     """``RUN/<log_dir>/train`` and ``validation``: loss per epoch and the learning rate (Keras's
     ``TensorBoard`` callback). View with ``tensorboard --logdir RUN/tensorboard``."""
 
+    path_settings = ("log_dir",)
+
     log_dir: str = layout.TENSORBOARD
 
     def start(self, run: LoggedRun) -> LoggerSession:
-        return _TensorBoardSession(str(run.output_dir / self.log_dir))
+        folder = run.output_dir / self.log_dir
+        probe_folder(folder)  # before training: an unwritable log_dir is exit 5 naming it, not a traceback
+        return _TensorBoardSession(str(folder))
 
 
 class _TensorBoardSession(LoggerSession):
