@@ -170,9 +170,61 @@ def test_a_logger_failing_at_the_run_end_is_reported_not_fatal(caplog, tmp_path)
             return ServerGone()
 
     loggers = RunLoggers({"flaky": Flaky()}, LoggedRun({}, tmp_path, {}, resumed=False))
+    metrics = {"status": "completed"}
     with caplog.at_level("WARNING", logger="aetrain"):
-        loggers.finish({"status": "completed"})
-    assert "logger flaky could not record the run's end: ConnectionError: server gone" in caplog.text
+        loggers.finish(metrics)
+    assert "logger flaky failed at the run's end: ConnectionError: server gone" in caplog.text
+    loggers.record(metrics)
+    assert metrics["loggers"] == {
+        "flaky": {"status": "failed", "reason": "at the run's end: ConnectionError: server gone"}
+    }
+    assert metrics["warnings"] == [
+        "logger flaky failed and was turned off (at the run's end: ConnectionError: server gone); its "
+        "record of this run is incomplete"
+    ]
+
+
+@dataclasses.dataclass
+class Saboteur(Logger):
+    """A logger that, at the end of epoch 1, wrecks the SQLite file of the MLflow store in place (the
+    MLflow client keeps it open), as a disk or an admin would: the MLflow logger fails from then on."""
+
+    store: str = ""
+
+    def start(self, run):
+        store = Path(self.store)
+
+        class Wreck(LoggerSession):
+            def log_epoch(self, epoch, figures):
+                if epoch == 1:
+                    with open(store, "r+b") as handle:
+                        handle.write(b"not a database any more" * 4096)
+
+        return Wreck()
+
+
+def test_a_logger_that_fails_mid_run_is_turned_off_and_recorded_and_the_run_completes(make_config, tmp_path):
+    from rich.console import Console
+
+    from aetrain.training import loop as train
+
+    store = tmp_path / "m.db"
+    cfg = make_config(
+        "trainer.epochs=2", "logger=[csv,mlflow]", f"logger.mlflow.tracking_uri=sqlite:///{store}"
+    )
+    cfg.logger = {"saboteur": Saboteur(str(store)), **cfg.logger}
+    run = tmp_path / "run"
+    train.run(cfg, run, Console(file=io.StringIO()))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and len(metrics["history"]["loss"]) == 2
+    assert metrics["loggers"]["csv"] == {"status": "ok"} and metrics["loggers"]["saboteur"] == {
+        "status": "ok"
+    }
+    assert metrics["loggers"]["mlflow"]["status"] == "failed"
+    assert metrics["loggers"]["mlflow"]["reason"].startswith("at epoch 1: ")
+    assert any(line.startswith("logger mlflow failed") for line in metrics["warnings"])
+    assert len(read_history_csv(run / "history.csv")) == 2  # the other loggers went on
+    assert (run / "checkpoints" / "best.keras").is_file() and (run / "checkpoints" / "last.keras").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +369,23 @@ def test_a_relative_sqlite_store_is_made_absolute_from_the_folder_the_run_starte
     assert absolute_store("sqlite:///runs/m.db") == f"sqlite:///{tmp_path / 'runs' / 'm.db'}"
     for kept in ("sqlite:////srv/m.db", "http://localhost:5000", "file:///srv/mlruns", "sqlite:///:memory:"):
         assert absolute_store(kept) == kept
+
+
+def test_a_loggers_own_keras_callback_that_fails_is_turned_off_not_fatal():
+    import keras
+
+    from aetrain.training.callbacks import ContainedCallback
+
+    class Broken(keras.callbacks.Callback):
+        calls = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            Broken.calls += 1
+            raise OSError("No space left on device")
+
+    failures = []
+    contained = ContainedCallback(Broken(), lambda when, error: failures.append((when, str(error))))
+    for epoch in range(3):
+        contained.on_epoch_begin(epoch)
+        contained.on_epoch_end(epoch, {"loss": 1.0})
+    assert failures == [("on_epoch_end of epoch 1", "No space left on device")] and Broken.calls == 1

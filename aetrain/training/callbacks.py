@@ -8,6 +8,7 @@ guard, a stop request). That epoch is partial: it is neither recorded nor checkp
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -216,16 +217,49 @@ class RecordStartup(keras.callbacks.Callback):
 class LogEpochs(keras.callbacks.Callback):
     """Hands each whole epoch's figures to the run's loggers (aetrain.training.loggers), as plain floats."""
 
-    def __init__(self, sessions: list) -> None:
+    def __init__(self, log_epoch: Callable[[int, dict[str, float]], None]) -> None:
         super().__init__()
-        self.sessions = sessions
+        self.log_epoch = log_epoch
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.model.stop_training:
             return  # a partial epoch (see the module docstring)
-        figures = {key: float(value) for key, value in (logs or {}).items()}
-        for session in self.sessions:
-            session.log_epoch(epoch + 1, figures)
+        self.log_epoch(epoch + 1, {key: float(value) for key, value in (logs or {}).items()})
+
+
+class ContainedCallback(keras.callbacks.Callback):
+    """A logger's own Keras callback (TensorBoard's) whose failure turns it off instead of ending
+    ``fit``: ``failed(when, error)`` records it (aetrain.training.loggers.RunLoggers)."""
+
+    HOOKS = tuple(
+        f"on_{phase}_{moment}"
+        for phase in ("train", "epoch", "train_batch", "test", "test_batch", "predict", "predict_batch")
+        for moment in ("begin", "end")
+    )
+
+    def __init__(self, inner: keras.callbacks.Callback, failed: Callable[[str, Exception], None]) -> None:
+        super().__init__()
+        self.inner, self.failed, self.off = inner, failed, False
+        for hook in self.HOOKS:
+            setattr(self, hook, functools.partial(self._forward, hook))
+
+    def set_model(self, model) -> None:
+        super().set_model(model)
+        self.inner.set_model(model)
+
+    def set_params(self, params) -> None:
+        super().set_params(params)
+        self.inner.set_params(params)
+
+    def _forward(self, hook: str, *args, **kwargs) -> None:
+        if self.off:
+            return
+        try:
+            getattr(self.inner, hook)(*args, **kwargs)
+        except Exception as error:
+            self.off = True
+            epoch = f" of epoch {args[0] + 1}" if hook.startswith("on_epoch") and args else ""
+            self.failed(f"{hook}{epoch}", error)
 
 
 class KLWarmup(keras.callbacks.Callback):

@@ -106,10 +106,10 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
         stop.defer()
     except StopNow as stopped:
         interrupted = _stopped_after_training(stopped.phase, stop, metrics, cfg, output_dir)
-        watch.loggers.finish(metrics)
+        _finish_loggers(watch.loggers, metrics, output_dir)
         raise interrupted from None
     write_metrics(output_dir, metrics)  # status completed: written last, once every phase is done
-    watch.loggers.finish(metrics)
+    _finish_loggers(watch.loggers, metrics, output_dir)
     show_summary(console, metrics, output_dir)
     return metrics["best_val_loss"]
 
@@ -327,7 +327,7 @@ def _end_if_diverged_or_stopped(watch: _Watchers, metrics, cfg: RunConfig, outpu
     if watch.guard.failure:
         metrics["failure"] = watch.guard.failure
         write_metrics(output_dir, metrics)
-        watch.loggers.finish(metrics)
+        _finish_loggers(watch.loggers, metrics, output_dir)
         kept = (
             f"best.keras from epoch {checkpoints.best_epoch} is kept"
             if checkpoints.best_epoch
@@ -340,7 +340,7 @@ def _end_if_diverged_or_stopped(watch: _Watchers, metrics, cfg: RunConfig, outpu
         )
     if watch.stopper.stopped_in_epoch is not None:
         interrupted = _interrupted(watch.stopper, stop, metrics, cfg, output_dir)
-        watch.loggers.finish(metrics)
+        _finish_loggers(watch.loggers, metrics, output_dir)
         raise interrupted
 
 
@@ -475,6 +475,15 @@ def _steady_throughput(images: int, epoch_seconds: list[float]) -> float | None:
     """Training images per second, leaving out the first epoch (tracing) when there are more."""
     steady = epoch_seconds[1:] or epoch_seconds
     return images / statistics.median(steady) if steady else None
+
+
+def _finish_loggers(loggers: RunLoggers, metrics: dict[str, Any], output_dir: Path) -> None:
+    """Tell the loggers the run ended (after metrics.json: MLflow uploads it), then record in
+    metrics.json how each logger fared (one that failed at any point of the run is named there)."""
+    loggers.finish(metrics)
+    if loggers.sessions:
+        loggers.record(metrics)
+        write_metrics(output_dir, metrics)
 
 
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:

@@ -127,22 +127,69 @@ def _check_installed(name: str, logger_class: type[Logger]) -> None:
 
 
 class RunLoggers:
-    """The run's loggers, started: a Keras callback list for ``fit``, and one call when the run ends."""
+    """The run's loggers, started: a Keras callback list for ``fit``, and one call when the run ends.
+
+    A logger is a report, not the run: one that fails (a tracking store gone, a full disk under its
+    folder) is turned off with one warning and recorded (:meth:`record`); the checkpoints, the run's
+    own files and the other loggers go on. A logger that cannot *start* is refused before training
+    (its ``start`` raises the refusal).
+    """
 
     def __init__(self, loggers: dict[str, Logger], run: LoggedRun) -> None:
         self.sessions = {name: logger.start(run) for name, logger in loggers.items()}
+        self.failures: dict[str, str] = {}  # logger name -> when and why it failed
 
     def callbacks(self) -> list:
-        from aetrain.training.callbacks import LogEpochs
+        from aetrain.training.callbacks import ContainedCallback, LogEpochs
 
-        own = [callback for session in self.sessions.values() for callback in session.keras_callbacks()]
-        return [LogEpochs(list(self.sessions.values())), *own]
+        own = [
+            ContainedCallback(callback, lambda when, error, name=name: self._failed(name, when, error))
+            for name, session in self.sessions.items()
+            for callback in session.keras_callbacks()
+        ]
+        return [LogEpochs(self.log_epoch), *own]
+
+    def log_epoch(self, epoch: int, figures: dict[str, float]) -> None:
+        for name, session in self._working():
+            try:
+                session.log_epoch(epoch, figures)
+            except Exception as error:
+                self._failed(name, f"epoch {epoch}", error)
 
     def finish(self, metrics: dict[str, Any]) -> None:
-        """Tell every logger; one that fails now (a tracking server gone) is reported, not fatal: the
-        run's own files are already on disk."""
-        for name, session in self.sessions.items():
+        """Tell every working logger; one that fails now is recorded like one that failed earlier."""
+        for name, session in self._working():
             try:
                 session.finish(metrics)
             except Exception as error:
-                log.warning(f"logger {name} could not record the run's end: {type(error).__name__}: {error}")
+                self._failed(name, "the run's end", error)
+
+    def record(self, metrics: dict[str, Any]) -> None:
+        """Put each logger's state in ``metrics``: ``loggers`` (``ok``, or ``failed`` with the reason),
+        and a line in ``warnings`` for each failed one."""
+        if not self.sessions:
+            return
+        metrics["loggers"] = {
+            name: {"status": "failed", "reason": self.failures[name]}
+            if name in self.failures
+            else {"status": "ok"}
+            for name in self.sessions
+        }
+        warnings = metrics.setdefault("warnings", [])
+        for name, reason in self.failures.items():
+            line = f"logger {name} failed and was turned off ({reason}); its record of this run is incomplete"
+            if line not in warnings:
+                warnings.append(line)
+
+    def _working(self) -> list[tuple[str, LoggerSession]]:
+        return [(name, session) for name, session in self.sessions.items() if name not in self.failures]
+
+    def _failed(self, name: str, when: str, error: Exception) -> None:
+        if name in self.failures:
+            return
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        self.failures[name] = f"at {when}: {type(error).__name__}: {first_line}".rstrip(": ")
+        log.warning(
+            f"logger {name} failed {self.failures[name]}; it is off for the rest of the run (the "
+            "checkpoints, metrics.json and the other loggers go on)"
+        )
