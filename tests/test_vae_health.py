@@ -134,3 +134,15 @@ def test_training_summary_warns_of_collapse_in_metrics_json(make_config):
     (warning,) = train._health_warnings(cfg, {"active_units": 2})
     assert "2 of 10" in warning
     assert train._health_warnings(make_config(), {"mse": 0.1}) == []  # not a VAE: no active_units
+
+
+def test_a_model_worse_than_the_mean_image_or_with_an_exploded_latent_term_is_flagged():
+    from aetrain.analysis.evaluation import mean_image_mse
+    from aetrain.analysis.vae_health import exploded_latent_warning, worse_than_mean_image_warning
+
+    images = np.array([[0.0, 1.0], [1.0, 1.0]], dtype=np.float32)  # mean image [0.5, 1.0]
+    assert mean_image_mse(images) == pytest.approx((0.25 + 0 + 0.25 + 0) / 4)
+    assert worse_than_mean_image_warning(0.2, 0.125).startswith("the model reconstructs worse")
+    assert worse_than_mean_image_warning(0.1, 0.125) is None
+    assert "exploded" in exploded_latent_warning(3945.0, 10)
+    assert exploded_latent_warning(25.0, 10) is None

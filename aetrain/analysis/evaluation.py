@@ -40,7 +40,7 @@ def reconstruction_mse(model: keras.Model, images: np.ndarray) -> tuple[float, n
 def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) -> dict[str, Any]:
     """``mse`` always; sparsity: mean coding activation; VAE: mean latent loss per image (nats)."""
     mse, _ = reconstruction_mse(model, images)
-    metrics: dict[str, Any] = {"images": len(images), "mse": mse}
+    metrics: dict[str, Any] = {"images": len(images), "mse": mse, "mean_image_mse": mean_image_mse(images)}
     encoder = model.get_layer("encoder")
     if isinstance(cfg.variant, VariationalVariant):
         mean, log_var, _ = encoder.predict(images, batch_size=BATCH, verbose=0)
@@ -54,6 +54,13 @@ def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) ->
         if hasattr(cfg.sparsity, "target"):
             metrics["target_activation"] = cfg.sparsity.target
     return metrics
+
+
+def mean_image_mse(images: np.ndarray) -> float:
+    """The MSE of answering every image with the images' mean image: what a model that learned
+    nothing about its input scores at best (a run whose test MSE is above it is flagged)."""
+    pixels = images.astype(np.float64)
+    return float(np.mean(np.square(pixels - pixels.mean(axis=0))))
 
 
 # --- image quality ------------------------------------------------------------------------------

@@ -43,6 +43,35 @@ def collapse_warning(active: int, units: int) -> str | None:
     )
 
 
+#: nats per latent dimension above which a VAE's latent term has exploded (a trained VAE on these
+#: data sets spends a few nats per dimension; a diverging one thousands).
+EXPLODED_KL_PER_DIMENSION = 100.0
+
+
+def exploded_latent_warning(latent_loss: float, units: int) -> str | None:
+    """The warning for a latent (KL) term far above what any trained VAE spends, else None."""
+    if not latent_loss > EXPLODED_KL_PER_DIMENSION * units:
+        return None
+    return (
+        f"the latent term exploded: {latent_loss:.4g} nats per test image over {units} latent dimensions "
+        f"(above {EXPLODED_KL_PER_DIMENSION:g} per dimension); the codings are far from the prior, so "
+        "samples and interpolations mean nothing. Lower trainer.learning_rate or warm the KL term up "
+        "(variant.kl_warmup_epochs), and train more steps."
+    )
+
+
+def worse_than_mean_image_warning(mse: float, baseline: float) -> str | None:
+    """The warning for reconstructions worse than answering every input with the data's mean image."""
+    if not mse > baseline:
+        return None
+    return (
+        f"the model reconstructs worse than the data's mean image: test MSE {mse:.4g} against "
+        f"{baseline:.4g} for answering every image with the mean image, so it learned nothing useful "
+        "about its input. Train more steps (trainer.epochs, a smaller trainer.batch_size) or lower "
+        "trainer.learning_rate."
+    )
+
+
 def _log_normal(z: np.ndarray, mean: np.ndarray, log_var: np.ndarray) -> np.ndarray:
     """log N(z; mean, diag(exp(log_var))), summed over the last axis."""
     return -0.5 * np.sum(

@@ -114,7 +114,7 @@ def _subfolders(folder: Path) -> list[Path]:
 #: hydra.* counts and how they are bounded: (key, lowest, what is allowed). joblib's n_jobs counts
 #: back from the cores when negative (-1: one job per core), so only 0 is refused there.
 SWEEP_COUNTS = (
-    ("hydra.sweeper.n_trials", 1, "an integer >= 1: how many trials this search adds"),
+    ("hydra.sweeper.n_trials", 0, "an integer >= 0: trials this search adds (0: the study only)"),
     ("hydra.sweeper.n_jobs", 1, "an integer >= 1: trials asked for per batch"),
     ("hydra.launcher.array_parallelism", 1, "an integer >= 1: array jobs at once"),
     ("hydra.launcher.cpus_per_task", 1, "an integer >= 1"),

@@ -398,13 +398,22 @@ def _write_run_manifest(
 
 
 def _health_warnings(cfg: RunConfig, test: dict[str, Any]) -> list[str]:
-    """What the user should know about the trained model (a VAE's posterior collapse)."""
-    from aetrain.analysis.vae_health import collapse_warning
+    """What the user should know about the trained model: reconstructions worse than the data's mean
+    image, a VAE's latent term that exploded, its posterior collapse."""
+    from aetrain.analysis.vae_health import (
+        collapse_warning,
+        exploded_latent_warning,
+        worse_than_mean_image_warning,
+    )
 
-    if "active_units" not in test:
-        return []
-    warning = collapse_warning(test["active_units"], cfg.latent_size)
-    return [warning] if warning else []
+    warnings = []
+    if "mean_image_mse" in test:
+        warnings.append(worse_than_mean_image_warning(test["mse"], test["mean_image_mse"]))
+    if "latent_loss" in test:
+        warnings.append(exploded_latent_warning(test["latent_loss"], cfg.latent_size))
+    if "active_units" in test:
+        warnings.append(collapse_warning(test["active_units"], cfg.latent_size))
+    return [warning for warning in warnings if warning]
 
 
 def _loss_term_metrics(cfg: RunConfig, saved: SavedRun | None) -> list:

@@ -33,7 +33,7 @@ BAD_COMMAND_LINES = [
     (
         ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=-1"],
         2,
-        ["`hydra.sweeper.n_trials`", "-1", "an integer >= 1"],
+        ["`hydra.sweeper.n_trials`", "-1", "an integer >= 0"],
     ),
     (["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=0"], 2, ["`hydra.launcher.n_jobs`", "= 0"]),
     (["noise=dropout", "noise.rate=1.5"], 2, ["`noise.rate`", "1.5", "strictly between 0 and 1"]),
