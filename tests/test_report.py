@@ -338,3 +338,16 @@ def test_a_read_only_sweep_folder_exits_5_and_says_how_to_write_elsewhere(sweep,
     assert str(sweep) in result.stderr and "--out" in result.stderr
     out = tmp_path_factory.mktemp("out")
     assert aetrain_report(sweep, "--out", out).returncode == 0
+
+
+def test_a_run_with_warnings_is_flagged_in_the_table_and_the_csv(tmp_path):
+    """A completed run whose model is worse than the mean image is not shown as a plain success."""
+    warning = "the test MSE 0.336 is worse than the data's mean image (0.087)"
+    make_run(tmp_path, "0", ["latent_size=4"], completed(0.30, 0.29))
+    make_run(tmp_path, "1", ["latent_size=8"], {**completed(0.20, 0.34), "warnings": [warning]})
+    text, rows = run_report(tmp_path)
+    assert [(row["run"], row["warnings"]) for row in rows] == [("1", warning), ("0", "")]
+    flagged = [line for line in text.splitlines() if report.WARNING_FLAG in line]
+    assert any(line.lstrip().startswith("1 ") and "completed" in line for line in flagged), text
+    assert f"run 1 {report.WARNING_FLAG} (completed): {warning}" in text
+    assert not any(line.lstrip().startswith("0 ") for line in flagged)

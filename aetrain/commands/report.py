@@ -74,6 +74,8 @@ SORT_KEYS = {
     "seconds": "training time",
 }
 AUTO_SORT = "auto"
+# Beside the status of a run whose metrics.json has warnings; the lines below the table say what.
+WARNING_FLAG = "(!)"
 
 
 class ReportError(Exception):
@@ -101,6 +103,12 @@ class SweepRun:
     def reason(self) -> str:
         reason = self.metrics.get("error", self.metrics.get("failure", ""))
         return "" if reason is None else str(reason)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the run's metrics.json warns of (a model worse than the mean image, an exploded KL)."""
+        warnings = self.metrics.get("warnings")
+        return [str(w) for w in warnings] if isinstance(warnings, list) else []
 
     def value(self, sort_key: str) -> float | None:
         """The figure runs are ranked by, when it is a finite number."""
@@ -275,13 +283,14 @@ def report_rows(runs: list[SweepRun]) -> tuple[list[str], list[dict[str, Any]]]:
         for column, _, keys in FIGURES
         if column in ALWAYS_SHOWN or any(run.figure(keys) is not None for run in runs)
     ]
-    columns = ["run", "status", *varied, *(column for column, _ in figures), "error", "path"]
+    columns = ["run", "status", *varied, *(column for column, _ in figures), "warnings", "error", "path"]
     rows = [
         {
             "run": run.name,
             "status": run.status,
             **{key: run.overrides.get(key, "") for key in varied},
             **{column: _plain(run.figure(keys)) for column, keys in figures},
+            "warnings": "; ".join(run.warnings),
             "error": run.reason,
             "path": str(run.path),
         }
@@ -421,7 +430,7 @@ def rich_table(
     figures (the layout names them), and below the narrowest table one block of lines per run.
     """
     headings = {column: heading for column, heading, _ in FIGURES} | {"run": "run", "status": "status"}
-    varied = [c for c in columns if c not in headings and c not in ("error", "path")]
+    varied = [c for c in columns if c not in headings and c not in ("warnings", "error", "path")]
     headings |= _override_headings(varied)
     figures = [c for c in columns if c in headings and c not in ("run", "status", *varied)]
     cells = {column: [_cell(column, row) for row in rows] for column in ["run", "status", *varied, *figures]}
@@ -474,7 +483,8 @@ def rich_table(
 
 def _cell(column: str, row: dict[str, Any]) -> str:
     if column == "status":
-        return f"[{STATUS_STYLES.get(row[column], 'dim')}]{escape(str(row[column]))}[/]"
+        flag = f" [bold yellow]{WARNING_FLAG}[/]" if row.get("warnings") else ""
+        return f"[{STATUS_STYLES.get(row[column], 'dim')}]{escape(str(row[column]))}[/]{flag}"
     return escape(_short(row[column], 3))
 
 
@@ -538,6 +548,10 @@ def report(
     for row in rows:
         if row["error"]:
             console.print(Text.assemble((f"run {row['run']}", "bold"), f" ({row['status']}): {row['error']}"))
+    for run in runs:
+        for warning in run.warnings:
+            flagged = (f"run {run.name} {WARNING_FLAG}", "bold yellow")
+            console.print(Text.assemble(flagged, f" ({run.status}): {warning}"))
     if len(loss_groups) > 1:
         console.print(
             "[bold yellow]Validation losses are not comparable[/bold yellow] between these runs: they add up "
