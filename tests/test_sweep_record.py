@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
+import sys
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from aetrain.run_folder.claim import holds_run
+from aetrain.sweeps.control import RESUME_SWITCH, continue_command
 from aetrain.sweeps.record import SweepJob, SweepRecord, read_stop_request, request_stop
 from aetrain.training.stop_request import StopRequest
 
@@ -44,3 +49,13 @@ def test_a_folder_holds_a_run_when_it_has_metrics_checkpoints_or_hydra(tmp_path)
     assert not holds_run(tmp_path)
     (tmp_path / ".hydra").mkdir()
     assert holds_run(tmp_path)
+
+
+def test_the_continue_line_pastes_as_the_same_folder_through_shell_and_hydra(tmp_path, monkeypatch):
+    """A folder with a space, a comma and a quote: the shell gives Hydra one word, Hydra one path."""
+    folder = tmp_path / "my sweep, v2 'best'"
+    monkeypatch.setattr(sys, "argv", ["aetrain", "-m", "latent_size=8,16", f"hydra.sweep.dir={folder}"])
+    words = shlex.split(continue_command(folder))
+    assert words[:3] == ["aetrain", "-m", "latent_size=8,16"] and words[-1] == RESUME_SWITCH
+    parsed = OverridesParser.create().parse_overrides(words[3:])
+    assert [(o.key_or_group, o.value()) for o in parsed[:1]] == [("hydra.sweep.dir", str(folder))]

@@ -396,11 +396,12 @@ def hydra_quote(value: str) -> str:
 
 
 def continue_command(sweep_dir: Path) -> str:
-    """This sweep's command line with its folder and the resume switch."""
+    """This sweep's command line with its folder and the resume switch, quoted for Hydra inside and
+    for the shell outside (a folder with a space and a comma pastes as one path)."""
     kept = [a for a in sys.argv[1:] if not a.startswith(("hydra.sweep.dir=", "resume_sweep="))]
     if "-m" not in kept and "--multirun" not in kept:
         kept.insert(0, "-m")
-    return shlex.join(["aetrain", *kept, f"hydra.sweep.dir={sweep_dir.absolute()}", RESUME_SWITCH])
+    return shlex.join(["aetrain", *kept, f"hydra.sweep.dir={hydra_quote(str(sweep_dir.absolute()))}", RESUME_SWITCH])
 
 
 def _print_summary(record: SweepRecord, code: int) -> None:
