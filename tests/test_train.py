@@ -127,3 +127,5 @@ def test_run_records_startup_and_data_loading_seconds(trained_run):
     """Start-up spans the whole process so far: at least the data loading, at most the process's age."""
     _, _, _, metrics = trained_run("variant=dense")
     assert 0 < metrics["data_seconds"] < metrics["startup_seconds"] < seconds_since_process_start()
+    assert metrics["startup_seconds"] + metrics["train_seconds"] < metrics["wall_seconds"]
+    assert metrics["wall_seconds"] < seconds_since_process_start()

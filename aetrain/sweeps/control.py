@@ -401,7 +401,8 @@ def continue_command(sweep_dir: Path) -> str:
     kept = [a for a in sys.argv[1:] if not a.startswith(("hydra.sweep.dir=", "resume_sweep="))]
     if "-m" not in kept and "--multirun" not in kept:
         kept.insert(0, "-m")
-    return shlex.join(["aetrain", *kept, f"hydra.sweep.dir={hydra_quote(str(sweep_dir.absolute()))}", RESUME_SWITCH])
+    folder = hydra_quote(str(sweep_dir.absolute()))
+    return shlex.join(["aetrain", *kept, f"hydra.sweep.dir={folder}", RESUME_SWITCH])
 
 
 def _print_summary(record: SweepRecord, code: int) -> None:

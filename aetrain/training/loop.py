@@ -31,6 +31,7 @@ from aetrain.training.runtime import (
     describe_device,
     has_gpu,
     restore_default_precision,
+    seconds_since_process_start,
     thread_budget,
     thread_pools,
 )
@@ -496,7 +497,10 @@ def _finish_loggers(loggers: RunLoggers, metrics: dict[str, Any], output_dir: Pa
 
 
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
-    """metrics.json, written atomically (a reader never sees half a file); strict JSON (NaN as null)."""
+    """metrics.json, written atomically (a reader never sees half a file); strict JSON (NaN as null).
+
+    ``wall_seconds`` is the process's age at the write: what the user waited, imports included."""
+    metrics["wall_seconds"] = seconds_since_process_start()
     return write_json_atomically(output_dir / layout.METRICS, metrics)
 
 
