@@ -82,6 +82,21 @@ def test_smoke_trainer_shrinks_data_and_epochs():
     assert cfg.data.limit is not None and cfg.data.limit <= 1000
 
 
+@pytest.mark.parametrize("preset", ["seed_vae", "seed_sparse_kl", "seed_conv"])
+def test_smoke_stays_smoke_sized_under_a_preset_and_the_command_line_still_wins(preset):
+    """seed_vae's batch of 256 on smoke's 512 training images gave two steps and a model worse than the
+    mean image; smoke's sizes apply after the preset, and a command-line value after both."""
+    plain = validate(compose_config("trainer=smoke"))
+    under_preset = validate(compose_config("trainer=smoke", f"experiment={preset}"))
+    steps = (plain.data.limit - plain.data.val_size) // plain.trainer.batch_size
+    assert steps >= 16
+    sizes = lambda cfg: (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.data.limit, cfg.data.val_size)  # noqa: E731
+    assert sizes(under_preset) == sizes(plain)
+    assert validate(compose_config(f"experiment={preset}")).trainer.epochs > 1  # the preset alone: full size
+    chosen = validate(compose_config("trainer=smoke", f"experiment={preset}", "trainer.batch_size=8"))
+    assert chosen.trainer.batch_size == 8
+
+
 def test_seed_experiments_pin_the_seed_architectures():
     vae = validate(compose_config("experiment=seed_vae"))
     assert isinstance(vae.variant, VAEVariant)
