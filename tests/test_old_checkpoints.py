@@ -48,7 +48,8 @@ def test_an_old_run_evaluates(name, tiny_data_dir, tmp_path, monkeypatch):
 )
 @pytest.mark.parametrize("name", RUNS)
 def test_an_old_run_resumes_for_one_more_epoch(name, tmp_path):
-    """The same overrides as the run (its .hydra/overrides.yaml), trainer.epochs=2, trainer.resume."""
+    """The same overrides as the run (its .hydra/overrides.yaml), trainer.epochs=2, trainer.resume, and
+    trainer.batch_size=64: trainer=smoke's batch then (it is 32 now; CHANGELOG, issue 20)."""
     run = tmp_path / name
     shutil.copytree(FIXTURES / name, run)
     overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
@@ -57,6 +58,7 @@ def test_an_old_run_resumes_for_one_more_epoch(name, tmp_path):
         *overrides,
         f"trainer.resume={run}",
         "trainer.epochs=2",
+        "trainer.batch_size=64",
         cwd=tmp_path,
     )
     assert result.returncode == 0, plain_text(result.stdout + result.stderr)

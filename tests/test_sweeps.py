@@ -198,6 +198,7 @@ def test_an_unexpected_error_in_one_job_is_recorded_and_the_sweep_goes_on(tmp_pa
     )
     assert result.returncode == 0, result.stderr
     failed = json.loads((sweep_dir / "0" / "metrics.json").read_text())
+    assert failed.pop("wall_seconds") > 0
     assert failed == {"status": "failed", "error": "RuntimeError: out of memory on purpose"}
     assert "Traceback" in (sweep_dir / "0" / "aetrain.log").read_text()  # the details, for the user
     assert (sweep_dir / "1" / ".hydra").is_dir()  # the next job ran
