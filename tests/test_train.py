@@ -131,3 +131,11 @@ def test_run_records_startup_and_data_loading_seconds(trained_run):
     assert 0 < metrics["data_seconds"] < metrics["startup_seconds"] < seconds_since_process_start()
     assert metrics["startup_seconds"] + metrics["train_seconds"] < metrics["wall_seconds"]
     assert metrics["wall_seconds"] < seconds_since_process_start()
+
+
+def test_training_time_is_the_epochs_time(trained_run):
+    """Nothing but epochs runs inside fit's time: a tail after the last epoch (the user waits for it,
+    no epoch timer sees it) shows up here."""
+    _, _, _, metrics = trained_run("variant=dense", "trainer.epochs=3")
+    assert len(metrics["epoch_seconds"]) == 3
+    assert 0 <= metrics["train_seconds"] - sum(metrics["epoch_seconds"]) < 1.0

@@ -12,6 +12,8 @@ import numpy as np
 if TYPE_CHECKING:
     import tensorflow as tf
 
+PREFETCH_BATCHES = 2  # one batch in the step, one ready: the gather is far faster than any step
+
 
 def make_dataset(
     images: np.ndarray,
@@ -38,11 +40,26 @@ def make_dataset(
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size).map(lambda indices: _input_is_target(tf.gather(pixels, indices)))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _prefetched(dataset)
 
 
 def _input_is_target(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return batch, batch
+
+
+def _prefetched(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with PREFETCH_BATCHES batches made ahead, and tf.data's autotuning off.
+
+    Why no autotuning: its optimisation thread outlives the last batch, and deleting the iterator
+    (the end of ``fit``) waits for it, for seconds to tens of seconds after the last epoch
+    (docs/performance.md, "Time after the last epoch"). A pipeline of one gather per batch has
+    nothing for it to tune.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 def make_training_dataset(
@@ -67,4 +84,4 @@ def make_training_dataset(
 
     epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
     batches = epochs.flat_map(one_epoch).map(lambda indices: tf.gather(pixels, indices))
-    return batches.map(_input_is_target).prefetch(tf.data.AUTOTUNE)
+    return _prefetched(batches.map(_input_is_target))
