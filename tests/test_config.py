@@ -88,7 +88,7 @@ def test_smoke_stays_smoke_sized_under_a_preset_and_the_command_line_still_wins(
     mean image; smoke's sizes apply after the preset, and a command-line value after both."""
     plain = validate(compose_config("trainer=smoke"))
     under_preset = validate(compose_config("trainer=smoke", f"experiment={preset}"))
-    steps = (plain.data.limit - plain.data.val_size) // plain.trainer.batch_size
+    steps = round(plain.data.limit * (1 - plain.data.val_size)) // plain.trainer.batch_size
     assert steps >= 16
     sizes = lambda cfg: (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.data.limit, cfg.data.val_size)  # noqa: E731
     assert sizes(under_preset) == sizes(plain)

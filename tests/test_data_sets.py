@@ -265,8 +265,31 @@ def test_digits_are_split_seeded_and_scaled_from_0_16():
 
 
 def test_split_sizes_below_one_are_fractions():
+    """test_size of the whole pool; val_size of what is left for training (1797 - 359 = 1438)."""
     split = load_data(DigitsData(val_size=0.1, test_size=0.2))
-    assert split.counts() == {"train": 1797 - 359 - 180, "validation": 180, "test": 359}
+    assert split.counts() == {"train": 1438 - 144, "validation": 144, "test": 359}
+    limited = load_data(DigitsData(val_size=0.25, test_size=0.2, limit=100))
+    assert limited.counts() == {"train": 75, "validation": 25, "test": 359}
+
+
+def test_a_val_size_fraction_counts_the_training_images_kept(tiny_data_dir):
+    split = load_fashion_mnist(tiny_data_dir, limit=40, val_size=0.25)
+    assert (len(split.x_train), len(split.x_val)) == (30, 10)
+
+
+@pytest.mark.parametrize("images", [12, 40, 200])
+def test_trainer_smoke_fits_an_image_folder_of_any_size(tmp_path, images):
+    """smoke's validation set was 128 images: a folder under ~140 was refused."""
+    from conftest import compose_config
+
+    from aetrain.config import validate
+
+    pixels = np.random.default_rng(0).integers(0, 255, (images, 8, 8), dtype=np.uint8)
+    folder = write_png_folder(tmp_path / "p", pixels, np.zeros(images), ["a"])
+    cfg = validate(compose_config("trainer=smoke", "data=image_folder", f"data.dir={folder}"))
+    counts = load_data(cfg.data).counts()
+    assert sum(counts.values()) == images and min(counts.values()) >= 1
+    assert counts["validation"] == round(0.2 * (images - counts["test"]))
 
 
 def test_an_image_folder_with_class_sub_folders(tmp_path):

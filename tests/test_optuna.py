@@ -9,6 +9,9 @@ ones run the real ``aetrain -m hparams_search=optuna`` on the tiny data.
 from __future__ import annotations
 
 import json
+import shlex
+import signal
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -19,7 +22,7 @@ from optuna.trial import TrialState
 
 from aetrain.sweeps.optuna_search import SEARCH_SPACE_ATTR, AetrainOptunaSearch
 
-from cli_runs import aetrain, plain_text, smoke_args
+from cli_runs import AETRAIN, SLOW_RUN, aetrain, environment, plain_text, smoke_args, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {"x": "interval(0, 1)", "size": "choice(8, 16, 32, 64)"}
@@ -126,7 +129,7 @@ def test_a_study_with_no_completed_trial_writes_results_that_say_so(tmp_path, ca
     assert "No trial of study" in capsys.readouterr().err
 
 
-def test_a_launcher_that_stops_leaves_no_trial_running(tmp_path):
+def test_a_stopped_trial_stays_resumable_not_failed(tmp_path):
     class Stopping(StandInLauncher):
         """Job 0 of the batch finishes, then a signal stops the sweep while job 1 trains."""
 
@@ -138,7 +141,10 @@ def test_a_launcher_that_stops_leaves_no_trial_running(tmp_path):
         search(tmp_path, "s", n_trials=2, launcher=Stopping(tmp_path / "s"), n_jobs=2)
     finished, stopped = stored_trials(tmp_path)
     assert finished.state == TrialState.COMPLETE and finished.value == 1.0
-    assert stopped.state == TrialState.FAIL and stopped.user_attrs["status"] == "interrupted"
+    # A FAIL would count a stopped trial as a bad region; resume_sweep=true finishes it as itself.
+    assert stopped.state == TrialState.RUNNING and stopped.user_attrs["status"] == "interrupted"
+    assert stopped.user_attrs["aetrain.job_num"] == 1
+    assert stopped.user_attrs["aetrain.sweep_dir"] == str((tmp_path / "s").absolute())
     assert "KeyboardInterrupt" in stopped.user_attrs["reason"]
 
 
@@ -197,6 +203,38 @@ def test_the_real_command_resumes_a_stored_study_and_refuses_a_changed_space(tin
     assert "`latent_size` was CategoricalDistribution(choices=(8, 16, 32, 64))" in text
     assert "Traceback" not in text and not (tmp_path / "third").exists()
     assert [t.state for t in study_in(tmp_path).trials] == [TrialState.COMPLETE] * 2  # none RUNNING
+
+
+@pytest.mark.slow
+def test_a_stopped_search_continues_with_its_printed_line_as_the_same_trials(tiny_data_dir, tmp_path):
+    """The printed resume_sweep=true line was refused when pasted, and the stopped trial was FAIL."""
+    args = [
+        "-m", "hparams_search=optuna", "hydra.sweeper.storage=sqlite:///optuna.db",
+        "hydra.sweeper.n_trials=2",
+        *smoke_args(tiny_data_dir, f"hydra.sweep.dir={tmp_path / 's'}", *SLOW_RUN, "trainer.grid_images=4"),
+    ]  # fmt: skip
+    search = subprocess.Popen(
+        [AETRAIN, *args], cwd=tmp_path, env=environment(tmp_path), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_for(tmp_path / "s" / "0" / "checkpoints" / "last.keras", search)
+    search.send_signal(signal.SIGINT)
+    output = search.communicate(timeout=120)[0]
+    assert search.returncode == 130, output[-3000:]
+    (stopped,) = study_in(tmp_path).trials
+    assert stopped.state == TrialState.RUNNING and stopped.user_attrs["status"] == "interrupted"
+
+    lines = output.splitlines()
+    pasted = shlex.split(lines[lines.index("Continue it with:") + 1])
+    resumed = subprocess.run(
+        [AETRAIN, *pasted[1:]], cwd=tmp_path, env=environment(tmp_path), capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = study_in(tmp_path).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2  # n_trials in all, none FAIL
+    assert trials[0].number == stopped.number and trials[0].params == stopped.params
+    assert json.loads((tmp_path / "s" / "0" / "metrics.json").read_text())["resumed_from_epoch"] >= 1
+    assert trials[1].user_attrs["run_dir"] == str(tmp_path / "s" / "1")
 
 
 @pytest.mark.slow

@@ -41,6 +41,8 @@ from rich.text import Text
 from aetrain.commands import exit_codes
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
+from aetrain.run_folder.lock import is_locked
+from aetrain.sweeps.record import job_outcome
 
 PICTURE_RUNS = 20
 SWEEP_RECORD = layout.SWEEP_RECORD  # what the launchers record about a sweep: every job, run or not
@@ -232,6 +234,9 @@ def _read_run(folder: Path, sweep_dir: Path) -> SweepRun:
         metrics = {"error": "no metrics.json (still running, or stopped before it wrote one)"}
     if damaged:
         metrics = {**metrics, "status": "unreadable", "error": "damaged: " + "; ".join(damaged)}
+    elif metrics.get("status") == "running":  # written at each epoch end; its process may be gone
+        status, reason = job_outcome(folder)
+        metrics = {**metrics, "status": status, **({"error": reason} if reason else {})}
     return SweepRun(folder, name, overrides, metrics)
 
 
@@ -562,6 +567,11 @@ def report(
     record = sweep_record(sweep_dir)
     if "unreadable" in record:
         console.print(f"[yellow]sweep record left out[/yellow]: {record['unreadable']}")
+    elif record.get("status") == "running" and not is_locked(sweep_dir):
+        console.print(
+            "[bold]sweep[/bold]: [bold red]dead[/bold red]: sweep.json says running, but no process holds "
+            "the sweep (it was killed); continue it with the same command and resume_sweep=true"
+        )
     elif record.get("status"):
         signal_ = f" ({record['signal']})" if record.get("signal") else ""
         console.print(f"[bold]sweep[/bold]: {record['status']}{signal_}")

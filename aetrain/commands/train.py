@@ -119,6 +119,35 @@ def main(cfg: DictConfig) -> float | None:
     if sweep_dir is not None and (stopped := read_stop_request(sweep_dir)):  # started as the sweep stopped
         record_job_failure(output_dir, "never_started", f"the sweep was stopped by {stopped['signal']} first")
         return None
+    with _job_folder_held(output_dir if in_sweep else None, console) as held:
+        return _main(cfg, output_dir, console, in_sweep, sweep_dir) if held else None
+
+
+@contextlib.contextmanager
+def _job_folder_held(job_dir: Path | None, console: Console) -> Iterator[bool]:
+    """A sweep job holds its folder's lock while it runs (a single run's is taken by RunFolderCheck):
+    ``aetrain trainer.resume=`` or a companion command on that folder is refused meanwhile. False
+    when another process holds it: the job then writes nothing there (the sweep refuses such a folder
+    before it starts a job, so only a process that took it in between meets this)."""
+    if job_dir is None:
+        yield True
+        return
+    lock = RunFolderLock(job_dir)
+    try:
+        lock.acquire()
+    except (RunFolderBusy, RunFolderUnwritable) as error:
+        console.print(Panel(Text(str(error)), title="aetrain: job refused", border_style="red"))
+        log.error(str(error))
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _main(cfg: DictConfig, output_dir: Path, console: Console, in_sweep: bool, sweep_dir: Path | None):
+    hydra_cfg = HydraConfig.get()
     try:
         with stop_on_signals(sweep_dir) as stop:
             return _train(cfg, output_dir, console, in_sweep, stop)
@@ -201,6 +230,9 @@ def stop_on_signals(sweep_dir: Path | None = None) -> Iterator[StopRequest]:
     stop = StopRequest(sweep_dir)
 
     def handle(signal_number: int, frame) -> None:
+        if stop.take_nudge():  # a stop delivered again (see StopRequest.stop_now_if_safe)
+            stop.stop_now_if_safe(frame)
+            return
         if stop.requested:
             raise AbortNow(exit_codes.stopped_by(signal_number))
         when = f"stopping the {stop.phase} now" if stop.stops_at_once else "stopping after this batch"
@@ -212,12 +244,13 @@ def stop_on_signals(sweep_dir: Path | None = None) -> Iterator[StopRequest]:
         )
         if sweep_dir is not None:
             request_stop(sweep_dir, signal_number)
-        stop.ask(signal_number)  # after training, this raises StopNow here and now
+        stop.ask(signal_number, frame)  # after training, this raises StopNow here and now
 
     previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
+        stop.close()
         for number, handler in previous.items():
             signal.signal(number, handler)
 
@@ -288,15 +321,19 @@ class RunFolderCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from aetrain.sweeps.control import SweepRefused, check_sweep_folder, check_sweep_settings
 
-        sweep_dir = _folder_path(config, "hydra.sweep.dir")  # exit 2 if it does not resolve
+        sweep_dir = resolve_user_path(str(_folder_path(config, "hydra.sweep.dir")))  # exit 2 if unresolved
+        resume = config.get("resume_sweep") is True
         try:
             check_sweep_settings(config)
-            check_sweep_folder(sweep_dir, config.get("resume_sweep") is True)
+            refuse_if_busy(sweep_dir)
+            check_sweep_folder(sweep_dir, resume)
+            check_writable(sweep_dir, "hydra.sweep.dir")
+            _run_folder_lock.append(RunFolderLock(sweep_dir))  # the sweep's: one process writes sweep.json
+            _run_folder_lock[-1].acquire()
+            check_sweep_folder(sweep_dir, resume)  # a sweep that started between the first look and the lock
         except (SweepRefused, ConfigError) as refusal:
             _exit_before_run(str(refusal), exit_codes.CONFIG)
-        try:
-            check_writable(sweep_dir, "hydra.sweep.dir")
-        except RunFolderUnwritable as error:
+        except (RunFolderUnwritable, RunFolderBusy) as error:
             _exit_before_run(str(error), exit_codes.OUTPUT)
 
 

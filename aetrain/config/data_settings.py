@@ -39,14 +39,19 @@ class DataConfig(Data):
     name: str = "fashion_mnist"
     dir: str | None = None
     limit: int | None = None
-    val_size: int = 5000
+    val_size: float = 5000  # images, or below 1 a fraction of the training images kept
     test_limit: int | None = None
 
     def check(self, run: RunConfig) -> None:
         from aetrain.data.specs import spec_for
 
-        require(is_count(self.val_size), "data.val_size", self.val_size, f"an integer from 1 to {MAX_COUNT}")
-        if self.limit is not None:
+        require(
+            is_split_size(self.val_size),
+            "data.val_size",
+            self.val_size,
+            f"a fraction of the training images kept (between 0 and 1) or an integer from 1 to {MAX_COUNT}",
+        )
+        if self.limit is not None and self.val_size >= 1:
             require(
                 self.val_size < self.limit <= MAX_COUNT,
                 "data.limit",
@@ -58,13 +63,20 @@ class DataConfig(Data):
         super().check(run)
 
 
+def is_split_size(size: object) -> bool:
+    """A fraction strictly between 0 and 1, or a whole number of images from 1 to MAX_COUNT."""
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or not math.isfinite(size):
+        return False
+    return 0 < size < 1 or (size >= 1 and size == int(size) and size <= MAX_COUNT)
+
+
 def check_drawn_splits(data: Data) -> None:
     """``val_size``, ``test_size``, ``split_seed`` and ``limit`` of a data set whose validation and
     test images are drawn from one pool (no test set of its own)."""
     for key in ("val_size", "test_size"):
         size = getattr(data, key)
         require(
-            math.isfinite(size) and (0 < size < 1 or (size >= 1 and size == int(size))),
+            is_split_size(size),
             f"data.{key}",
             size,
             "a fraction of the images (between 0 and 1) or a whole number of images >= 1",

@@ -1,7 +1,8 @@
 """A data set's train / validation / test splits, read through its spec and checked against it.
 
 Data sets with a test set of their own (Fashion-MNIST, MNIST, CIFAR-10) split positionally: of the
-first ``data.limit`` training images the last ``data.val_size`` validate, the book's 55,000 / 5,000.
+first ``data.limit`` training images the last ``data.val_size`` validate, the book's 55,000 / 5,000
+(a ``val_size`` below 1 is a fraction of the images kept).
 Data sets without one (scikit-learn's digits, a folder of images) are shuffled once with
 ``data.split_seed`` and cut into test, validation and training images.
 
@@ -87,16 +88,17 @@ def load_fashion_mnist(
 
 
 def _split_given_test_set(
-    raw: RawData, spec: DataSpec, limit: int | None, val_size: int, test_limit: int | None
+    raw: RawData, spec: DataSpec, limit: int | None, val_size: float, test_limit: int | None
 ) -> ImageSplits:
     clipped: dict[str, dict[str, int]] = {}
     limit = _clip("data.limit", limit, len(raw.train_images), clipped)
     test_limit = _clip("data.test_limit", test_limit, len(raw.test_images), clipped)
     kept = raw.train_images[:limit]
-    _check_val_size(val_size, len(kept), limit)
+    n_val = resolve_size(val_size, len(kept))
+    _check_val_size(val_size, n_val, len(kept), limit)
     pixels = scale_pixels(kept, raw.max_value)
     labels = raw.train_labels[:limit].astype(np.int64)
-    n_train = len(pixels) - val_size
+    n_train = len(pixels) - n_val
     return ImageSplits(
         x_train=pixels[:n_train],
         y_train=labels[:n_train],
@@ -114,7 +116,7 @@ def _split_pool(raw: RawData, spec: DataSpec, data_cfg: Any, test_limit: int | N
     """Shuffle the pool with ``data.split_seed``; the first ``test_size`` test, the rest as above."""
     total = len(raw.train_images)
     n_test = resolve_size(data_cfg.test_size, total)
-    n_val = resolve_size(data_cfg.val_size, total)
+    n_val = resolve_size(data_cfg.val_size, total - n_test)
     if n_test + n_val >= total:
         raise DataError(
             f"{raw.source} holds {total} images, too few for data.test_size={data_cfg.test_size} "
@@ -127,7 +129,8 @@ def _split_pool(raw: RawData, spec: DataSpec, data_cfg: Any, test_limit: int | N
     limit = _clip("data.limit", data_cfg.limit, len(rest), clipped)
     test_limit = _clip("data.test_limit", test_limit, n_test, clipped)
     kept = rest[:limit]
-    _check_val_size(n_val, len(kept), limit)
+    n_val = resolve_size(data_cfg.val_size, len(kept))
+    _check_val_size(data_cfg.val_size, n_val, len(kept), limit)
     n_train = len(kept) - n_val
     test_order = test_order[:test_limit]
 
@@ -144,7 +147,10 @@ def _split_pool(raw: RawData, spec: DataSpec, data_cfg: Any, test_limit: int | N
 
 
 def resolve_size(size: float, total: int) -> int:
-    """A split size as a count: a number below 1 is a fraction of ``total`` (at least one image)."""
+    """A split size as a count: a number below 1 is a fraction of ``total`` (at least one image).
+    ``data.test_size`` is a fraction of the whole pool, ``data.val_size`` of the images kept for
+    training and validation (after ``data.limit``): so ``trainer=smoke``'s 0.2 fits a data set of
+    any size."""
     if 0 < size < 1:
         return max(1, round(size * total))
     return int(size)
@@ -158,12 +164,13 @@ def _clip(key: str, value: int | None, available: int, clipped: dict[str, dict[s
     return value
 
 
-def _check_val_size(val_size: int, kept: int, limit: int | None) -> None:
-    if val_size >= kept:
+def _check_val_size(val_size: float, n_val: int, kept: int, limit: int | None) -> None:
+    if n_val >= kept:
         from_limit = f" (data.limit={limit})" if limit is not None else ""
         raise DataError(
             f"data.val_size={val_size} must be smaller than the number of training images kept, "
-            f"{kept}{from_limit}, so that some are left to train on. Lower data.val_size or raise data.limit."
+            f"{kept}{from_limit}, so that some are left to train on. Lower data.val_size (a fraction "
+            "such as 0.1 fits any size) or raise data.limit."
         )
 
 

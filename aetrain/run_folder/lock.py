@@ -113,16 +113,35 @@ def hold_run_folder(folder: Path) -> Iterator[RunFolderLock]:
 def refuse_if_busy(folder: Path) -> None:
     """Raise RunFolderBusy if a live process holds ``folder``'s lock, writing nothing: a folder
     without a lock file was never locked, and one whose lock is free is left as it was."""
+    if is_locked(folder):
+        raise RunFolderBusy(folder, read_holder(folder))
+
+
+def is_locked(folder: Path) -> bool:
+    """Whether a live process (this one included) holds ``folder``'s lock; writes nothing. False for
+    a folder that was never locked or whose lock file cannot be opened (the writability check
+    names such a folder)."""
     if not (folder / LOCK_NAME).is_file():
-        return
+        return False
     probe = FileLock(str(folder / LOCK_NAME), timeout=0)
     try:
         probe.acquire()
     except Timeout:
-        raise RunFolderBusy(folder, read_holder(folder)) from None
-    except OSError:  # cannot open the lock file: the writability check names the folder
-        return
+        return True
+    except OSError:
+        return False
     probe.release()
+    return False
+
+
+def holder_is_gone(folder: Path) -> bool:
+    """Whether ``folder`` was locked by a process on this machine that has ended without releasing it
+    (kill -9): its holder file is still there and the lock is free. A holder on another machine
+    (a cluster node) cannot be judged from here: False."""
+    holder = read_holder(folder, wait_seconds=0.0)
+    if holder is None or holder.get("host") != socket.gethostname():
+        return False
+    return not is_locked(folder)
 
 
 def this_process() -> dict[str, Any]:
@@ -134,9 +153,9 @@ def this_process() -> dict[str, Any]:
     }
 
 
-def read_holder(folder: Path) -> dict[str, Any] | None:
+def read_holder(folder: Path, wait_seconds: float = HOLDER_WAIT_SECONDS) -> dict[str, Any] | None:
     """What the holder recorded about itself, or None if it cannot be read (yet)."""
-    deadline = time.monotonic() + HOLDER_WAIT_SECONDS
+    deadline = time.monotonic() + wait_seconds
     while True:
         try:
             holder = json.loads((folder / HOLDER_NAME).read_text())

@@ -42,6 +42,7 @@ from aetrain.commands import exit_codes
 from aetrain.config import ConfigError
 from aetrain.run_folder import layout
 from aetrain.run_folder.claim import holds_run
+from aetrain.run_folder.lock import busy_message, is_locked, read_holder, this_process
 from aetrain.sweeps.record import (
     FINISHED,
     SweepJob,
@@ -80,6 +81,13 @@ class SweepRefused(Exception):
 def check_sweep_folder(sweep_dir: Path, resume: bool) -> None:
     """Refuse a folder that holds an earlier sweep (or runs) unless resuming it; refuse resuming a
     folder that holds no sweep. Raises SweepRefused; writes nothing."""
+    run = next((folder for folder in (sweep_dir, *sweep_dir.parents) if holds_run(folder)), None)
+    if run is not None:
+        raise SweepRefused(
+            f"hydra.sweep.dir={sweep_dir} is {'' if run == sweep_dir else 'inside '}the run folder {run} "
+            f"(it has {', '.join(holds_run(run))}): a sweep's jobs would be written among that run's "
+            "files. Choose a hydra.sweep.dir outside every run folder (or leave it unset for a fresh one)."
+        )
     record = SweepRecord.read(sweep_dir)
     if resume:
         if record is None:
@@ -157,11 +165,11 @@ class SweepControl:
         self.resuming = config.get("resume_sweep") is True
         previous = SweepRecord.read(self.sweep_dir) if self.resuming else None
         self.previous = previous.jobs if previous else {}
-        self.record = SweepRecord(self.sweep_dir)
+        self.record = SweepRecord(self.sweep_dir, process=this_process())
         self.processes: dict[int, int] = {}  # job num -> pid of its process group (parallel, submitit)
         self.signals: list[int] = []
         self.abort_deadline: float | None = None  # then SIGKILL what is left (ABORT_GRACE_S)
-        self.refused = False
+        self.refused = 0  # the exit code of a refusal
         clear_stop_request(self.sweep_dir)
         self.previous_handlers = {n: signal.signal(n, self._handle) for n in (signal.SIGINT, signal.SIGTERM)}
 
@@ -213,6 +221,13 @@ class SweepControl:
             config = _sweep_config(launcher, overrides, num)
             job = SweepJob(num, overrides, str(OmegaConf.select(config, "hydra.sweep.subdir")))
             planned.append(PlannedJob(job, config, overrides, self._action(job), overrides))
+        if self.resuming and first == 0 and _plans_every_job_at_once(launcher.config):
+            self._refuse_other_job_list([job.record.num for job in planned])
+        for job in planned:
+            job_dir = self.record.job_dir(job.record)
+            if job.action != "skip" and is_locked(job_dir):
+                busy = busy_message(job_dir, read_holder(job_dir))
+                self._refuse(f"job {job.record.num}: {busy}", exit_codes.OUTPUT)
         for job in planned:  # every job checked: now change what the resumed sweep left
             job_dir = self.record.job_dir(job.record)
             if job.action == "resume":
@@ -245,9 +260,30 @@ class SweepControl:
             return "skip"
         return "resume" if (job_dir / layout.LAST_CHECKPOINT).is_file() else "run"
 
-    def _refuse(self, why: str) -> None:
-        self.refused = True
-        _refuse(f"Cannot continue the sweep in {self.sweep_dir}: {why} Nothing was changed.")
+    def _refuse_other_job_list(self, nums: list[int]) -> None:
+        """A resumed sweep whose command line gives another list of jobs than the stopped one's:
+        it would drop jobs from sweep.json or add new ones."""
+        before, now = sorted(self.previous), sorted(nums)
+        if before == now:
+            return
+        dropped, added = sorted(set(before) - set(now)), sorted(set(now) - set(before))
+        change = "; ".join(
+            part
+            for part in (
+                f"it would drop job(s) {', '.join(map(str, dropped))}" if dropped else "",
+                f"add job(s) {', '.join(map(str, added))}" if added else "",
+            )
+            if part
+        )
+        self._refuse(
+            f"the stopped sweep has {len(before)} job(s), this command line gives {len(now)}: {change}. "
+            "Repeat the stopped sweep's command line (sweep.json lists each job's overrides), or start "
+            "a new sweep in another hydra.sweep.dir."
+        )
+
+    def _refuse(self, why: str, exit_code: int = exit_codes.CONFIG) -> None:
+        self.refused = exit_code
+        _refuse(f"Cannot continue the sweep in {self.sweep_dir}: {why} Nothing was changed.", exit_code)
 
     def started(self, job: SweepJob, pid: int | None = None) -> None:
         job.status, job.reason = "running", None
@@ -259,7 +295,7 @@ class SweepControl:
         """Record how ``job`` ended: from its metrics.json, or ``lost`` when its process died."""
         self.processes.pop(job.num, None)
         job_dir = self.record.job_dir(job)
-        if lost is not None and self.stopping:  # killed while the sweep was aborting
+        if lost is not None and self.abort_requested:  # killed while the sweep was aborting
             job.status, job.reason = "interrupted", ABORTED
             if not (job_dir / layout.METRICS).is_file():
                 with contextlib.suppress(OSError):
@@ -271,7 +307,7 @@ class SweepControl:
             log.error(f"job {job.num}: {lost}")
         else:
             job.status, job.reason = job_outcome(job_dir)
-            if job.status == "failed" and self.stopping and not (job_dir / layout.METRICS).is_file():
+            if job.status == "failed" and self.abort_requested and not (job_dir / layout.METRICS).is_file():
                 job.status, job.reason = "interrupted", ABORTED  # no metrics.json
         self.record.write()
 
@@ -286,7 +322,7 @@ class SweepControl:
         stop = self.stop
         jobs = self.record.jobs.values()
         if self.refused:
-            return exit_codes.CONFIG
+            return self.refused
         if stop is not None or aborted_by is not None:
             name = stop["signal"] if stop else signal.Signals(aborted_by - 128).name
             self.record.status, self.record.signal = "interrupted", name
@@ -429,6 +465,14 @@ def _say(text: str, stdout: bool = False) -> None:
     print(text, file=sys.stdout if stdout else sys.stderr, flush=True)
 
 
-def _refuse(message: str) -> None:
+def _refuse(message: str, exit_code: int = exit_codes.CONFIG) -> None:
     Console(stderr=False).print(Panel(message, title="aetrain: sweep refused", border_style="red"))
-    raise SweepStopped(exit_codes.CONFIG)
+    raise SweepStopped(exit_code)
+
+
+def _plans_every_job_at_once(config: DictConfig) -> bool:
+    """Whether the sweeper hands the launcher every job in its first launch (Hydra's basic sweeper
+    without max_batch_size): only then can a resumed sweep's job list be compared whole."""
+    sweeper = OmegaConf.select(config, "hydra.sweeper", default=None) or {}
+    target = str(sweeper.get("_target_", ""))
+    return target.endswith("BasicSweeper") and sweeper.get("max_batch_size") is None

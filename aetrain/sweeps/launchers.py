@@ -37,6 +37,7 @@ from aetrain.sweeps.control import (
     skipped_return,
     sweep_control,
 )
+from aetrain.sweeps.record import job_outcome
 
 
 class ParallelLauncher(JoblibLauncher):
@@ -177,7 +178,8 @@ class _SubmititLauncherMixin:
                     returns[num] = handle.results()[0]
                     control.ended(job.record)
                 except Exception as error:  # its process died without a result
-                    reason = f"{_death_of(_returncode(handle))}; submitit: {str(error).splitlines()[0]}"
+                    death = _death_of_task(handle, control.record.job_dir(job.record))
+                    reason = f"{death}; submitit: {str(error).splitlines()[0]}"
                     control.ended(job.record, lost=reason)
                     returns[num] = lost_return(job)
             control.kill_overdue()
@@ -191,15 +193,29 @@ class _SubmititLauncherMixin:
         return [returns[job.record.num] for job in planned]
 
 
-def _returncode(handle: Any) -> int:
-    """The exit status of a local submitit job's task (the controller's, when the task's is unknown)."""
-    process = getattr(handle, "_process", None)
-    code = process.poll() if process is not None else None
-    with contextlib.suppress(OSError, ValueError):
+def _death_of_task(handle: Any, job_dir: Path) -> str:
+    """How a submitit job's task ended without a result. Submitit's local controller exits 0 whatever
+    became of its task and records no exit status, so a task killed from outside is told by what
+    the job itself left: metrics.json still ``running`` in a folder no process holds."""
+    code = _returncode(handle)
+    if code is not None:
+        return _death_of(code)
+    status, reason = job_outcome(job_dir)
+    if status == "failed" and reason and "its process ended during training" in reason:
+        return f"the process running this job ended without a result: {reason}"
+    return "the process running this job ended without a result, and submitit does not say how (killed?)"
+
+
+def _returncode(handle: Any) -> int | None:
+    """The exit status of a submitit job's task when anything records it: a signal or exit code in
+    its stderr, else the controller's own death by a signal; None when unknown."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
         text = Path(handle.paths.stderr).read_text(errors="replace")
         if match := re.search(r"exit code (-?\d+)|Signals\.(SIG\w+)", text):
-            code = int(match[1]) if match[1] else -int(signal.Signals[match[2]])
-    return code if code is not None else 1
+            return int(match[1]) if match[1] else -int(signal.Signals[match[2]])
+    process = getattr(handle, "_process", None)
+    code = process.poll() if process is not None else None
+    return code if code is not None and code != 0 else None
 
 
 class SubmititLocalLauncher(_SubmititLauncherMixin, submitit_launcher.LocalLauncher):

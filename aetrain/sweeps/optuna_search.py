@@ -45,6 +45,8 @@ from aetrain.run_folder.atomic_files import write_text_atomically
 log = logging.getLogger(__name__)
 
 SEARCH_SPACE_ATTR = "aetrain.search_space"
+# A trial a stopped search left RUNNING: its sweep folder and job number, for resume_sweep=true.
+SWEEP_DIR_ATTR, JOB_ATTR = "aetrain.sweep_dir", "aetrain.job_num"
 RESULTS_FILE = layout.OPTIMIZATION_RESULTS
 DEFAULT_SUBDIR = "${hydra.job.num}"
 # A run's metrics.json status -> how Optuna hears of it. Diverged is PRUNED: a bad region, not a crash.
@@ -95,6 +97,8 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
 
         stopped_early = False
         to_go = self.n_trials
+        if self.config.get("resume_sweep") is True:
+            to_go -= self._finish_stopped_trials(study)
         while to_go > 0 and not stopped_early:
             batch = min(to_go, self.n_jobs)
             trials = [study.ask() for _ in range(batch)]
@@ -163,13 +167,56 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             log.warning(f"Trial {trial.number} ({run_dir}): {status}: {reason}")
         return state
 
-    def _tell_stopped_batch(self, study: optuna.Study, trials: list[Trial], reason: str) -> None:
-        """The launcher raised: tell each trial of the batch what its run folder says, else FAIL.
+    def _finish_stopped_trials(self, study: optuna.Study) -> int:
+        """``resume_sweep=true``: run the trials the stopped search left unfinished (RUNNING in the
+        stored study, their jobs in sweep.json) as the same trials, resumed from their checkpoints,
+        then number new trials after the stopped search's jobs. Returns how many trials the stopped
+        search had started (they count towards ``n_trials``)."""
+        from aetrain.sweeps.record import SweepRecord
+
+        if self.storage is None:
+            self._refuse(
+                "resume_sweep=true continues an Optuna search through its stored study, and this one "
+                "was held in memory (no hydra.sweeper.storage), so it ended with its process. Start a "
+                "new search, with hydra.sweeper.storage=sqlite:///optuna.db to make it resumable."
+            )
+        record = SweepRecord.read(self._sweep_dir)
+        jobs = record.jobs if record else {}
+        self.job_idx = max(jobs, default=-1) + 1
+        stopped = [
+            trial
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if trial.user_attrs.get(SWEEP_DIR_ATTR) == str(self._sweep_dir)
+            and trial.user_attrs.get(JOB_ATTR) in jobs
+        ]
+        for frozen in stopped:
+            job = jobs[frozen.user_attrs[JOB_ATTR]]
+            trial = Trial(study, frozen._trial_id)
+            log.info(f"Trial {frozen.number} (job {job.num}) was stopped: it continues")
+            try:
+                returns = self.launcher.launch([job.overrides], initial_job_idx=job.num)
+            except BaseException as stop:
+                why = f"the sweep stopped ({type(stop).__name__})"
+                self._tell_stopped_batch(study, [trial], why, first=job.num)
+                raise
+            self._tell(study, trial, returns[0])
+        return len(jobs)
+
+    @property
+    def _sweep_dir(self) -> Path:
+        return Path(str(self.config.hydra.sweep.dir)).absolute()
+
+    def _tell_stopped_batch(
+        self, study: optuna.Study, trials: list[Trial], reason: str, first: int | None = None
+    ) -> None:
+        """The launcher raised: tell each trial of the batch what its run folder says. One that did
+        not finish stays RUNNING in a stored study, marked with its job, for ``resume_sweep=true``
+        to finish as the same trial (a FAIL would count a stopped trial as a bad one); in memory, FAIL.
 
         Run folders are found where Hydra's default ``hydra.sweep.subdir`` (the job number) puts them.
         """
         sweep = OmegaConf.to_container(self.config.hydra.sweep, resolve=False)
-        for index, trial in enumerate(trials, start=self.job_idx):
+        for index, trial in enumerate(trials, start=self.job_idx if first is None else first):
             run_dir = Path(str(self.config.hydra.sweep.dir)) / str(index)
             metrics = (
                 _read_metrics(run_dir / layout.METRICS) if sweep.get("subdir") == DEFAULT_SUBDIR else None
@@ -185,7 +232,14 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             except Exception as error:  # the storage itself may be what failed
                 log.warning(f"Could not record trial {trial.number}: {error}")
                 continue
-            _tell_unfinished(study, trial, reason)
+            if self.storage is None:
+                _tell_unfinished(study, trial, reason)
+                continue
+            with contextlib.suppress(Exception):  # the storage itself may be what failed
+                trial.set_user_attr("status", "interrupted")
+                trial.set_user_attr("reason", reason)
+                trial.set_user_attr(SWEEP_DIR_ATTR, str(self._sweep_dir))
+                trial.set_user_attr(JOB_ATTR, index)
 
     # --- the end --------------------------------------------------------------------------------
 
@@ -225,10 +279,14 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         from rich.console import Console
         from rich.panel import Panel
 
+        from aetrain.commands.train import release_run_folder
+        from aetrain.run_folder.claim import remove_created_folders
+
         Console().print(Panel(message, title="aetrain: search refused", border_style="red"))
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        release_run_folder(leave_no_trace=True)  # the sweep folder's lock, and its file if made here
+        remove_created_folders()  # only the folders this process made, and only when empty
         with contextlib.suppress(OSError):
-            sweep_dir.rmdir()  # only succeeds when empty: nothing of anyone's is lost
+            Path(str(self.config.hydra.sweep.dir)).rmdir()  # only succeeds when empty
         sys.exit(exit_code)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
+from aetrain.run_folder.lock import is_locked
 
 SWEEP_RECORD = layout.SWEEP_RECORD
 STOP_REQUEST = layout.STOP_REQUEST
@@ -50,6 +51,7 @@ class SweepRecord:
     status: str = "running"
     signal: str | None = None
     jobs: dict[int, SweepJob] = field(default_factory=dict)
+    process: dict[str, Any] | None = None  # the sweep's own process (pid, host, command, since)
 
     @property
     def path(self) -> Path:
@@ -62,6 +64,7 @@ class SweepRecord:
         record = {
             "status": self.status,
             "signal": self.signal,
+            "process": self.process,
             "jobs": [asdict(job) for _, job in sorted(self.jobs.items())],
         }
         write_text_atomically(self.path, json.dumps(record, indent=2) + "\n")
@@ -72,7 +75,8 @@ class SweepRecord:
         try:
             raw = json.loads((folder / SWEEP_RECORD).read_text())
             jobs = {int(job["num"]): SweepJob(**job) for job in raw["jobs"]}
-            return cls(folder, raw["status"], raw.get("signal"), jobs)
+            process = raw.get("process") if isinstance(raw.get("process"), dict) else None
+            return cls(folder, raw["status"], raw.get("signal"), jobs, process)
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -120,12 +124,16 @@ def signal_number(name: str | None) -> int:
 
 
 def job_outcome(job_dir: Path) -> tuple[str, str | None]:
-    """A finished job's status and reason, from the metrics.json it wrote."""
+    """A finished job's status and reason, from the metrics.json it wrote. ``running`` (written at
+    each epoch end) from a job whose process has ended is ``failed``: the process died mid-run."""
     try:
         metrics = json.loads((job_dir / layout.METRICS).read_text())
         status = str(metrics["status"])
     except (OSError, ValueError, KeyError, TypeError):
         return "failed", f"the job left no readable {job_dir / layout.METRICS}"
+    if status == "running" and not is_locked(job_dir):
+        done = metrics.get("epochs_completed", 0)
+        return "failed", f"its process ended during training, after epoch {done}, without a word (killed?)"
     reason = metrics.get("error") or metrics.get("interruption") or metrics.get("failure")
     return (status if status in JOB_STATUSES else "failed"), reason
 

@@ -215,7 +215,8 @@ class RecordStartup(keras.callbacks.Callback):
 
 
 class LogEpochs(keras.callbacks.Callback):
-    """Hands each whole epoch's figures to the run's loggers (aetrain.training.loggers), as plain floats."""
+    """Hands each whole epoch's figures, as plain floats, to a function: the run's loggers
+    (aetrain.training.loggers), the rewrite of metrics.json."""
 
     def __init__(self, log_epoch: Callable[[int, dict[str, float]], None]) -> None:
         super().__init__()

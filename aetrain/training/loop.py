@@ -89,12 +89,21 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
     model, first_epoch = _model_to_train(cfg, saved, strategy, steps_per_epoch, splits)
     watch = _Watchers.of(cfg, saved, model, output_dir, manifest, steps_per_epoch, console, stop)
+    description = _run_description(cfg, model, device, strategy.num_replicas_in_sync, splits, precision)
+    watch.record_each_epoch(
+        lambda: {
+            **description,
+            **_training_figures(cfg, watch, saved, first_epoch, data, data_seconds, None),
+            "status": "running",
+        },
+        output_dir,
+    )
     train_seconds = _fit(
         cfg, model, data, first_epoch, steps_per_epoch, watch.callbacks, saved, training_done
     )
 
     metrics = {
-        **_run_description(cfg, model, device, strategy.num_replicas_in_sync, splits, precision),
+        **description,
         **_training_figures(cfg, watch, saved, first_epoch, data, data_seconds, train_seconds),
     }
     if training_done:  # the figures of the process that trained
@@ -205,6 +214,13 @@ class _Watchers:
     def history(self) -> dict[str, list[float]]:
         return self.recorder.history
 
+    def record_each_epoch(self, metrics_so_far, output_dir: Path) -> None:
+        """Rewrite metrics.json (status ``running``) after every whole epoch, once the checkpoints
+        are saved: a run killed mid-way (kill -9) still leaves its history."""
+        from aetrain.training.callbacks import LogEpochs
+
+        self.callbacks.append(LogEpochs(lambda epoch, figures: write_metrics(output_dir, metrics_so_far())))
+
     @classmethod
     def of(cls, cfg, saved, model, output_dir, manifest, steps_per_epoch, console, stop) -> _Watchers:
         from aetrain.run_folder.checkpoints import seed_generator_states
@@ -298,7 +314,7 @@ def _run_description(cfg, model, device: str, replicas: int, splits: int, precis
 def _training_figures(
     cfg: RunConfig, watch: _Watchers, saved, first_epoch, data, data_seconds, train_seconds
 ) -> dict[str, Any]:
-    """How training went: history, best epoch, timings, status."""
+    """How training went: history, best epoch, timings, status (``train_seconds`` None: still going)."""
     history, checkpoints, progress = watch.history, watch.checkpoints, watch.progress
     return {
         "history": history,

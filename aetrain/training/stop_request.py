@@ -6,19 +6,27 @@ at it between batches and stops cleanly, so a Ctrl-C never interrupts a checkpoi
 After training nothing can be lost (the checkpoints are complete and every file is written
 atomically), and one matplotlib call on a large grid can take tens of seconds: there the request
 raises :class:`StopNow` at once, from the signal handler, wherever the run is. A job of a sweep
-also obeys the sweep's stop request (aetrain.sweeps.record), which the sweep's process writes on a signal.
+also obeys the sweep's stop request (aetrain.sweeps.record), which the sweep's process writes on a signal,
+and stops as on SIGHUP when the sweep's process on this machine died without one (kill -9).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from pathlib import Path
+from types import FrameType
 
 from aetrain.commands import exit_codes
+from aetrain.run_folder.lock import holder_is_gone
 from aetrain.sweeps.record import STOP_REQUEST, read_stop_request, signal_number
 
 TRAINING, EVALUATION, PICTURES = "training", "evaluation", "pictures"
+REDELIVER_SECONDS = 0.2  # a stop that landed inside TensorFlow is delivered again after this
+WATCH_SECONDS = 0.5  # how often a sweep job, after training, looks for the sweep's stop request
+OWNER_CHECK_SECONDS = 2.0  # how often a sweep job looks whether the sweep's process still lives
 
 
 class StopNow(BaseException):
@@ -38,20 +46,71 @@ class StopRequest:
         self.signal_number: int | None = None
         self.sweep_dir = sweep_dir
         self.phase = TRAINING
+        self.reason: str | None = None  # why, when no signal asked (the sweep's process is gone)
         self._at_once = False
+        self._nudged = False
+        self._closed = False
+        self._watcher: threading.Thread | None = None
+        self._next_owner_check = time.monotonic() + OWNER_CHECK_SECONDS
 
-    def ask(self, signal_number: int) -> None:
-        """Record the request; after training, stop at once (raises StopNow)."""
+    def ask(self, signal_number: int, frame: FrameType | None = None) -> None:
+        """Record the request; after training, stop at once (raises StopNow), from the signal
+        handler's ``frame``."""
         self.signal_number = signal_number
-        if self._at_once:
-            self._at_once = False  # one StopNow: what follows records the stop
-            raise StopNow(self.phase)
+        self.stop_now_if_safe(frame)
+
+    def stop_now_if_safe(self, frame: FrameType | None) -> None:
+        """After training, raise StopNow here, unless ``frame`` runs inside TensorFlow or Keras: an
+        exception raised there can cross TensorFlow's C++ (a traced function calling back into
+        Python) and come out as a RuntimeError. Then the stop is delivered again in
+        REDELIVER_SECONDS, until it lands in aetrain's own code or a library that takes it."""
+        if not self._at_once:
+            return
+        if _inside_tensorflow(frame):
+            self._nudge_later(REDELIVER_SECONDS)
+            return
+        self._at_once = False  # one StopNow: what follows records the stop
+        raise StopNow(self.phase)
+
+    def take_nudge(self) -> bool:
+        """Whether the signal being handled is this request's own nudge (not a second signal)."""
+        nudged, self._nudged = self._nudged, False
+        return nudged
+
+    def _nudge_later(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, self._nudge)
+        timer.daemon = True
+        timer.start()
+
+    def _nudge(self) -> None:
+        """Signal this process again (a real signal: it also wakes a blocking call); the handler
+        knows it by :meth:`take_nudge` and decides."""
+        if self._closed:
+            return
+        self._nudged = True
+        os.kill(os.getpid(), self.signal_number or signal.SIGTERM)
 
     def enter(self, phase: str) -> None:
-        """Start ``phase`` (evaluation, pictures): stop here if asked already, else at once when asked."""
+        """Start ``phase`` (evaluation, pictures): stop here if asked already, else at once when asked.
+        A sweep job also watches the sweep's stop request from now on: its process gets no signal
+        of its own when the sweep is stopped, and a picture can take tens of seconds."""
         self.phase = phase
         self._at_once = True
         self.check()
+        if self.sweep_dir is not None and self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch_sweep_request, daemon=True)
+            self._watcher.start()
+
+    def _watch_sweep_request(self) -> None:
+        while not self._closed:
+            time.sleep(WATCH_SECONDS)
+            if self._at_once and self.signal_number is None and self.requested:
+                self._nudge()
+                return
+
+    def close(self) -> None:
+        """The run is over: no more watching or nudging."""
+        self._closed, self._at_once = True, False
 
     def defer(self) -> None:
         """From now on a request is only recorded, until the next :meth:`enter` or :meth:`check`
@@ -71,7 +130,18 @@ class StopRequest:
             sweep_stop = read_stop_request(self.sweep_dir)
             if sweep_stop is not None:
                 self.signal_number = signal_number(sweep_stop["signal"])
+        if self.signal_number is None and self.sweep_dir and self._sweep_process_gone():
+            self.signal_number, self.reason = int(signal.SIGHUP), "the sweep's process is gone"
         return self.signal_number is not None
+
+    def _sweep_process_gone(self) -> bool:
+        """Whether the sweep's process on this machine died without a word (kill -9), checked at most
+        every OWNER_CHECK_SECONDS: its jobs then stop as on a signal, instead of training on alone."""
+        now = time.monotonic()
+        if now < self._next_owner_check:
+            return False
+        self._next_owner_check = now + OWNER_CHECK_SECONDS
+        return holder_is_gone(self.sweep_dir)
 
     @property
     def stops_at_once(self) -> bool:
@@ -79,9 +149,21 @@ class StopRequest:
 
     @property
     def signal_name(self) -> str:
-        return signal.Signals(self.signal_number).name if self.signal_number else "a stop request"
+        name = signal.Signals(self.signal_number).name if self.signal_number else "a stop request"
+        return f"{name} ({self.reason})" if self.reason else name
 
     @property
     def exit_code(self) -> int:
         """128 + the signal number, as a shell reports a process ended by that signal (130, 143)."""
         return exit_codes.stopped_by(self.signal_number or signal.SIGINT)
+
+
+_LIBRARIES_THAT_MUST_NOT_BE_CUT = (f"{os.sep}tensorflow{os.sep}", f"{os.sep}keras{os.sep}")
+
+
+def _inside_tensorflow(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in _LIBRARIES_THAT_MUST_NOT_BE_CUT):
+            return True
+        frame = frame.f_back
+    return False

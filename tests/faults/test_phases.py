@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from aetrain.commands.train import stop_on_signals
+from aetrain.sweeps.record import request_stop
 from aetrain.training.stop_request import EVALUATION, PICTURES, StopNow, StopRequest
 
 from cli_runs import (
@@ -68,6 +70,38 @@ def test_a_stop_after_training_raises_at_once_and_between_phases():
     stop.defer()
     stop.ask(signal.SIGTERM)  # all phases done: nothing left to stop
     assert stop.requested
+
+
+def frame_inside_tensorflow():
+    """A frame whose code lives in a file of TensorFlow's, as a signal handler would get one there."""
+    namespace: dict = {}
+    exec(compile("import sys\nframe = sys._getframe()", "/lib/python3/tensorflow/fake.py", "exec"), namespace)
+    return namespace["frame"]
+
+
+def test_a_stop_that_lands_inside_tensorflow_is_raised_again_outside_it():
+    """Raised inside a traced function, the stop came out as a pybind11 RuntimeError (the job was
+    recorded failed); now it waits for code of aetrain's or another library's."""
+    with stop_on_signals() as stop:
+        stop.enter(EVALUATION)
+        stop.ask(signal.SIGTERM, frame_inside_tensorflow())  # nothing raised there
+        started = time.monotonic()
+        with pytest.raises(StopNow) as caught:
+            time.sleep(10)  # the stop is delivered again, here
+    assert caught.value.phase == EVALUATION and time.monotonic() - started < 2
+
+
+def test_a_sweep_job_after_training_stops_at_once_on_the_sweeps_request(tmp_path):
+    """The sweep's stop request reaches a parallel job's process as a file, not a signal: after
+    training, it is watched, so a long picture does not hold the job (it took 25-41 s)."""
+    with stop_on_signals(tmp_path) as stop:
+        stop.enter(PICTURES)
+        started = time.monotonic()
+        with pytest.raises(StopNow) as caught:
+            request_stop(tmp_path, signal.SIGTERM)  # what the sweep's process writes
+            time.sleep(10)  # a matplotlib call that takes long
+    assert caught.value.phase == PICTURES and time.monotonic() - started < 3
+    assert stop.signal_name == "SIGTERM"
 
 
 @pytest.mark.slow
