@@ -280,9 +280,9 @@ def test_a_val_size_fraction_counts_the_training_images_kept(tiny_data_dir):
 @pytest.mark.parametrize("images", [12, 40, 200])
 def test_trainer_smoke_fits_an_image_folder_of_any_size(tmp_path, images):
     """smoke's validation set was 128 images: a folder under ~140 was refused."""
-    from conftest import compose_config
-
     from aetrain.config import validate
+
+    from conftest import compose_config
 
     pixels = np.random.default_rng(0).integers(0, 255, (images, 8, 8), dtype=np.uint8)
     folder = write_png_folder(tmp_path / "p", pixels, np.zeros(images), ["a"])

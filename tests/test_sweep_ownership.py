@@ -15,7 +15,7 @@ from test_sweep_signals import SUBMITIT, Sweep
 
 from aetrain.run_folder.lock import RunFolderLock
 
-from cli_runs import aetrain, command, plain_text, smoke_args
+from cli_runs import aetrain, command, plain_text, smoke_args, wait_for
 
 
 def stopped_sweep(folder: Path, seeds: list[int], data_dir: Path) -> None:
@@ -126,6 +126,7 @@ def test_a_killed_submitit_task_is_named_and_the_jobs_of_a_killed_sweep_stop(tin
     sweep = Sweep(tiny_data_dir, tmp_path / "sweep", *SUBMITIT, "seed=1,2", "trainer.epochs=200")
     for job in ("0", "1"):
         sweep.wait_for_checkpoint(job)
+    wait_for(sweep.sweep_dir / "0" / "metrics.json", sweep.process)  # written just after the checkpoint
     task_0 = json.loads((sweep.sweep_dir / "0" / ".aetrain.lock.holder").read_text())["pid"]
     assert task_0 in sweep.processes("submitit.core._submit")  # the job's lock names its process
     os.kill(task_0, signal.SIGKILL)  # job 0's own process, from outside
@@ -147,4 +148,3 @@ def test_a_killed_submitit_task_is_named_and_the_jobs_of_a_killed_sweep_stop(tin
     assert metrics["status"] == "interrupted", metrics
     assert "the sweep's process is gone" in metrics["interruption"]
     assert metrics["epochs_completed"] < 200
-

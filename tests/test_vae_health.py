@@ -137,8 +137,8 @@ def test_training_summary_warns_of_collapse_in_metrics_json(make_config):
 
 
 def test_a_model_worse_than_the_mean_image_or_with_an_exploded_latent_term_is_flagged():
-    from aetrain.analysis.evaluation import mean_image_mse
-    from aetrain.analysis.vae_health import exploded_latent_warning, worse_than_mean_image_warning
+    from aetrain.analysis.evaluation import mean_image_mse, worse_than_mean_image_warning
+    from aetrain.analysis.vae_health import exploded_latent_warning
 
     images = np.array([[0.0, 1.0], [1.0, 1.0]], dtype=np.float32)  # mean image [0.5, 1.0]
     assert mean_image_mse(images) == pytest.approx((0.25 + 0 + 0.25 + 0) / 4)

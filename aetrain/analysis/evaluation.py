@@ -63,6 +63,18 @@ def mean_image_mse(images: np.ndarray) -> float:
     return float(np.mean(np.square(pixels - pixels.mean(axis=0))))
 
 
+def worse_than_mean_image_warning(mse: float, baseline: float) -> str | None:
+    """The warning for reconstructions worse than answering every input with the data's mean image."""
+    if not mse > baseline:
+        return None
+    return (
+        f"the model reconstructs worse than the data's mean image: test MSE {mse:.4g} against "
+        f"{baseline:.4g} for answering every image with the mean image, so it learned nothing useful "
+        "about its input. Train more steps (trainer.epochs, a smaller trainer.batch_size) or lower "
+        "trainer.learning_rate."
+    )
+
+
 # --- image quality ------------------------------------------------------------------------------
 
 

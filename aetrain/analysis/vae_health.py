@@ -60,18 +60,6 @@ def exploded_latent_warning(latent_loss: float, units: int) -> str | None:
     )
 
 
-def worse_than_mean_image_warning(mse: float, baseline: float) -> str | None:
-    """The warning for reconstructions worse than answering every input with the data's mean image."""
-    if not mse > baseline:
-        return None
-    return (
-        f"the model reconstructs worse than the data's mean image: test MSE {mse:.4g} against "
-        f"{baseline:.4g} for answering every image with the mean image, so it learned nothing useful "
-        "about its input. Train more steps (trainer.epochs, a smaller trainer.batch_size) or lower "
-        "trainer.learning_rate."
-    )
-
-
 def _log_normal(z: np.ndarray, mean: np.ndarray, log_var: np.ndarray) -> np.ndarray:
     """log N(z; mean, diag(exp(log_var))), summed over the last axis."""
     return -0.5 * np.sum(

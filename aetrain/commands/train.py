@@ -390,7 +390,7 @@ def entry() -> None:
     """The console script: Hydra's main, a hint after Hydra's own errors, a quiet exit on abort;
     after a sweep, its summary and exit code (aetrain.sweeps.control)."""
     from aetrain.commands.extras import command_line_refusal
-    from aetrain.sweeps.control import SweepStopped, finish_sweep
+    from aetrain.sweeps.control import SweepStopped, discard_sweep, finish_sweep
 
     refusal = command_line_refusal(sys.argv[1:])
     if refusal:
@@ -398,6 +398,7 @@ def entry() -> None:
     try:
         main()
     except SweepStopped as stopped:
+        discard_sweep()
         sys.exit(stopped.exit_code)
     except AbortNow as abort:
         finish_sweep(aborted_by=abort.exit_code)

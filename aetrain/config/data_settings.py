@@ -56,8 +56,8 @@ class DataConfig(Data):
                 self.val_size < self.limit <= MAX_COUNT,
                 "data.limit",
                 self.limit,
-                f"null (all {spec_for(self).train_images:,}) or an integer > data.val_size ({self.val_size}) "
-                f"and <= {MAX_COUNT}",
+                f"null (all {spec_for(self).train_images:,}) or an integer > data.val_size "
+                f"({int(self.val_size)}) and <= {MAX_COUNT}",
                 "The last data.val_size of the kept images are the validation set.",
             )
         super().check(run)

@@ -358,6 +358,16 @@ def finish_sweep(aborted_by: int | None = None) -> int:
     return control.finish(aborted_by) if control else 0
 
 
+def discard_sweep() -> None:
+    """Forget this process's sweep without a summary (it was refused or has finished already): its
+    signal handlers go back, and the next command run in this process starts with no sweep."""
+    global _control
+    control, _control = _control, None
+    if control is not None:
+        for number, handler in control.previous_handlers.items():
+            signal.signal(number, handler)
+
+
 def _sweep_config(launcher: Any, overrides: list[str], num: int) -> DictConfig:
     config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, overrides)
     with open_dict(config):

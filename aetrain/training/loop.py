@@ -417,11 +417,8 @@ def _write_run_manifest(
 def _health_warnings(cfg: RunConfig, test: dict[str, Any]) -> list[str]:
     """What the user should know about the trained model: reconstructions worse than the data's mean
     image, a VAE's latent term that exploded, its posterior collapse."""
-    from aetrain.analysis.vae_health import (
-        collapse_warning,
-        exploded_latent_warning,
-        worse_than_mean_image_warning,
-    )
+    from aetrain.analysis.evaluation import worse_than_mean_image_warning
+    from aetrain.analysis.vae_health import collapse_warning, exploded_latent_warning
 
     warnings = []
     if "mean_image_mse" in test:
