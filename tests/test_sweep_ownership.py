@@ -91,7 +91,7 @@ def test_a_sweep_folder_at_or_inside_a_run_folder_is_refused(tmp_path, where):
 
 @pytest.mark.slow
 def test_a_killed_sweep_is_seen_dead_and_its_jobs_held_their_folders_and_history(tiny_data_dir, tmp_path):
-    sweep = Sweep(tiny_data_dir, tmp_path / "sweep", "seed=1,2")
+    sweep = Sweep(tiny_data_dir, tmp_path / "sweep", "seed=1")
     sweep.wait_for_checkpoint("0")
     job = sweep.sweep_dir / "0"
     for refused in (
@@ -117,7 +117,7 @@ def test_a_killed_sweep_is_seen_dead_and_its_jobs_held_their_folders_and_history
     resumed = sweep.start(*sweep.args, "resume_sweep=true")
     output = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, output[-3000:]
-    assert sweep.statuses() == {"0": "completed", "1": "completed"}
+    assert sweep.statuses() == {"0": "completed"}
     assert sweep.metrics("0")["resumed_from_epoch"] >= 1
 
 

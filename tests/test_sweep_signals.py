@@ -153,7 +153,7 @@ def test_sigterm_to_a_parallel_sweep_stops_every_job_and_resume_sweep_finishes_i
 
 @pytest.mark.slow
 def test_sigkill_to_one_parallel_worker_costs_only_its_job(tiny_data_dir, tmp_path):
-    sweep = Sweep(tiny_data_dir, tmp_path / "sweep", *PARALLEL, "seed=1,2,3")
+    sweep = Sweep(tiny_data_dir, tmp_path / "sweep", *PARALLEL, "seed=1,2")
     sweep.wait_for_checkpoint("0")
     worker = next(
         pid
@@ -164,7 +164,7 @@ def test_sigkill_to_one_parallel_worker_costs_only_its_job(tiny_data_dir, tmp_pa
     output = sweep.finish()
     assert sweep.process.returncode == 6, output[-3000:]
     assert "Traceback" not in output
-    assert sweep.statuses() == {"0": "failed", "1": "completed", "2": "completed"}
+    assert sweep.statuses() == {"0": "failed", "1": "completed"}
     lost = sweep.metrics("0")
     assert lost["status"] == "failed" and "killed by SIGKILL" in lost["error"] and lost["lost_worker"]
     assert is_whole_checkpoint(sweep.sweep_dir / "0" / "checkpoints" / "last.keras")
