@@ -144,7 +144,8 @@ def test_one_process_at_a_time_and_never_over_an_earlier_run(tiny_data_dir, tmp_
     naming the PID); after a kill -9 its lock does not block, and a new run there is refused (exit 2)
     without touching it. (tests/faults/test_phases.py resumes runs to completion.)"""
     run_dir = tmp_path / "run"
-    args = smoke_args(tiny_data_dir, *SLOW_RUN)
+    # Long enough to outlast the three refused commands on a loaded machine (it is killed after them).
+    args = smoke_args(tiny_data_dir, *SLOW_RUN, "trainer.epochs=500")
     training = start_aetrain(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     wait_for(run_dir / "checkpoints" / "last.keras", training)
     busy = f"The run folder {run_dir} is in use by process {training.pid} on"
