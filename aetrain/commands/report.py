@@ -42,7 +42,7 @@ from aetrain.commands import exit_codes
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.run_folder.lock import is_locked
-from aetrain.sweeps.record import job_outcome
+from aetrain.sweeps.record import recorded_outcome
 
 PICTURE_RUNS = 20
 SWEEP_RECORD = layout.SWEEP_RECORD  # what the launchers record about a sweep: every job, run or not
@@ -235,7 +235,7 @@ def _read_run(folder: Path, sweep_dir: Path) -> SweepRun:
     if damaged:
         metrics = {**metrics, "status": "unreadable", "error": "damaged: " + "; ".join(damaged)}
     elif metrics.get("status") == "running":  # written at each epoch end; its process may be gone
-        status, reason = job_outcome(folder)
+        status, reason = recorded_outcome(metrics, folder)
         metrics = {**metrics, "status": status, **({"error": reason} if reason else {})}
     return SweepRun(folder, name, overrides, metrics)
 

@@ -51,7 +51,7 @@ from aetrain.run_folder.claim import (
     resolve_user_path,
     run_dir_or_resumed,
 )
-from aetrain.run_folder.lock import RunFolderBusy, RunFolderLock, refuse_if_busy
+from aetrain.run_folder.lock import RunFolderBusy, RunFolderLock, hold_run_folder, refuse_if_busy
 from aetrain.sweeps.record import read_stop_request, record_job_failure, request_stop
 from aetrain.training.runtime import available_cores, threads_per_job
 from aetrain.training.stop_request import StopRequest
@@ -119,31 +119,16 @@ def main(cfg: DictConfig) -> float | None:
     if sweep_dir is not None and (stopped := read_stop_request(sweep_dir)):  # started as the sweep stopped
         record_job_failure(output_dir, "never_started", f"the sweep was stopped by {stopped['signal']} first")
         return None
-    with _job_folder_held(output_dir if in_sweep else None, console) as held:
-        return _main(cfg, output_dir, console, in_sweep, sweep_dir) if held else None
-
-
-@contextlib.contextmanager
-def _job_folder_held(job_dir: Path | None, console: Console) -> Iterator[bool]:
-    """A sweep job holds its folder's lock while it runs (a single run's is taken by RunFolderCheck):
-    ``aetrain trainer.resume=`` or a companion command on that folder is refused meanwhile. False
-    when another process holds it: the job then writes nothing there (the sweep refuses such a folder
-    before it starts a job, so only a process that took it in between meets this)."""
-    if job_dir is None:
-        yield True
-        return
-    lock = RunFolderLock(job_dir)
+    # A sweep job holds its folder's lock while it runs (a single run's is taken by RunFolderCheck), so
+    # `aetrain trainer.resume=` or a companion command on that folder is refused meanwhile.
     try:
-        lock.acquire()
-    except (RunFolderBusy, RunFolderUnwritable) as error:
+        with hold_run_folder(output_dir) if in_sweep else contextlib.nullcontext():
+            return _main(cfg, output_dir, console, in_sweep, sweep_dir)
+    except (RunFolderBusy, RunFolderUnwritable) as error:  # taking the lock: _main keeps its own errors
+        # Another process took the folder after the sweep checked it: the job writes nothing there.
         console.print(Panel(Text(str(error)), title="aetrain: job refused", border_style="red"))
         log.error(str(error))
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+        return None
 
 
 def _main(cfg: DictConfig, output_dir: Path, console: Console, in_sweep: bool, sweep_dir: Path | None):

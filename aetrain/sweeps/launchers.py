@@ -196,12 +196,13 @@ class _SubmititLauncherMixin:
 def _death_of_task(handle: Any, job_dir: Path) -> str:
     """How a submitit job's task ended without a result. Submitit's local controller exits 0 whatever
     became of its task and records no exit status, so a task killed from outside is told by what
-    the job itself left: metrics.json still ``running`` in a folder no process holds."""
+    the job itself left (aetrain.sweeps.record.job_outcome: metrics.json still ``running`` in a
+    folder no process holds, or no metrics.json)."""
     code = _returncode(handle)
     if code is not None:
         return _death_of(code)
     status, reason = job_outcome(job_dir)
-    if status == "failed" and reason and "its process ended during training" in reason:
+    if status == "failed" and reason:
         return f"the process running this job ended without a result: {reason}"
     return "the process running this job ended without a result, and submitit does not say how (killed?)"
 

@@ -124,13 +124,17 @@ def signal_number(name: str | None) -> int:
 
 
 def job_outcome(job_dir: Path) -> tuple[str, str | None]:
-    """A finished job's status and reason, from the metrics.json it wrote. ``running`` (written at
-    each epoch end) from a job whose process has ended is ``failed``: the process died mid-run."""
+    """A finished job's status and reason, from the metrics.json it wrote."""
     try:
-        metrics = json.loads((job_dir / layout.METRICS).read_text())
-        status = str(metrics["status"])
+        return recorded_outcome(json.loads((job_dir / layout.METRICS).read_text()), job_dir)
     except (OSError, ValueError, KeyError, TypeError):
         return "failed", f"the job left no readable {job_dir / layout.METRICS}"
+
+
+def recorded_outcome(metrics: dict[str, Any], job_dir: Path) -> tuple[str, str | None]:
+    """The status and reason a run's metrics.json records. ``running`` (written at each epoch end)
+    in a folder no process holds is ``failed``: the process died mid-run."""
+    status = str(metrics["status"])
     if status == "running" and not is_locked(job_dir):
         done = metrics.get("epochs_completed", 0)
         return "failed", f"its process ended during training, after epoch {done}, without a word (killed?)"
