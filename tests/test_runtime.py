@@ -93,3 +93,16 @@ def test_the_cli_turns_numpy_hugepage_advice_off_unless_the_user_sets_it(setting
 def test_slices_share_the_thread_budget(intra, inter, splits, expected, monkeypatch):
     monkeypatch.setattr("aetrain.training.runtime.available_cores", lambda: 2)
     assert pool_sizes(intra, inter, splits) == expected
+
+
+def test_scikit_learn_is_hidden_only_while_keras_first_loads(monkeypatch):
+    from aetrain.training import runtime
+
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # restored, with sklearn, after the test
+    monkeypatch.delitem(sys.modules, "sklearn", raising=False)
+    with runtime._scikit_learn_hidden(), pytest.raises(ImportError):
+        import sklearn  # noqa: F401  (what Keras's wrappers try, and go without)
+    assert "sklearn" not in sys.modules  # importable again, for t-SNE and the digits data set
+    monkeypatch.setitem(sys.modules, "keras", object())  # Keras already loaded: nothing to hide
+    with runtime._scikit_learn_hidden():
+        assert "sklearn" not in sys.modules

@@ -34,14 +34,33 @@ def _stderr_silenced() -> Iterator[None]:
             os.close(saved)
 
 
+@contextlib.contextmanager
+def _scikit_learn_hidden() -> Iterator[None]:
+    """Keras imports scikit-learn (and pandas) at start-up for its scikit-learn wrappers, which aetrain
+    never uses: hidden while Keras loads, every process starts faster (docs/performance.md). It stays
+    importable afterwards (t-SNE, the digits data set)."""
+    if "sklearn" in sys.modules or "keras" in sys.modules:
+        yield
+        return
+    sys.modules["sklearn"] = None  # an import of it raises ImportError, which Keras expects
+    try:
+        yield
+    finally:
+        if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
+            del sys.modules["sklearn"]
+
+
 def import_tensorflow_quietly(verbose: bool = False):
     """Import TensorFlow without its start-up log lines (unless ``verbose``); returns the module."""
     if verbose:
-        import tensorflow as tf
+        with _scikit_learn_hidden():
+            import keras
+            import tensorflow as tf
 
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced():
+    with _stderr_silenced(), _scikit_learn_hidden():
+        import keras  # noqa: F401  (imported here, under the hiding, whoever imports TensorFlow first)
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # CUDA probing logs here, once
