@@ -50,19 +50,22 @@ def _scikit_learn_hidden() -> Iterator[None]:
             del sys.modules["sklearn"]
 
 
+def _import_keras_and_tensorflow():
+    """Keras first, under the hiding (TensorFlow imports Keras too): the TensorFlow module."""
+    with _scikit_learn_hidden():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+    return tf
+
+
 def import_tensorflow_quietly(verbose: bool = False):
     """Import TensorFlow without its start-up log lines (unless ``verbose``); returns the module."""
     if verbose:
-        with _scikit_learn_hidden():
-            import keras
-            import tensorflow as tf
-
-        return tf
+        return _import_keras_and_tensorflow()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced(), _scikit_learn_hidden():
-        import keras  # noqa: F401  (imported here, under the hiding, whoever imports TensorFlow first)
-        import tensorflow as tf
-
+    with _stderr_silenced():
+        tf = _import_keras_and_tensorflow()
         tf.config.list_physical_devices()  # CUDA probing logs here, once
     tf.get_logger().setLevel("ERROR")
     return tf
