@@ -9,22 +9,25 @@ import pytest
 
 from aetrain.analysis.evaluation import dead_units, noisy_copy
 from aetrain.commands import evaluate as evaluate_command
+from aetrain.config import DropoutNoise, GaussianNoise, NoNoise
 
 IMAGES = np.random.default_rng(0).random((200, 28, 28), dtype=np.float32)
 
 
 def test_level_zero_is_the_clean_image():
-    for kind in ("gaussian", "dropout"):
-        np.testing.assert_array_equal(noisy_copy(IMAGES, kind, 0.0, seed=1), IMAGES)
+    for noise in (GaussianNoise(), DropoutNoise(), NoNoise()):
+        np.testing.assert_array_equal(noisy_copy(IMAGES, noise, 0.0, seed=1), IMAGES)
 
 
 def test_gaussian_noise_has_the_asked_stddev():
-    noisy = noisy_copy(IMAGES, "gaussian", 0.3, seed=1)
-    assert np.mean(np.square(noisy - IMAGES)) == pytest.approx(0.09, rel=0.02)
+    for trained_with in (GaussianNoise(stddev=0.05), NoNoise()):  # a run without noise: Gaussian noise
+        noisy = noisy_copy(IMAGES, trained_with, 0.3, seed=1)
+        assert np.mean(np.square(noisy - IMAGES)) == pytest.approx(0.09, rel=0.02)
+        np.testing.assert_array_equal(noisy, noisy_copy(IMAGES, trained_with, 0.3, seed=1))  # seeded
 
 
 def test_dropout_drops_the_rate_and_scales_the_rest_like_keras():
-    noisy = noisy_copy(IMAGES, "dropout", 0.25, seed=1)
+    noisy = noisy_copy(IMAGES, DropoutNoise(rate=0.5), 0.25, seed=1)
     dropped = noisy == 0
     assert dropped.mean() == pytest.approx(0.25, abs=0.01)
     np.testing.assert_allclose(noisy[~dropped], IMAGES[~dropped] / 0.75, rtol=1e-6)
@@ -38,7 +41,7 @@ def test_dead_units_never_rise_above_the_threshold():
 def test_dropout_levels_must_lie_below_one(trained_runs, tiny_data_dir, tmp_path):
     run = trained_runs("noise=dropout", "sparsity=kl", "latent_size=16")
     args = [str(run), "--data-dir", str(tiny_data_dir), "--out", str(tmp_path)]
-    assert evaluate_command.main([*args, "--noise-levels", "0,1"]) == 2
+    assert evaluate_command.main([*args, "--noise-levels", "0,1"]) == 2  # the run's dropout refuses rate 1
     with pytest.raises(SystemExit) as parsed:
         evaluate_command.main([*args, "--noise-levels", "0,-0.1"])
     assert parsed.value.code == 2
@@ -52,6 +55,7 @@ def test_curve_and_sparsity_report_of_a_sparse_dropout_run(trained_runs, tiny_da
     report = json.loads((tmp_path / "eval.json").read_text())
     curve = report["denoising_curve"]
     assert curve["kind"] == "dropout" and [p["level"] for p in curve["points"]] == [0.0, 0.2, 0.5]
+    assert curve["level"] == "dropout rate"
     first, _, last = curve["points"]
     assert first["noisy_input_mse"] == 0 and first["reconstruction_mse"] == pytest.approx(report["mse"])
     assert last["noisy_input_mse"] > first["noisy_input_mse"]

@@ -9,17 +9,16 @@ import pytest
 
 from aetrain.analysis.evaluation import (
     NEAR_ZERO_ACTIVATION,
-    bernoulli_negative_log_likelihood,
     coding_activity,
     evaluate_trained_model,
     linear_probe,
-    negative_elbo,
     psnr_per_image,
     ssim_per_image,
 )
 from aetrain.config import RunConfig
 from aetrain.data import load_fashion_mnist
 from aetrain.models.vae import latent_loss_log_var
+from aetrain.models.vae_health import bernoulli_negative_log_likelihood, negative_elbo
 from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
 
 IMAGES = np.random.default_rng(0).random((6, 28, 28), dtype=np.float32) * 0.8

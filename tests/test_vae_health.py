@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from aetrain.analysis.evaluation import negative_elbo
-from aetrain.analysis.vae_health import (
+from aetrain.commands import evaluate as evaluate_command
+from aetrain.data import load_fashion_mnist
+from aetrain.models.vae import kl_warmup_scale
+from aetrain.models.vae_health import (
     active_units,
     collapse_warning,
     iwae_negative_log_likelihood,
     kl_per_dimension,
+    negative_elbo,
 )
-from aetrain.commands import evaluate as evaluate_command
-from aetrain.data import load_fashion_mnist
-from aetrain.models.vae import kl_warmup_scale
 from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from aetrain.training import loop as train
 
@@ -138,7 +138,7 @@ def test_training_summary_warns_of_collapse_in_metrics_json(make_config):
 
 def test_a_model_worse_than_the_mean_image_or_with_an_exploded_latent_term_is_flagged():
     from aetrain.analysis.evaluation import mean_image_mse, worse_than_mean_image_warning
-    from aetrain.analysis.vae_health import exploded_latent_warning
+    from aetrain.models.vae_health import exploded_latent_warning
 
     images = np.array([[0.0, 1.0], [1.0, 1.0]], dtype=np.float32)  # mean image [0.5, 1.0]
     assert mean_image_mse(images) == pytest.approx((0.25 + 0 + 0.25 + 0) / 4)

@@ -1,5 +1,5 @@
 """Test-set figures of a trained autoencoder: how well it reconstructs, how sparse and how useful its
-codings are, and, for a VAE, its negative ELBO.
+codings are, and the figures its family adds (a VAE's negative ELBO: aetrain.models.variational).
 
 Every function here computes; none writes files. ``training/loop.py`` calls :func:`evaluate_test_set` at the
 end of a run; ``aetrain-evaluate`` calls :func:`evaluate_trained_model` for the fuller report.
@@ -12,23 +12,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from aetrain.analysis.vae_health import IW_SAMPLES, active_units, vae_health
-from aetrain.config import DropoutNoise, KLSparsity, NoNoise, NoSparsity, RunConfig, VariationalVariant
+from aetrain.config import KLSparsity, Noise, NoNoise, NoSparsity, RunConfig
 from aetrain.models.build import encode
-from aetrain.models.noise import corrupt, find_noise_layer
-from aetrain.models.vae import LATENT_LOSSES, latent_loss_log_var
+from aetrain.models.family import family_of
+from aetrain.models.noise import build_noise_layer, corrupt, find_noise_layer
+from aetrain.models.vae_health import ELBO_SAMPLES, IW_SAMPLES
 
 NEAR_ZERO_ACTIVATION = 0.05
 BATCH = 512
-ELBO_SAMPLES = 4
 PROBE_STEPS = 2000
 PROBE_BATCH = 256
 PROBE_LEARNING_RATE = 1e-2
-BERNOULLI_LIKELIHOOD = (
-    "Bernoulli per pixel: -log p(x|z) = -sum over the image's pixels (784 on Fashion-MNIST) of "
-    "[x log y + (1-x) log(1-y)], "
-    "x the test pixel in [0,1] read as a probability, y the decoder's output clipped to [1e-7, 1-1e-7]"
-)
 
 
 def reconstruction_mse(model: keras.Model, images: np.ndarray) -> tuple[float, np.ndarray]:
@@ -38,17 +32,13 @@ def reconstruction_mse(model: keras.Model, images: np.ndarray) -> tuple[float, n
 
 
 def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) -> dict[str, Any]:
-    """``mse`` always; sparsity: mean coding activation; VAE: mean latent loss per image (nats)."""
+    """``mse`` always; sparsity: mean coding activation; and the family's own figures (a VAE: mean
+    latent loss per image in nats, active units)."""
     mse, _ = reconstruction_mse(model, images)
     metrics: dict[str, Any] = {"images": len(images), "mse": mse, "mean_image_mse": mean_image_mse(images)}
-    encoder = model.get_layer("encoder")
-    if isinstance(cfg.variant, VariationalVariant):
-        mean, log_var, _ = encoder.predict(images, batch_size=BATCH, verbose=0)
-        per_image = LATENT_LOSSES[cfg.variant.latent_loss](mean, log_var)
-        metrics["latent_loss"] = float(np.mean(keras.ops.convert_to_numpy(per_image)))
-        metrics["active_units"] = active_units(mean)
-    elif not isinstance(cfg.sparsity, NoSparsity):
-        codings = encoder.predict(images, batch_size=BATCH, verbose=0)
+    metrics.update(family_of(cfg).test_figures(model, images, cfg))
+    if not isinstance(cfg.sparsity, NoSparsity):
+        codings = model.get_layer("encoder").predict(images, batch_size=BATCH, verbose=0)
         metrics["mean_activation"] = float(np.mean(codings))
         metrics["near_zero_fraction"] = float(np.mean(codings < NEAR_ZERO_ACTIVATION))
         if hasattr(cfg.sparsity, "target"):
@@ -193,47 +183,6 @@ def linear_probe(
     }
 
 
-# --- VAE likelihood -----------------------------------------------------------------------------
-
-
-def bernoulli_negative_log_likelihood(images: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """-sum_pixels [x log y + (1-x) log(1-y)] per image, in nats (binary cross-entropy, summed)."""
-    epsilon = 1e-7
-    y = np.clip(probabilities.astype(np.float64), epsilon, 1.0 - epsilon)
-    x = images.reshape(len(images), -1).astype(np.float64)
-    y = y.reshape(len(images), -1)
-    return -np.sum(x * np.log(y) + (1.0 - x) * np.log(1.0 - y), axis=1)
-
-
-def negative_elbo(
-    model: keras.Model, images: np.ndarray, seed: int, samples: int = ELBO_SAMPLES
-) -> dict[str, Any]:
-    """-ELBO = E_q[-log p(x|z)] + KL(q(z|x) || N(0, I)) per test image, in nats.
-
-    The KL term is exact (the encoder's mean and log-variance); the expectation is a Monte Carlo
-    average over ``samples`` codings z = mu + sigma * eps per image, eps drawn from a NumPy generator
-    seeded with ``seed`` (the same figure on every call). The likelihood is BERNOULLI_LIKELIHOOD.
-    """
-    mean, log_var, _ = model.get_layer("encoder").predict(images, batch_size=BATCH, verbose=0)
-    decoder = model.get_layer("decoder")
-    rng = np.random.default_rng(seed)
-    reconstruction = np.zeros(len(images))
-    for _ in range(samples):
-        codings = mean + np.exp(0.5 * log_var) * rng.standard_normal(mean.shape).astype(np.float32)
-        decoded = decoder.predict(codings, batch_size=BATCH, verbose=0)
-        reconstruction += bernoulli_negative_log_likelihood(images, decoded) / samples
-    kl = keras.ops.convert_to_numpy(latent_loss_log_var(mean, log_var)).astype(np.float64)
-    return {
-        "negative_elbo_nats": float(np.mean(reconstruction + kl)),
-        "reconstruction_nats": float(np.mean(reconstruction)),
-        "kl_nats": float(np.mean(kl)),
-        "negative_elbo_bits_per_pixel": float(np.mean(reconstruction + kl) / (images[0].size * np.log(2.0))),
-        "likelihood": BERNOULLI_LIKELIHOOD,
-        "elbo_samples": samples,
-        "elbo_seed": seed,
-    }
-
-
 # --- denoising ----------------------------------------------------------------------------------
 
 
@@ -247,25 +196,22 @@ def denoising_quality(model: keras.Model, images: np.ndarray) -> dict[str, float
     }
 
 
-def noisy_copy(images: np.ndarray, kind: str, level: float, seed: int) -> np.ndarray:
-    """``images`` with Gaussian noise of stddev ``level``, or dropout at rate ``level`` (the kept pixels
-    scaled by 1 / (1 - rate), as Keras's Dropout layer does in training); level 0 is the clean copy."""
+def noisy_copy(images: np.ndarray, noise: Noise, level: float, seed: int) -> np.ndarray:
+    """``images`` through ``noise``'s own layer at strength ``level`` (``noise.at_level``), in training
+    mode, as training corrupts them; level 0 is the clean copy."""
     if level == 0:
         return images.copy()
-    rng = np.random.default_rng(seed)
-    if kind == "gaussian":
-        return (images + level * rng.standard_normal(images.shape)).astype(np.float32)
-    kept = rng.random(images.shape) >= level
-    return (images * kept / (1.0 - level)).astype(np.float32)
+    layer = build_noise_layer(noise.at_level(level), seed)
+    return keras.ops.convert_to_numpy(layer(images, training=True)).astype(np.float32)
 
 
 def denoising_curve(
-    model: keras.Model, images: np.ndarray, levels: list[float], kind: str, seed: int
+    model: keras.Model, images: np.ndarray, levels: list[float], noise: Noise, seed: int
 ) -> list[dict[str, float]]:
     """Per noise level: the MSE to the clean images of the noisy input and of its reconstruction."""
     curve = []
     for level in levels:
-        noisy = noisy_copy(images, kind, level, seed)
+        noisy = noisy_copy(images, noise, level, seed)
         reconstructed = model.predict(noisy, batch_size=BATCH, verbose=0)
         curve.append(
             {
@@ -315,18 +261,18 @@ def evaluate_trained_model(
         report["sparsity_report"] = coding_activity(test_codings, target)
         dead = dead_units(test_codings)
         report["sparsity_report"].update(dead_units=len(dead), dead_unit_indices=dead)
-    if isinstance(cfg.variant, VariationalVariant):
-        report["vae"] = negative_elbo(model, images, seed, elbo_samples)
-        health, warnings = vae_health(model, images, seed, iw_samples)
-        report["vae"].update(health)
-        report["warnings"] = warnings
+    report.update(
+        family_of(cfg).evaluation_report(
+            model, images, seed=seed, elbo_samples=elbo_samples, iw_samples=iw_samples
+        )
+    )
     if not isinstance(cfg.noise, NoNoise) and find_noise_layer(model) is not None:
         report["denoising"] = denoising_quality(model, images)
     if noise_levels:
-        kind = "dropout" if isinstance(cfg.noise, DropoutNoise) else "gaussian"
         report["denoising_curve"] = {
-            "kind": kind,
-            "points": denoising_curve(model, images, noise_levels, kind, seed),
+            "kind": cfg.noise.at_level(1.0).name,
+            "level": cfg.noise.level_label,
+            "points": denoising_curve(model, images, noise_levels, cfg.noise, seed),
         }
     report["linear_probe"] = linear_probe(
         encode(model, data.x_train), data.y_train, test_codings, data.y_test, seed, probe_steps

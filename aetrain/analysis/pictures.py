@@ -147,13 +147,14 @@ def loss_curve(history: dict[str, list[float]], path: Path) -> None:
     _save(figure, path)
 
 
-def denoising_curve_plot(curve: Sequence[dict], kind: str, path: Path) -> None:
-    """MSE to the clean images of the noisy input and of its reconstruction, against the noise level."""
+def denoising_curve_plot(curve: Sequence[dict], level_label: str, path: Path) -> None:
+    """MSE to the clean images of the noisy input and of its reconstruction, against the noise level
+    (``level_label``: what the level is, e.g. the noise's ``level_label``, "dropout rate")."""
     levels = [point["level"] for point in curve]
     figure, axis = plt.subplots(figsize=(5, 3.2))
     axis.plot(levels, [p["noisy_input_mse"] for p in curve], marker="o", label="noisy input")
     axis.plot(levels, [p["reconstruction_mse"] for p in curve], marker="o", label="reconstruction")
-    axis.set_xlabel("Gaussian noise stddev" if kind == "gaussian" else "dropout rate")
+    axis.set_xlabel(level_label)
     axis.set_ylabel("MSE to the clean image")
     axis.grid(alpha=0.3)
     axis.legend()

@@ -1,4 +1,5 @@
-"""New images from a trained VAE: prior samples, a walk between two codings, the 2-D manifold.
+"""New images from a trained VAE: a walk between two codings, the 2-D manifold (its prior samples are
+its family's: aetrain.models.variational).
 
 Pure computations on the decoder; ``aetrain-generate`` (aetrain/commands/generate.py) draws them.
 """
@@ -13,15 +14,6 @@ import numpy as np
 from aetrain.models.build import encode
 
 BATCH = 512
-
-
-def prior_samples(decoder: keras.Model, count: int, latent_size: int, seed: int) -> np.ndarray:
-    """Decodings of ``count`` codings drawn from N(0, I) with a NumPy generator seeded by ``seed``.
-
-    The same draws as the samples.png ``aetrain`` writes at the end of a run with the same seed.
-    """
-    codings = np.random.default_rng(seed).standard_normal((count, latent_size)).astype("float32")
-    return decoder.predict(codings, batch_size=BATCH, verbose=0)
 
 
 def latent_interpolation(

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 
 from aetrain.models.dense import DenseTranspose
+from aetrain.models.family import Family
 from aetrain.models.noise import with_keras_noise
 from aetrain.models.sparsity import KLSparsityRegularization
 
@@ -39,18 +40,15 @@ EXPORTS = {
 }
 
 
-def is_variational(model: keras.Model) -> bool:
-    return any(layer.name == "codings_mean" for layer in model.get_layer("encoder").layers)
-
-
-def standalone_encoder(model: keras.Model) -> keras.Model:
-    """image -> codings (a VAE: ``[mean, log_var]``), with the checkpoint's weights."""
+def standalone_encoder(model: keras.Model, family: Family) -> keras.Model:
+    """image -> codings, with the checkpoint's weights: what ``family`` says its encoder serves (a
+    VAE: ``[mean, log_var]``), else the encoder's layers without the training-only ones."""
     encoder = with_keras_noise(model.get_layer("encoder"))
     images = keras.Input(shape=model.input_shape[1:], name=INPUT_NAME)
-    if is_variational(model):
-        outputs = [encoder.get_layer("codings_mean").output, encoder.get_layer("codings_log_var").output]
-        mean_and_log_var = keras.Model(encoder.inputs[0], outputs, name="mean_and_log_var")
-        return keras.Model(images, mean_and_log_var(images), name="encoder")
+    outputs = family.export_encoder_outputs(encoder)
+    if outputs is not None:
+        served = keras.Model(encoder.inputs[0], outputs, name="served_codings")
+        return keras.Model(images, served(images), name="encoder")
     layers = [layer for layer in encoder.layers if not isinstance(layer, TRAINING_ONLY_LAYERS)]
     return keras.Sequential([images, *layers], name="encoder")
 
@@ -118,7 +116,7 @@ def tflite_bytes(model: keras.Model, work_dir: Path) -> bytes:
     return tf.lite.TFLiteConverter.from_saved_model(str(work_dir)).convert()
 
 
-def export_model(model: keras.Model, out_dir: Path) -> dict[str, Path]:
+def export_model(model: keras.Model, family: Family, out_dir: Path) -> dict[str, Path]:
     """Write every export of EXPORTS into ``out_dir`` (existing ones are replaced); return their paths.
 
     Each file or folder is written beside its final name first and renamed into place, so a failed
@@ -128,7 +126,7 @@ def export_model(model: keras.Model, out_dir: Path) -> dict[str, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {key: out_dir / name for key, name in EXPORTS.items()}
-    encoder, decoder = standalone_encoder(model), standalone_decoder(model)
+    encoder, decoder = standalone_encoder(model, family), standalone_decoder(model)
     for key, part in (("encoder_keras", encoder), ("decoder_keras", decoder)):
         with atomic_path(paths[key]) as tmp:
             part.save(tmp, overwrite=True)

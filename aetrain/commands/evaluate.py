@@ -85,19 +85,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_noise_levels(levels: list[float] | None, noise_name: str) -> None:
-    if levels and noise_name == "dropout" and max(levels) >= 1:
+def _check_noise_levels(levels: list[float] | None, cfg) -> None:
+    """Each level is a strength the run's noise takes (its own schema checks it); 0 is clean images."""
+    if not levels:
+        return
+    from aetrain.config import ConfigError
+
+    given = f"--noise-levels {','.join(map(str, levels))}"
+    noise = cfg.noise
+    if noise.at_level(1.0) is None:
         raise CommandRefused(
-            f"--noise-levels {','.join(map(str, levels))}: this run was trained with dropout noise, so "
-            "the levels are dropout rates and must lie below 1 (e.g. --noise-levels 0,0.1,0.3,0.5)."
+            f"{given}: this run's noise ({noise.name}) has no one strength to vary (its schema names no "
+            "`level_key`), so aetrain-evaluate cannot draw its denoising curve. Leave out --noise-levels."
         )
+    for level in levels:
+        if level == 0:
+            continue
+        try:
+            noise.at_level(level).check(cfg)
+        except ConfigError as error:
+            raise CommandRefused(
+                f"{given}: this run's levels are {noise.level_label}s, and {level:g} is not one: "
+                f"allowed is {error.allowed} (e.g. --noise-levels 0,0.1,0.3,0.5)."
+            ) from None
 
 
 def evaluate(args: argparse.Namespace, console: Console) -> None:
     import dataclasses
 
     located = locate(args)
-    _check_noise_levels(args.noise_levels, located.config.noise.name)
+    _check_noise_levels(args.noise_levels, located.config)
     loaded = load(located, args)  # TensorFlow loads here, quietly, once the path is known good
     from aetrain.analysis.evaluation import evaluate_trained_model
 
@@ -147,7 +164,7 @@ def _write_health_pictures(report: dict[str, Any], output_dir: Path) -> None:
 
     if "denoising_curve" in report:
         curve = report["denoising_curve"]
-        denoising_curve_plot(curve["points"], curve["kind"], output_dir / layout.DENOISING_CURVE_PNG)
+        denoising_curve_plot(curve["points"], curve["level"], output_dir / layout.DENOISING_CURVE_PNG)
     if "sparsity_report" in report:
         sparse = report["sparsity_report"]
         unit_activation_histogram(

@@ -54,11 +54,12 @@ def _export(run, out: Path, console: Console) -> None:
 
     import_tensorflow_quietly()
     from aetrain.analysis.serving_export import export_model
+    from aetrain.models.family import family_of
     from aetrain.run_folder.checkpoints import load_checkpoint
 
     model = load_checkpoint(run.checkpoint, compile=False, expected=run.config)
     with console.status("exporting"):
-        paths = export_model(model, out)
+        paths = export_model(model, family_of(run.config), out)
     for key, path in paths.items():
         console.print(f"[bold]{key}:[/bold] {path}")
 

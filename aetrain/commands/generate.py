@@ -16,7 +16,7 @@ from aetrain.commands.companion import (
     run_command,
     seed_of,
 )
-from aetrain.config import VariationalVariant
+from aetrain.models.family import family_of
 from aetrain.run_folder import layout
 
 SAMPLES, STEPS, MANIFOLD_SIZE = 30, 9, 15
@@ -59,27 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
 def generate(args: argparse.Namespace, console: Console) -> None:
     run = locate(args)
     cfg = run.config
-    if not isinstance(cfg.variant, VariationalVariant):
+    family = family_of(cfg)
+    if not family.samples_from_prior:
         raise CommandRefused(
-            f"`{run.checkpoint}` is a {cfg.variant.name} autoencoder; aetrain-generate needs a variational "
-            "one (variant=vae or variant=conv_vae), whose codings are trained to follow N(0, I) so that "
-            "decoding random codings gives new images. Train one with `aetrain variant=vae`, or use "
-            "aetrain-look for this run."
+            f"`{run.checkpoint}` is a {cfg.variant.name} autoencoder, which draws no samples; "
+            "aetrain-generate needs one whose family samples from a prior, such as a variational one "
+            "(variant=vae or variant=conv_vae: its codings are trained to follow N(0, I), so decoding "
+            "random codings gives new images). Train one with `aetrain variant=vae`, or use aetrain-look "
+            "for this run."
         )
     loaded = load(run, args)  # TensorFlow loads here, quietly
     from aetrain.analysis.pictures import manifold_grid, reconstruction_grid, sample_grid
-    from aetrain.analysis.sampling import decoded_manifold, latent_interpolation, prior_samples
+    from aetrain.analysis.sampling import decoded_manifold, latent_interpolation
 
     model, data, out = loaded.model, loaded.data, loaded.output_dir
     decoder = model.get_layer("decoder")
     seed = seed_of(run, args)
     written = []
 
-    samples = prior_samples(decoder, args.samples, cfg.latent_size, seed)
     sample_grid(
-        samples,
+        family.sample(model, args.samples, cfg.latent_size, seed),
         out / layout.SAMPLES_PNG,
-        f"decoded from codings drawn from N(0, I), {cfg.latent_size}-D, seed {seed}",
+        f"decoded from codings drawn from {family.prior_description(cfg.latent_size)}, seed {seed}",
     )
     written.append(out / layout.SAMPLES_PNG)
 

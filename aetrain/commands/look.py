@@ -16,7 +16,8 @@ from aetrain.commands.companion import (
     run_command,
     seed_of,
 )
-from aetrain.config import NoNoise, VariationalVariant
+from aetrain.config import NoNoise
+from aetrain.models.family import family_of
 from aetrain.run_folder import layout
 
 TSNE_POINTS, DENOISING_IMAGES = 2000, 10
@@ -69,7 +70,7 @@ def look(args: argparse.Namespace, console: Console) -> None:
     codings = encode(model, data.x_test)
     if len(codings) < MIN_MAP_POINTS:
         raise CommandRefused(_too_few_points(f"The run's test split holds {len(codings)} images:"))
-    kind = "mean codings" if isinstance(cfg.variant, VariationalVariant) else "codings"
+    kind = family_of(cfg).coding_kind
     written = []
 
     points, explained = pca_2d(codings)

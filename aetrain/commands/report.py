@@ -125,7 +125,11 @@ class SweepRun:
         return node
 
     def validation_loss_terms(self) -> str:
-        """What this run's validation loss adds up (runs whose terms differ are not comparable)."""
+        """What this run's validation loss adds up (runs whose terms differ are not comparable), as its
+        family named them in metrics.json; for a run recorded before that, read from its config."""
+        recorded = self.metrics.get("loss_terms")
+        if isinstance(recorded, list) and recorded and all(isinstance(term, str) for term in recorded):
+            return " + ".join(recorded)
         config = self.metrics.get("config")
         if not isinstance(config, dict):
             return "reconstruction"

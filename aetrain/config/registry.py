@@ -61,6 +61,10 @@ class Option:
     ``(**kwargs) -> Optimizer``; a schedule ``(TrainerConfig, total_steps, warmup_steps) -> rate``; a
     strategy ``() -> tf.distribute.Strategy``. For a data set it is the ``DataSpec`` (shape, classes,
     reader) of aetrain.data.specs.
+
+    ``family`` (variants only): the aetrain.models.family.Family that says how the variant trains,
+    evaluates, samples and exports, or a ``"module:attribute"`` reference to it; None: a plain
+    autoencoder.
     """
 
     kind: str
@@ -68,6 +72,7 @@ class Option:
     schema: type | None
     build: Any
     declared_in: str  # the module that declared it
+    family: Any = None
 
     @property
     def built_in(self) -> bool:
@@ -82,7 +87,9 @@ _DECLARED: dict[str, dict[str, Option]] = {kind: {} for kind in KINDS}
 _built_ins_loaded = False
 
 
-def declare(kind: str, name: str, schema: type | None = None, *, build: Any = None) -> Option:
+def declare(
+    kind: str, name: str, schema: type | None = None, *, build: Any = None, family: Any = None
+) -> Option:
     """Declare the option ``name`` of ``kind``: call it at the top level of the module that defines it.
 
     A name that another module already declared is refused (ValueError), so an outside module cannot
@@ -92,11 +99,13 @@ def declare(kind: str, name: str, schema: type | None = None, *, build: Any = No
         raise ValueError(f"no kind of option called {kind!r}; the kinds are {list(KINDS)}")
     if kind in GROUPS and not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
         raise ValueError(f"the {kind} {name!r} needs a dataclass as its schema, not {schema!r}")
+    if family is not None and kind != "variant":
+        raise ValueError(f"only a variant has a family; the {kind} {name!r} was given {family!r}")
     declared_in = sys._getframe(1).f_globals.get("__name__", "?")  # the caller's module
     earlier = _DECLARED[kind].get(name)
     if earlier is not None and earlier.declared_in != declared_in:
         raise ValueError(f"the {kind} {name!r} is already declared in {earlier.declared_in}")
-    option = Option(kind, name, schema, build, declared_in)
+    option = Option(kind, name, schema, build, declared_in, family)
     _DECLARED[kind][name] = option
     return option
 

@@ -7,12 +7,12 @@ the layers that follow the coding layer. Both are named lazily, so checking neve
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from aetrain.config.checks import is_finite_at_least, require
 from aetrain.config.registry import declare
-from aetrain.config.variants import VariationalVariant
 
 if TYPE_CHECKING:
     from aetrain.config.schema import RunConfig
@@ -20,17 +20,34 @@ if TYPE_CHECKING:
 
 @dataclass
 class Noise:
-    """Base of every noise's schema; ``check`` refuses bad values naming their key."""
+    """Base of every noise's schema; ``check`` refuses bad values naming their key.
+
+    ``level_key``: the key that sets the noise's strength, which aetrain-evaluate's denoising curve
+    (``--noise-levels``) varies through :meth:`at_level`; None: no one strength, no curve.
+    """
 
     name: str = "?"
+    level_key: ClassVar[str | None] = None
+    level_label: ClassVar[str] = "noise level"
 
     def check(self, run: RunConfig) -> None:
         """Nothing to check for the base: a subclass checks its own keys."""
+
+    def at_level(self, level: float) -> Noise | None:
+        """This noise with its strength set to ``level`` (None: it has no one strength)."""
+        if self.level_key is None:
+            return None
+        return dataclasses.replace(self, **{self.level_key: level})
 
 
 @dataclass
 class NoNoise(Noise):
     name: str = "none"
+    level_label: ClassVar[str] = "Gaussian noise stddev"
+
+    def at_level(self, level: float) -> Noise:
+        """A run trained without noise is measured on Gaussian noise."""
+        return GaussianNoise(stddev=level)
 
 
 declare("noise", "none", NoNoise, build="aetrain.models.noise:no_noise_layer")
@@ -40,6 +57,8 @@ declare("noise", "none", NoNoise, build="aetrain.models.noise:no_noise_layer")
 class GaussianNoise(Noise):
     name: str = "gaussian"
     stddev: float = 0.2
+    level_key: ClassVar[str | None] = "stddev"
+    level_label: ClassVar[str] = "Gaussian noise stddev"
 
     def check(self, run: RunConfig) -> None:
         require(
@@ -57,6 +76,8 @@ declare("noise", "gaussian", GaussianNoise, build="aetrain.models.noise:gaussian
 class DropoutNoise(Noise):
     name: str = "dropout"
     rate: float = 0.5
+    level_key: ClassVar[str | None] = "rate"
+    level_label: ClassVar[str] = "dropout rate"
 
     def check(self, run: RunConfig) -> None:
         require(
@@ -82,7 +103,7 @@ class Sparsity:
         if weight is not None:
             require(is_finite_at_least(weight, 0), "sparsity.weight", weight, "a number >= 0")
         require(
-            not isinstance(run.variant, VariationalVariant),
+            run.variant.takes_sparsity,
             "sparsity",
             self.name,
             f"sparsity=none with variant={run.variant.name}",

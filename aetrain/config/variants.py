@@ -8,7 +8,7 @@ keys and checks) and calls ``declare("variant", NAME, Schema, build=...)`` the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from aetrain.config.checks import (
     MAX_LAYERS,
@@ -33,10 +33,12 @@ class Variant:
     extends it (``super().check(run)``) for keys of its own.
 
     Every variant has ``activation`` and ``output_activation`` keys (checked here, against
-    ``ACTIVATIONS`` and ``OUTPUT_ACTIVATIONS``).
+    ``ACTIVATIONS`` and ``OUTPUT_ACTIVATIONS``). ``takes_sparsity`` False: a sparsity penalty is
+    refused with this variant (before TensorFlow loads).
     """
 
     name: str = "?"
+    takes_sparsity: ClassVar[bool] = True
 
     def check(self, run: RunConfig) -> None:
         check_activations(self)
@@ -127,18 +129,26 @@ class ConvVariant(Variant):
         )
 
 
-declare("variant", "conv", ConvVariant, build="aetrain.models.conv:build_conv_autoencoder")
+declare(
+    "variant",
+    "conv",
+    ConvVariant,
+    build="aetrain.models.conv:build_conv_autoencoder",
+    family="aetrain.models.family:CONVOLUTIONAL",
+)
 
 
 @dataclass
 class VariationalVariant(Variant):
-    """What every variational variant shares: Gaussian codings and a latent loss weighted by ``beta``.
-
-    Code that treats all VAEs alike (validation, evaluation, generation) checks
-    ``isinstance(variant, VariationalVariant)``, never the variant's name.
+    """What every variational variant's settings share: Gaussian codings and a latent loss weighted
+    by ``beta``. How such a variant trains, evaluates and samples is its family's
+    (aetrain.models.variational), which the variant's declaration names.
     """
 
     name: str = "vae"
+    takes_sparsity: ClassVar[bool] = (
+        False  # its codings are Gaussian samples, with a latent loss of their own
+    )
     latent_loss: str = "log_var"
     beta: float = 1.0
     kl_warmup_epochs: float = 0.0  # beta rises linearly from 0 over this many epochs, step by step
@@ -174,7 +184,13 @@ class VAEVariant(VariationalVariant):
         check_hidden_units(self.hidden_units)
 
 
-declare("variant", "vae", VAEVariant, build="aetrain.models.vae:build_vae")
+declare(
+    "variant",
+    "vae",
+    VAEVariant,
+    build="aetrain.models.vae:build_vae",
+    family="aetrain.models.variational:VARIATIONAL",
+)
 
 
 @dataclass
@@ -184,4 +200,10 @@ class ConvVAEVariant(ConvVariant, VariationalVariant):
     name: str = "conv_vae"
 
 
-declare("variant", "conv_vae", ConvVAEVariant, build="aetrain.models.conv_vae:build_conv_vae")
+declare(
+    "variant",
+    "conv_vae",
+    ConvVAEVariant,
+    build="aetrain.models.conv_vae:build_conv_vae",
+    family="aetrain.models.variational:CONVOLUTIONAL_VARIATIONAL",
+)

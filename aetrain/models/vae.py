@@ -42,6 +42,41 @@ def kl_warmup_scale(step: int, warmup_steps: float) -> float:
     return min(1.0, step / warmup_steps)
 
 
+class KLWarmup(keras.callbacks.Callback):
+    """A VAE's beta, step by step: ``beta * min(1, step / warmup_steps)`` with ``variant.kl_warmup_epochs``.
+
+    Before each step it sets the latent-loss layer's ``beta_scale`` from the optimizer's step count,
+    which a resumed run restores, so the ramp continues exactly where it stopped. With
+    ``trainer.steps_per_execution`` = k the scale moves every k steps. Each epoch it logs ``beta`` (the
+    value in force at the epoch's last step) and, while warming up, rewrites ``val_loss`` as the loss
+    at the full beta (``val_reconstruction_loss + beta / pixels * val_kl_loss``): ``best.keras`` then
+    compares epochs on one objective instead of favouring the early ones, whose beta was small.
+    """
+
+    def __init__(self, beta: float, warmup_steps: float, pixels: int) -> None:
+        super().__init__()
+        self.beta, self.warmup_steps, self.pixels = beta, warmup_steps, pixels
+        self.scale = 1.0 if warmup_steps <= 0 else 0.0
+
+    def _latent_loss_layer(self):
+        return self.model.get_layer("encoder").get_layer("latent_loss")
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.warmup_steps <= 0:
+            return
+        self.scale = kl_warmup_scale(int(self.model.optimizer.iterations), self.warmup_steps)
+        self._latent_loss_layer().beta_scale.assign(self.scale)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        logs["beta"] = self.beta * self.scale
+        if self.warmup_steps > 0 and "val_reconstruction_loss" in logs and "val_kl_loss" in logs:
+            logs["val_loss"] = float(logs["val_reconstruction_loss"]) + self.beta / self.pixels * float(
+                logs["val_kl_loss"]
+            )
+
+
 @keras.saving.register_keras_serializable(package="aetrain")
 class LatentLoss(keras.layers.Layer):
     """Adds ``weight * batch-mean latent loss`` to the model's loss; passes (mean, log_var) through.
@@ -49,7 +84,7 @@ class LatentLoss(keras.layers.Layer):
     Keras 3 refuses ``add_loss`` on a functional model's symbolic tensors, so the loss lives in a layer
     on the path from the encoder to the codings. The latent loss itself (nats per image, before the
     weight) is reported as the ``kl_loss`` metric. With ``annealed``, the weight is multiplied by the
-    non-trainable ``beta_scale`` (0..1) that aetrain.training.callbacks.KLWarmup sets before each step.
+    non-trainable ``beta_scale`` (0..1) that :class:`KLWarmup` sets before each step.
     """
 
     def __init__(self, form: str = "log_var", weight: float = 1.0, annealed: bool = False, **kwargs):

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import functools
 
-from aetrain.config import ConvVariant, KLSparsity, RunConfig
+from aetrain.config import KLSparsity, RunConfig
+from aetrain.models.family import family_of
 from aetrain.training.runtime import import_tensorflow_quietly
 
 MIN_SLICE_IMAGES = 32  # below this a slice's ops are too small to be worth a core of their own
@@ -29,15 +30,16 @@ MOST_CORES_SLICED = 2  # auto slices only where slices were measured to win (doc
 
 def resolve_batch_splits(cfg: RunConfig, cores: int, has_gpu: bool) -> int:
     """``trainer.batch_splits`` for this run. ``auto``: one slice per core (at least MIN_SLICE_IMAGES
-    images each) for the convolutional variants on a CPU of at most MOST_CORES_SLICED cores, where
-    TensorFlow's threads leave cores idle in a conv step; 1 on bigger CPUs (there one slice with every
-    thread was faster than any split), for the dense variants (their matrix products already keep
-    every core busy), on a GPU, under a distribution strategy and with KL sparsity.
-    ``python -m bench --scaling`` measures the choice on the machine it runs on."""
+    images each) for a family whose steps are convolutions (``Family.slices_batches``) on a CPU of at
+    most MOST_CORES_SLICED cores, where TensorFlow's threads leave cores idle in a conv step; 1 on
+    bigger CPUs (there one slice with every thread was faster than any split), for the dense
+    variants (their matrix products already keep every core busy), on a GPU, under a distribution
+    strategy and with KL sparsity. ``python -m bench --scaling`` measures the choice on the machine
+    it runs on."""
     requested = cfg.trainer.batch_splits
     if requested != "auto":
         return int(requested)
-    if not isinstance(cfg.variant, ConvVariant) or isinstance(cfg.sparsity, KLSparsity):
+    if not family_of(cfg).slices_batches or isinstance(cfg.sparsity, KLSparsity):
         return 1
     if has_gpu or cfg.trainer.strategy != "default" or cores > MOST_CORES_SLICED:
         return 1

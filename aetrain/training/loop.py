@@ -20,7 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aetrain.config import NoNoise, NoSparsity, RunConfig, VariationalVariant
+from aetrain.config import NoNoise, NoSparsity, RunConfig
+from aetrain.models.family import family_of
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files, write_json_atomically
 from aetrain.run_folder.resume import SavedRun, check_resumable, read_saved_run
@@ -226,7 +227,6 @@ class _Watchers:
         from aetrain.run_folder.checkpoints import seed_generator_states
         from aetrain.training.callbacks import (
             CheckpointBestAndLast,
-            KLWarmup,
             RecordHistory,
             RecordStartup,
             RichProgress,
@@ -265,11 +265,8 @@ class _Watchers:
             watch.startup, recorder, watch.guard, watch.stopper, checkpoints, watch.progress,
             *watch.loggers.callbacks(),
         ]  # fmt: skip
-        if isinstance(cfg.variant, VariationalVariant):  # before the recorder: it logs beta and val_loss
-            from aetrain.data.specs import spec_for
-
-            warmup_steps = cfg.variant.kl_warmup_epochs * steps_per_epoch
-            watch.callbacks.insert(1, KLWarmup(cfg.variant.beta, warmup_steps, spec_for(cfg.data).pixels))
+        # before the recorder: what they log (a VAE's beta, its val_loss at the full beta) is recorded
+        watch.callbacks[1:1] = family_of(cfg).training_callbacks(cfg, steps_per_epoch)
         return watch
 
 
@@ -294,6 +291,15 @@ def _fit(cfg, model, data, first_epoch, steps_per_epoch, callbacks, saved, train
     return time.perf_counter() - started
 
 
+def loss_terms(cfg: RunConfig) -> list[str]:
+    """What the run's training (and validation) loss adds up, as metrics.json records it: runs whose
+    terms differ are not ranked against each other (aetrain-report)."""
+    terms = ["reconstruction", *family_of(cfg).loss_terms(cfg)]
+    if not isinstance(cfg.sparsity, NoSparsity):
+        terms.append(f"{cfg.sparsity.weight:g} x {cfg.sparsity.name} penalty")
+    return terms
+
+
 def _run_description(cfg, model, device: str, replicas: int, splits: int, precision: str) -> dict[str, Any]:
     """What trained, and on what: the head of metrics.json."""
     return {
@@ -302,6 +308,7 @@ def _run_description(cfg, model, device: str, replicas: int, splits: int, precis
         "sparsity": cfg.sparsity.name,
         "latent_size": cfg.latent_size,
         "config": cfg.to_dict(),
+        "loss_terms": loss_terms(cfg),
         "parameters": model.count_params(),
         "device": device,
         "replicas": replicas,
@@ -416,18 +423,13 @@ def _write_run_manifest(
 
 def _health_warnings(cfg: RunConfig, test: dict[str, Any]) -> list[str]:
     """What the user should know about the trained model: reconstructions worse than the data's mean
-    image, a VAE's latent term that exploded, its posterior collapse."""
+    image, and what its family warns of (a VAE's latent term that exploded, its posterior collapse)."""
     from aetrain.analysis.evaluation import worse_than_mean_image_warning
-    from aetrain.analysis.vae_health import collapse_warning, exploded_latent_warning
 
     warnings = []
     if "mean_image_mse" in test:
         warnings.append(worse_than_mean_image_warning(test["mse"], test["mean_image_mse"]))
-    if "latent_loss" in test:
-        warnings.append(exploded_latent_warning(test["latent_loss"], cfg.latent_size))
-    if "active_units" in test:
-        warnings.append(collapse_warning(test["active_units"], cfg.latent_size))
-    return [warning for warning in warnings if warning]
+    return [warning for warning in warnings if warning] + family_of(cfg).test_warnings(test, cfg)
 
 
 def _loss_term_metrics(cfg: RunConfig, saved: SavedRun | None) -> list:
@@ -438,7 +440,7 @@ def _loss_term_metrics(cfg: RunConfig, saved: SavedRun | None) -> list:
     sparse = not isinstance(cfg.sparsity, NoSparsity)
     if sparse and saved is not None and "reconstruction_loss" not in saved.history:
         sparse = False
-    if not (isinstance(cfg.variant, VariationalVariant) or sparse):
+    if not (family_of(cfg).loss_terms(cfg) or sparse):
         return []
     import keras
 
@@ -546,7 +548,6 @@ def write_pictures(
     import numpy as np
 
     from aetrain.analysis.pictures import loss_curve, reconstruction_grid, sample_grid
-    from aetrain.analysis.sampling import prior_samples
     from aetrain.models.noise import corrupt
 
     count = min(cfg.trainer.grid_images, len(data.x_test))
@@ -572,13 +573,13 @@ def write_pictures(
         )
     check_stop()
     loss_curve(history, output_dir / layout.LOSS_PNG)
-    if isinstance(cfg.variant, VariationalVariant):
+    family = family_of(cfg)
+    if family.samples_from_prior:
         check_stop()
-        samples = prior_samples(model.get_layer("decoder"), SAMPLES, cfg.latent_size, cfg.seed)
         sample_grid(
-            samples,
+            family.sample(model, SAMPLES, cfg.latent_size, cfg.seed),
             output_dir / layout.SAMPLES_PNG,
-            f"decoded from codings drawn from N(0, I), {cfg.latent_size}-D",
+            f"decoded from codings drawn from {family.prior_description(cfg.latent_size)}",
         )
 
 
