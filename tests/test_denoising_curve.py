@@ -63,3 +63,29 @@ def test_curve_and_sparsity_report_of_a_sparse_dropout_run(trained_runs, tiny_da
     assert sparse["dead_units"] == len(sparse["dead_unit_indices"]) <= 16
     for picture in ("denoising_curve.png", "sparsity.png"):
         assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
+
+
+def test_levels_are_checked_by_the_runs_own_noise_and_a_noise_without_a_strength_is_refused():
+    from dataclasses import dataclass
+
+    from aetrain.commands.companion import CommandRefused
+    from aetrain.config import Noise, validate
+
+    from conftest import compose_config
+
+    dropout = validate(compose_config("noise=dropout"))
+    evaluate_command._check_noise_levels([0.0, 0.5], dropout)  # rates below 1: accepted
+    with pytest.raises(
+        CommandRefused, match=r"dropout rates, and 1 is not one: allowed is a number strictly"
+    ):
+        evaluate_command._check_noise_levels([0.0, 1.0], dropout)
+
+    @dataclass
+    class SaltAndPepper(Noise):  # an outside noise that names no level_key
+        name: str = "salt_and_pepper"
+
+    plain = validate(compose_config())
+    plain.noise = SaltAndPepper()
+    with pytest.raises(CommandRefused, match=r"\(salt_and_pepper\) has no one strength"):
+        evaluate_command._check_noise_levels([0.1], plain)
+    evaluate_command._check_noise_levels(None, plain)  # no curve asked: nothing to refuse
