@@ -130,7 +130,7 @@ def test_run_records_startup_and_data_loading_seconds(trained_run):
     _, _, _, metrics = trained_run("variant=dense")
     assert 0 < metrics["data_seconds"] < metrics["startup_seconds"] < seconds_since_process_start()
     assert metrics["startup_seconds"] + metrics["train_seconds"] < metrics["wall_seconds"]
-    assert metrics["wall_seconds"] < seconds_since_process_start()
+    assert metrics["wall_seconds"] <= seconds_since_process_start()  # /proc/uptime counts in 10 ms steps
 
 
 def test_training_time_is_the_epochs_time(trained_run):

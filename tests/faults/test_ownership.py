@@ -132,7 +132,7 @@ def test_a_refused_companion_command_leaves_the_out_folder_as_it_was(tmp_path, c
     out = tmp_path / "out"
     out.mkdir()
     assert generate.main([str(fake_run), "--out", str(out)]) == 2
-    assert "needs a variational one" in plain_text(capsys.readouterr().out)
+    assert "which draws no samples" in plain_text(capsys.readouterr().out)
     assert not list(out.iterdir())
     assert generate.main([str(fake_run), "--out", str(tmp_path / "new" / "out")]) == 2
     assert not (tmp_path / "new").exists()
