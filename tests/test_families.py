@@ -36,7 +36,7 @@ def _family_layer_names() -> set[str]:
     """The ``name="..."`` literals of the layers the families build (aetrain/models/*.py), but for the
     parts every family has (its encoder and decoder)."""
     names = set()
-    for module in (AETRAIN / "models").glob("*.py"):
+    for module in (AETRAIN / "models").rglob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             if (
                 isinstance(node, ast.keyword)

@@ -49,6 +49,9 @@ BUILT_IN_DECLARATIONS = (
     "aetrain.config.trainer",
     "aetrain.data.specs",
 )
+#: The package whose every module is one model family, declared by itself (schema, builder, family):
+#: adding a family there is one module and its YAML, with no list to extend.
+FAMILY_MODULES = "aetrain.models.families"
 
 
 @dataclass(frozen=True)
@@ -269,5 +272,19 @@ def _load_built_ins() -> None:
     global _built_ins_loaded
     if not _built_ins_loaded:
         _built_ins_loaded = True
-        for module in BUILT_IN_DECLARATIONS:
+        for module in (*BUILT_IN_DECLARATIONS, *_family_modules()):
             importlib.import_module(module)
+
+
+def _family_modules() -> list[str]:
+    """The modules of FAMILY_MODULES, found by listing its folder (without importing any of them)."""
+    package = importlib.util.find_spec(FAMILY_MODULES)
+    if package is None or not package.submodule_search_locations:
+        return []
+    import pkgutil
+
+    return sorted(
+        f"{FAMILY_MODULES}.{found.name}"
+        for found in pkgutil.iter_modules(package.submodule_search_locations)
+        if not found.name.startswith("_")
+    )

@@ -2,8 +2,9 @@
 
 Every model has two sub-models named ``encoder`` and ``decoder``; the builder is the one the
 variant's declaration names (aetrain.config.variants, or a module outside aetrain). Importing this
-module registers aetrain's custom layers with Keras (it imports every module that defines one), so
-``keras.models.load_model`` reloads any aetrain checkpoint.
+module registers aetrain's custom layers with Keras (it imports every module that defines one, and asks
+every declared family to register its own), so ``keras.models.load_model`` reloads any aetrain
+checkpoint.
 """
 
 from __future__ import annotations
@@ -14,11 +15,22 @@ import aetrain.models.dense
 import aetrain.models.sparsity
 import aetrain.models.vae  # noqa: F401 (these three define aetrain's custom layers: registered on import)
 from aetrain.config import RunConfig
-from aetrain.config.registry import build
+from aetrain.config.registry import build, names
+from aetrain.models.family import family_named
+
+
+def register_every_family() -> None:
+    """Register the Keras classes of every declared family (those that keep theirs in functions)."""
+    for variant in names("variant"):
+        family_named(variant).register_keras_objects()
+
+
+register_every_family()
 
 
 def build_model(cfg: RunConfig) -> keras.Model:
     """The autoencoder the config names, built (weights created) and seeded."""
+    family_named(cfg.variant.name).register_keras_objects()  # a family declared after this module loaded
     keras.utils.set_random_seed(cfg.seed)
     return build("variant", cfg.variant.name)(cfg)
 

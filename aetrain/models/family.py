@@ -31,6 +31,9 @@ class Family:
     """
 
     slices_batches: bool = False
+    #: The loss Keras compiles beside the terms the model's own layers add (``add_loss``): the
+    #: per-pixel MSE; None where those layers add the whole objective (an importance-weighted bound).
+    compiled_loss: str | None = "mse"
     #: What the encoder's output is called in pictures of the codings (aetrain-look).
     coding_kind: str = "codings"
     #: Whether it decodes codings drawn from a prior (samples.png, aetrain-generate).
@@ -40,6 +43,14 @@ class Family:
         """The terms its training loss adds to the reconstruction MSE, weights included, as a person
         reads them (metrics.json ``loss_terms``; the report compares runs by them)."""
         return []
+
+    def register_keras_objects(self) -> None:
+        """Register the Keras classes its models are made of (before a build or a checkpoint load).
+
+        aetrain's own seed families define theirs in modules aetrain.models.build imports; a family
+        module that keeps its Keras code inside functions (so that declaring it loads no TensorFlow)
+        registers it here.
+        """
 
     def training_callbacks(self, cfg: RunConfig, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
         """Callbacks its training needs, run before the metrics are recorded each epoch."""
@@ -78,7 +89,12 @@ CONVOLUTIONAL = Family(slices_batches=True)
 
 def family_of(cfg: RunConfig) -> Family:
     """The family of ``cfg.variant``, as its declaration names it."""
-    declared = option("variant", cfg.variant.name).family
+    return family_named(cfg.variant.name)
+
+
+def family_named(variant: str) -> Family:
+    """The family the declaration of the variant ``variant`` names (PLAIN when it names none)."""
+    declared = option("variant", variant).family
     if declared is None:
         return PLAIN
     if isinstance(declared, str):
@@ -87,7 +103,6 @@ def family_of(cfg: RunConfig) -> Family:
         declared = resolve(declared)
     if not isinstance(declared, Family):
         raise TypeError(
-            f"the variant {cfg.variant.name!r} names {declared!r} as its family, "
-            "not an aetrain.models.family.Family"
+            f"the variant {variant!r} names {declared!r} as its family, not an aetrain.models.family.Family"
         )
     return declared

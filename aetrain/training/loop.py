@@ -173,7 +173,7 @@ def _model_to_train(cfg: RunConfig, saved: SavedRun | None, strategy, steps_per_
         restored_optimizer = model.optimizer if saved else None
         model.compile(
             optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
-            loss="mse",
+            loss=family_of(cfg).compiled_loss,
             metrics=_loss_term_metrics(cfg, saved),
             jit_compile=cfg.trainer.jit_compile,
             run_eagerly=cfg.trainer.run_eagerly,
