@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from aetrain.config import KLSparsity, Noise, NoNoise, NoSparsity, RunConfig
-from aetrain.models.build import encode
+from aetrain.models.build import coding_vectors
 from aetrain.models.family import family_of
 from aetrain.models.noise import build_noise_layer, corrupt, find_noise_layer
 from aetrain.models.vae_health import ELBO_SAMPLES, IW_SAMPLES
@@ -255,7 +255,7 @@ def evaluate_trained_model(
         "psnr_db": float(np.mean(psnr_per_image(images, reconstructions))),
         "ssim": float(np.mean(ssim_per_image(images, reconstructions))),
     }
-    test_codings = encode(model, images)
+    test_codings = coding_vectors(model, images)
     if not isinstance(cfg.sparsity, NoSparsity):
         target = cfg.sparsity.target if isinstance(cfg.sparsity, KLSparsity) else None
         report["sparsity_report"] = coding_activity(test_codings, target)
@@ -275,6 +275,6 @@ def evaluate_trained_model(
             "points": denoising_curve(model, images, noise_levels, cfg.noise, seed),
         }
     report["linear_probe"] = linear_probe(
-        encode(model, data.x_train), data.y_train, test_codings, data.y_test, seed, probe_steps
+        coding_vectors(model, data.x_train), data.y_train, test_codings, data.y_test, seed, probe_steps
     )
     return report

@@ -25,7 +25,8 @@ def latent_interpolation(
     """
     weights = np.linspace(0.0, 1.0, steps, dtype="float32")
     start, end = encode(model, np.stack([first, second]))
-    codings = (1.0 - weights[:, None]) * start + weights[:, None] * end
+    along = weights.reshape(-1, *[1] * start.ndim)  # codings may be vectors or grids
+    codings = (1.0 - along) * start + along * end
     decoded = model.get_layer("decoder").predict(codings, batch_size=BATCH, verbose=0)
     per_image = weights.reshape(-1, *[1] * first.ndim)
     blend = (1.0 - per_image) * first + per_image * second

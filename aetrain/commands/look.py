@@ -62,12 +62,12 @@ def look(args: argparse.Namespace, console: Console) -> None:
     loaded = load(run, args)  # TensorFlow loads here, quietly
     from aetrain.analysis.pictures import coding_map, reconstruction_grid
     from aetrain.analysis.projections import pca_2d, tsne_2d, tsne_available
-    from aetrain.models.build import encode
+    from aetrain.models.build import coding_vectors
     from aetrain.models.noise import corrupt
 
     cfg, model, data, out = run.config, loaded.model, loaded.data, loaded.output_dir
     seed = seed_of(run, args)
-    codings = encode(model, data.x_test)
+    codings = coding_vectors(model, data.x_test)
     if len(codings) < MIN_MAP_POINTS:
         raise CommandRefused(_too_few_points(f"The run's test split holds {len(codings)} images:"))
     kind = family_of(cfg).coding_kind
@@ -79,7 +79,7 @@ def look(args: argparse.Namespace, console: Console) -> None:
         data.y_test,
         data.class_names,
         out / layout.CODINGS_PCA_PNG,
-        f"{cfg.variant.name}: PCA of {len(codings):,} test {kind} ({cfg.latent_size}-D); "
+        f"{cfg.variant.name}: PCA of {len(codings):,} test {kind} ({codings.shape[1]}-D); "
         f"PC1 {100 * explained[0]:.0f} %, PC2 {100 * explained[1]:.0f} % of the variance",
     )
     written.append(out / layout.CODINGS_PCA_PNG)
@@ -95,7 +95,7 @@ def look(args: argparse.Namespace, console: Console) -> None:
             data.y_test[:count],
             data.class_names,
             out / layout.CODINGS_TSNE_PNG,
-            f"{cfg.variant.name}: t-SNE of {count:,} test {kind} ({cfg.latent_size}-D), seed {seed}",
+            f"{cfg.variant.name}: t-SNE of {count:,} test {kind} ({codings.shape[1]}-D), seed {seed}",
         )
         written.append(out / layout.CODINGS_TSNE_PNG)
     else:

@@ -36,7 +36,14 @@ def build_model(cfg: RunConfig) -> keras.Model:
 
 
 def encode(model: keras.Model, images, batch_size: int = 512):
-    """Codings of ``images`` (the VAE's mean codings), as NumPy."""
+    """Codings of ``images`` (the VAE's mean codings) in the decoder's input shape, as NumPy."""
     encoder = model.get_layer("encoder")
     outputs = encoder.predict(images, batch_size=batch_size, verbose=0)
     return outputs[0] if isinstance(outputs, list) else outputs
+
+
+def coding_vectors(model: keras.Model, images, batch_size: int = 512):
+    """One flat vector of codings per image (a family whose codings are a grid, a VQ-VAE's, is
+    flattened): what a linear probe, PCA or t-SNE reads."""
+    codings = encode(model, images, batch_size)
+    return codings.reshape(len(codings), -1)

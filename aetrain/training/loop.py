@@ -294,7 +294,9 @@ def _fit(cfg, model, data, first_epoch, steps_per_epoch, callbacks, saved, train
 def loss_terms(cfg: RunConfig) -> list[str]:
     """What the run's training (and validation) loss adds up, as metrics.json records it: runs whose
     terms differ are not ranked against each other (aetrain-report)."""
-    terms = ["reconstruction", *family_of(cfg).loss_terms(cfg)]
+    family = family_of(cfg)
+    terms = ["reconstruction"] if family.compiled_loss else []
+    terms += family.loss_terms(cfg)
     if not isinstance(cfg.sparsity, NoSparsity):
         terms.append(f"{cfg.sparsity.weight:g} x {cfg.sparsity.name} penalty")
     return terms
