@@ -26,6 +26,9 @@ from aetrain.config.variants import Variant
 from aetrain.models.family import Family
 
 BATCH = 512
+#: How much the exported encoder sharpens its code scores: a gap of 1e-4 between the nearest two
+#: entries already leaves the runner-up a weight of exp(-100).
+SHARPEN = 1e6
 MAX_CODEBOOK = 65536
 
 
@@ -146,7 +149,9 @@ def keras_objects() -> dict[str, type]:
             self.codebook = self.add_weight(
                 name="codebook",
                 shape=(input_shape[-1], self.codebook_size),
-                initializer=keras.initializers.RandomUniform(-1.0 / self.codebook_size, 1.0 / self.codebook_size),
+                initializer=keras.initializers.RandomUniform(
+                    -1.0 / self.codebook_size, 1.0 / self.codebook_size
+                ),
                 trainable=True,
                 dtype="float32",
             )
@@ -205,7 +210,9 @@ def build_vqvae(cfg) -> Any:
     layers = [keras.Input(shape=(*grids[-1], cfg.latent_size))]
     for filters, padding in zip(variant.decoder_filters, paddings[:-1], strict=True):
         layers.append(
-            keras.layers.Conv2DTranspose(filters, KERNEL, strides=2, padding=padding, activation=variant.activation)
+            keras.layers.Conv2DTranspose(
+                filters, KERNEL, strides=2, padding=padding, activation=variant.activation
+            )
         )
     layers.append(
         keras.layers.Conv2DTranspose(
@@ -285,6 +292,26 @@ class VectorQuantizedFamily(Family):
 
     def prior_description(self, latent_size: int) -> str:
         return "uniform codes"
+
+    def export_encoder_outputs(self, encoder) -> list:
+        """The quantized codings, computed by Keras's built-in layers from the same codebook C:
+        Dense scores 2 z.c - ||c||^2 (largest for the nearest entry), a softmax sharpened by
+        SHARPEN into a one-hot choice, and a bias-free Dense holding C^T that reads the entry out."""
+        import keras
+        from keras import ops
+
+        codebook = ops.convert_to_numpy(encoder.get_layer("vector_quantizer").codebook)
+        scores = keras.layers.Dense(codebook.shape[1], name="code_scores", dtype="float32")
+        read_out = keras.layers.Dense(codebook.shape[0], use_bias=False, name="code_entries", dtype="float32")
+        encoded = encoder.get_layer("codings").output
+        scores.build(encoded.shape)
+        scores.set_weights([2.0 * codebook, -np.sum(np.square(codebook), axis=0)])
+        choice = keras.layers.Softmax(name="code_choice", dtype="float32")(
+            keras.layers.Rescaling(SHARPEN, dtype="float32")(scores(encoded))
+        )
+        read_out.build(choice.shape)
+        read_out.set_weights([codebook.T])
+        return [read_out(choice)]
 
 
 VECTOR_QUANTIZED = VectorQuantizedFamily()
