@@ -397,7 +397,7 @@ def test_real_files_give_the_books_split_and_load_fast_from_the_cache():
     assert split.x_test.shape == (10000, 28, 28)
     assert split.x_train.dtype == np.float32
     assert split.x_train.min() == 0.0 and split.x_train.max() == 1.0
-    assert set(np.unique(split.y_test)) == set(range(len(data.CLASS_NAMES)))
+    assert set(np.unique(split.y_test)) == set(range(len(data.data_spec("fashion_mnist").class_names)))
 
     start = time.perf_counter()
     data.load_raw(REAL_DIR)

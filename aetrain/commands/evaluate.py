@@ -21,6 +21,7 @@ from aetrain.commands.companion import (
     run_command,
     seed_of,
 )
+from aetrain.models.family import Family, family_of
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_json_atomically
 
@@ -145,7 +146,7 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
     report["manifest"] = _run_manifest(loaded.run)
     _write_health_pictures(report, loaded.output_dir)
     path = write_json_atomically(loaded.output_dir / layout.EVAL, report)
-    console.print(report_table(report))
+    console.print(report_table(report, family_of(loaded.run.config)))
     for warning in report.get("warnings", []):
         console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
     console.print(f"[bold]written:[/bold] {path}")
@@ -172,7 +173,7 @@ def _write_health_pictures(report: dict[str, Any], output_dir: Path) -> None:
         )
 
 
-def report_table(report: dict[str, Any]) -> Table:
+def report_table(report: dict[str, Any], family: Family) -> Table:
     table = Table(title=f"aetrain-evaluate: {Path(report['checkpoint']).name}", header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -198,15 +199,8 @@ def report_table(report: dict[str, Any]) -> Table:
         )
         if "dead_units" in sparse:
             table.add_row("dead units (never > 0.05)", str(sparse["dead_units"]))
-    if "vae" in report:
-        vae = report["vae"]
-        table.add_row("negative ELBO", f"{vae['negative_elbo_nats']:.2f} nats/image")
-        table.add_row("  reconstruction", f"{vae['reconstruction_nats']:.2f} nats (Bernoulli)")
-        table.add_row("  KL", f"{vae['kl_nats']:.2f} nats")
-        if "iwae_nats" in vae:
-            table.add_row("IWAE NLL", f"{vae['iwae_nats']:.2f} nats/image (K={vae['iw_samples']})")
-        if "active_units" in vae:
-            table.add_row("active units", f"{vae['active_units']} of {vae['latent_dimensions']}")
+    for label, value in family.evaluation_rows(report):
+        table.add_row(label, value)
     if "denoising" in report:
         denoising = report["denoising"]
         table.add_row("noisy input MSE", f"{denoising['noisy_input_mse']:.5f}")

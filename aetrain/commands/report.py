@@ -333,7 +333,7 @@ def comparison_picture(
     runs left out, and why.
     """
     from aetrain.analysis.pictures import reconstruction_grid
-    from aetrain.data import CLASS_NAMES
+    from aetrain.data import data_spec
 
     notes: list[str] = []
     saved: dict[str, dict[str, np.ndarray]] = {}
@@ -364,7 +364,7 @@ def comparison_picture(
         elif len(rows) < limit:
             rows.append((_row_label(run, varied, sort_key), saved[run.name]["reconstructions"]))
     # Runs since data sets became a choice store their class names; older runs were Fashion-MNIST.
-    names = [str(name) for name in reference.get("class_names", CLASS_NAMES)]
+    names = [str(name) for name in reference.get("class_names", data_spec("fashion_mnist").class_names)]
     titles = [names[int(label)] if int(label) < len(names) else str(label) for label in reference["labels"]]
     reconstruction_grid([("test image", reference["originals"]), *rows], titles, path, horizontal_labels=True)
     return notes

@@ -107,8 +107,7 @@ class Sparsity:
             "sparsity",
             self.name,
             f"sparsity=none with variant={run.variant.name}",
-            "Sparsity penalties act on a sigmoid coding layer; a VAE's codings are Gaussian samples "
-            "regularised by its own latent loss (tune variant.beta instead).",
+            f"Sparsity penalties act on a sigmoid coding layer; {run.variant.why_no_sparsity}",
         )
 
 

@@ -39,6 +39,10 @@ class Variant:
 
     name: str = "?"
     takes_sparsity: ClassVar[bool] = True
+    #: Why a variant that takes no sparsity refuses it, in the refusal's words.
+    why_no_sparsity: ClassVar[str] = (
+        "this variant's codings are shaped by its own loss terms, which a penalty would fight."
+    )
 
     def check(self, run: RunConfig) -> None:
         check_activations(self)
@@ -146,8 +150,9 @@ class VariationalVariant(Variant):
     """
 
     name: str = "vae"
-    takes_sparsity: ClassVar[bool] = (
-        False  # its codings are Gaussian samples, with a latent loss of their own
+    takes_sparsity: ClassVar[bool] = False
+    why_no_sparsity: ClassVar[str] = (
+        "a VAE's codings are Gaussian samples regularised by its own latent loss (tune variant.beta instead)."
     )
     latent_loss: str = "log_var"
     beta: float = 1.0

@@ -11,16 +11,9 @@ from aetrain.data.raw import DataError, RawData
 from aetrain.data.specs import DataSpec, data_spec, spec_for
 from aetrain.data.splits import FashionMNIST, ImageSplits, load_data, load_fashion_mnist, scale_pixels
 
-FASHION_MNIST = data_spec("fashion_mnist")
-CLASS_NAMES = FASHION_MNIST.class_names  # Fashion-MNIST's; other data sets: ImageSplits.class_names
-IMAGE_SHAPE = FASHION_MNIST.image_shape
-
 __all__ = [
-    "CLASS_NAMES",
     "DEBIAN_DIR",
-    "FASHION_MNIST",
     "FILES",
-    "IMAGE_SHAPE",
     "DataError",
     "DataSpec",
     "FashionMNIST",

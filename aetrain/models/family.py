@@ -70,6 +70,10 @@ class Family:
         """Its section of aetrain-evaluate's eval.json (keys beside ``mse``, ``psnr_db``, ...)."""
         return {}
 
+    def evaluation_rows(self, report: dict[str, Any]) -> list[tuple[str, str]]:
+        """aetrain-evaluate's table rows (label, value) for its section of ``report`` (eval.json)."""
+        return []
+
     def sample(self, model: keras.Model, count: int, latent_size: int, seed: int) -> np.ndarray:
         """``count`` new images decoded from its prior, the same for the same ``seed``."""
         raise NotImplementedError(f"{type(self).__name__} draws no samples")
@@ -78,7 +82,7 @@ class Family:
         """What :meth:`sample` draws from, for the pictures' captions."""
         return ""
 
-    def export_encoder_outputs(self, encoder: keras.Model) -> list | None:
+    def export_encoder_outputs(self, encoder: keras.Model) -> Any:
         """The tensors aetrain-export's standalone encoder outputs; None: the encoder's own output."""
         return None
 

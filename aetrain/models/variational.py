@@ -64,6 +64,21 @@ class VariationalFamily(Family):
         health, warnings = vae_health.vae_health(model, images, seed, iw_samples)
         return {"vae": {**report, **health}, "warnings": warnings}
 
+    def evaluation_rows(self, report: dict[str, Any]) -> list[tuple[str, str]]:
+        if "vae" not in report:
+            return []
+        vae = report["vae"]
+        rows = [
+            ("negative ELBO", f"{vae['negative_elbo_nats']:.2f} nats/image"),
+            ("  reconstruction", f"{vae['reconstruction_nats']:.2f} nats (Bernoulli)"),
+            ("  KL", f"{vae['kl_nats']:.2f} nats"),
+        ]
+        if "iwae_nats" in vae:
+            rows.append(("IWAE NLL", f"{vae['iwae_nats']:.2f} nats/image (K={vae['iw_samples']})"))
+        if "active_units" in vae:
+            rows.append(("active units", f"{vae['active_units']} of {vae['latent_dimensions']}"))
+        return rows
+
     def sample(self, model, count: int, latent_size: int, seed: int) -> np.ndarray:
         """Decodings of ``count`` codings drawn from N(0, I) with a NumPy generator seeded by ``seed``:
         the samples.png of a run and aetrain-generate's draw the same images for the same seed."""

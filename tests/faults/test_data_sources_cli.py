@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aetrain.data import FASHION_MNIST, FILES
+from aetrain.data import FILES, data_spec
 
 from cli_runs import AETRAIN, aetrain, environment, plain_text, smoke_args
 from data_files import hostile_pickle, write_cifar_folder, write_png_folder
@@ -117,7 +117,7 @@ def test_digits_train_offline_and_a_limit_above_what_exists_is_clipped_and_recor
 @pytest.mark.slow
 def test_a_folder_of_real_fashion_mnist_pngs_trains_a_conv_autoencoder(tmp_path):
     arrays = small_fashion_arrays(300, 0)
-    names = [name.replace("/", "-") for name in FASHION_MNIST.class_names]
+    names = [name.replace("/", "-") for name in data_spec("fashion_mnist").class_names]
     folder = write_png_folder(tmp_path / "pngs", arrays["train_images"], arrays["train_labels"], names)
     run_dir = tmp_path / "run"
     result = aetrain(

@@ -281,6 +281,15 @@ class VectorQuantizedFamily(Family):
         codebook_size = int(_codebook(model).shape[1])
         return {"vqvae": codebook_usage(code_indices(model, images), codebook_size)}
 
+    def evaluation_rows(self, report: dict[str, Any]) -> list[tuple[str, str]]:
+        usage = report.get("vqvae")
+        if not usage:
+            return []
+        return [
+            ("codebook perplexity", f"{usage['codebook_perplexity']:.1f} of {usage['codebook_size']}"),
+            ("dead codes", f"{usage['dead_codes']} of {usage['codebook_size']}"),
+        ]
+
     def sample(self, model, count: int, latent_size: int, seed: int) -> np.ndarray:
         """Decodings of ``count`` grids of codes, each position's code drawn uniformly (the prior the
         VQ-VAE trains under), with a NumPy generator seeded by ``seed``."""

@@ -224,6 +224,12 @@ class WassersteinFamily(Family):
         """``wae``: MMD^2 between the codings of the images evaluated and N(0, I) draws seeded by ``seed``."""
         return {"wae": {**codings_mmd(model, images, seed), "kernel": "imq", "prior": "N(0, I)"}}
 
+    def evaluation_rows(self, report: dict[str, Any]) -> list[tuple[str, str]]:
+        wae = report.get("wae")
+        if not wae:
+            return []
+        return [("MMD² to N(0, I)", f"{wae['mmd']:.4f} (IMQ, {wae['mmd_codings']:,} codings)")]
+
     def sample(self, model, count: int, latent_size: int, seed: int) -> np.ndarray:
         """Decodings of ``count`` codings drawn from N(0, I) with a NumPy generator seeded by ``seed``
         (the same images for the same seed, as a VAE's)."""
