@@ -559,8 +559,9 @@ def write_pictures(
     noisy = None if isinstance(cfg.noise, NoNoise) else corrupt(model, originals)
     if noisy is not None:
         rows.append(("noisy input", noisy))
-        rows.append(("reconstruction\nof noisy", model.predict(noisy, verbose=0)))
-    reconstructions = model.predict(originals, verbose=0)
+        rows.append(("reconstruction\nof noisy", model.predict(noisy, verbose=0).astype(np.float32)))
+    # float32 whatever the model's output dtype (a bfloat16 array is unreadable without ml_dtypes)
+    reconstructions = model.predict(originals, verbose=0).astype(np.float32)
     rows.append(("reconstruction", reconstructions))
     check_stop()
     reconstruction_grid(rows, titles, output_dir / layout.RECONSTRUCTIONS_PNG)
