@@ -343,3 +343,129 @@ def test_importing_aetrains_main_module_runs_no_command():
         timeout=60,
     )
     assert result.returncode == 0 and result.stdout.strip() == "imported", result.stdout + result.stderr
+
+
+BOUNDED_YAML = """\
+name: bounded
+_declared_in_: bounded_family
+units: 16
+weight: 0.01
+activation: relu
+output_activation: sigmoid
+"""
+
+BOUNDED_MODULE = '''\
+"""A family declared outside aetrain: tanh codings kept small by an L2 term of its own, and new images
+decoded from codings drawn uniformly in [-1, 1]."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from aetrain.config import Variant, declare, require
+from aetrain.models.family import Family
+
+
+@dataclass
+class BoundedVariant(Variant):
+    name: str = "bounded"
+    units: int = 16
+    weight: float = 0.01
+    activation: str = "relu"
+    output_activation: str = "sigmoid"
+
+    def check(self, run):
+        super().check(run)
+        require(self.weight >= 0, "variant.weight", self.weight, "a number >= 0")
+
+
+def build_bounded(cfg):
+    import keras
+
+    from aetrain.data import spec_for
+
+    shape = spec_for(cfg.data).image_shape
+    encoder = keras.Sequential(
+        [
+            keras.Input(shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(cfg.variant.units, activation=cfg.variant.activation),
+            keras.layers.Dense(cfg.latent_size, activation="tanh", name="codings"),
+            # float32 under mixed precision: Keras adds up the model's losses in one dtype
+            keras.layers.ActivityRegularization(l2=cfg.variant.weight, name="codings_l2", dtype="float32"),
+        ],
+        name="encoder",
+    )
+    decoder = keras.Sequential(
+        [
+            keras.Input((cfg.latent_size,)),
+            keras.layers.Dense(math.prod(shape), activation=cfg.variant.output_activation),
+            keras.layers.Reshape(shape),
+        ],
+        name="decoder",
+    )
+    return keras.Sequential([keras.Input(shape), encoder, decoder], name="bounded_autoencoder")
+
+
+@dataclass(frozen=True)
+class BoundedFamily(Family):
+    samples_from_prior: bool = True
+
+    def loss_terms(self, cfg):
+        return [f"{cfg.variant.weight:g} x L2 of the codings"]
+
+    def test_figures(self, model, images, cfg):
+        codings = model.get_layer("encoder").predict(images, verbose=0)
+        return {"codings_square_mean": float(np.mean(np.square(codings)))}
+
+    def sample(self, model, count, latent_size, seed):
+        codings = np.random.default_rng(seed).uniform(-1, 1, (count, latent_size)).astype("float32")
+        return model.get_layer("decoder").predict(codings, verbose=0)
+
+    def prior_description(self, latent_size):
+        return f"uniform in [-1, 1]^{latent_size}"
+
+
+declare("variant", "bounded", BoundedVariant, build=build_bounded, family=BoundedFamily())
+'''
+
+
+@pytest.mark.slow
+def test_a_family_declared_outside_aetrain_trains_evaluates_generates_exports_and_is_reported(
+    tiny_data_dir, tmp_path
+):
+    """A fifth family, its module and YAML in a temporary folder, with its own loss term and sampling."""
+    (tmp_path / "conf" / "variant").mkdir(parents=True)
+    (tmp_path / "conf" / "variant" / "bounded.yaml").write_text(BOUNDED_YAML)
+    (tmp_path / "bounded_family.py").write_text(BOUNDED_MODULE)
+    cwd, sweep = tmp_path / "work", tmp_path / "work" / "sweep"
+    run = sweep / "0"
+    cwd.mkdir()
+    trained = run_command(
+        "aetrain",
+        *smoke_args(tiny_data_dir, "variant=bounded", "latent_size=3"),
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"hydra.run.dir={run}",
+        cwd=cwd,
+        module_dir=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["loss_terms"] == ["reconstruction", "0.01 x L2 of the codings"]
+    assert 0 < metrics["test"]["codings_square_mean"] < 1  # its own figure, of tanh codings
+    assert (run / "samples.png").exists()  # drawn from its own prior at the end of the run
+
+    for program, args in (
+        ("aetrain-evaluate", ["--probe-steps", "5", "--limit", "50"]),
+        ("aetrain-generate", ["--limit", "20"]),
+        ("aetrain-export", []),
+        ("aetrain-report", []),
+    ):
+        target = sweep if program == "aetrain-report" else run
+        result = run_command(program, str(target), *args, cwd=cwd, module_dir=tmp_path)
+        assert result.returncode == 0, program + result.stdout + result.stderr
+    assert json.loads((run / "eval.json").read_text())["test_images"] == 50
+    assert (run / "interpolation.png").exists() and (run / "export" / "encoder.tflite").exists()
+    report = (sweep / "report.csv").read_text()
+    assert "completed" in report and "L2 of the codings" in report

@@ -14,10 +14,32 @@ from bench.results import HEADER, Entry, entries, table_row
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_seed_preset_plus_conv_vae_and_the_shallow_autoencoder():
+def test_every_seed_preset_plus_conv_vae_the_shallow_autoencoder_and_the_four_families():
     names = [entry.name for entry in entries()]
     presets = sorted(path.stem for path in (ROOT / "conf" / "experiment").glob("seed_*.yaml"))
-    assert names == [*presets, "conv_vae", "shallow_64"]
+    assert names == [*presets, "conv_vae", "shallow_64", "vqvae", "wae", "iwae", "beta_tcvae"]
+
+
+def test_a_family_row_has_its_own_figure():
+    report = {
+        "mse": 0.01,
+        "psnr_db": 20.0,
+        "ssim": 0.7,
+        "linear_probe": {"probe_test_accuracy": 0.8},
+        "vqvae": {"codebook_perplexity": 23.14, "dead_codes": 3, "codebook_size": 64},
+    }
+    row = table_row(Entry("vqvae", ("variant=vqvae",)), {"epochs_completed": 10}, report)
+    assert row.count("|") == HEADER.splitlines()[0].count("|")
+    assert "| codebook perplexity 23.1 of 64 |" in row
+
+
+def test_only_replaces_its_rows_and_keeps_the_others(tmp_path):
+    from bench.results import _merged_with_table
+
+    table = tmp_path / "RESULTS.md"
+    table.write_text("# Results\n\n| run | x |\n|---|---|\n| seed_conv | old |\n| vqvae | old |\n")
+    merged = _merged_with_table(table, ["| vqvae | new |", "| wae | new |"], ["seed_conv", "vqvae", "wae"])
+    assert merged == ["| seed_conv | old |", "| vqvae | new |", "| wae | new |"]
 
 
 def test_a_vae_row_has_elbo_iwae_and_active_units():
