@@ -91,7 +91,7 @@ def test_missing_data_exits_3_and_names_the_folder(tmp_path):
 def test_help_and_cfg_job_work_as_in_any_hydra_app(tmp_path):
     help_text = aetrain("--help", cwd=tmp_path)
     assert help_text.returncode == 0
-    assert "variant: conv, conv_vae, dense, vae" in help_text.stdout
+    assert "variant: beta_tcvae, conv, conv_vae, dense, iwae, vae, vqvae, wae" in help_text.stdout
     job = aetrain("variant=conv", "latent_size=64", "--cfg", "job", cwd=tmp_path)
     assert job.returncode == 0
     assert "latent_size: 64" in job.stdout and "name: conv" in job.stdout

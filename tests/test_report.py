@@ -306,6 +306,32 @@ def test_below_the_narrowest_table_each_run_is_a_block_of_lines(tmp_path):
     assert "run 0  completed" in result.stdout and "best val loss: 0.2" in result.stdout
 
 
+def test_at_every_width_each_line_fits_and_no_run_status_or_loss_is_cut(tmp_path):
+    """Rich fits the table: whatever it wraps or leaves out, a flagged status and both losses stay whole,
+    and an override value that looks like rich markup is printed as it is."""
+    sweep = search_like_sweep(tmp_path)
+    flagged = {**completed(0.5, 0.6), "warnings": ["worse than the mean image"]}
+    make_run(sweep, "7", ["latent_size=2", "tags=[red,blue]"], flagged)
+    columns, rows = report.report_rows(report.rank(report.find_runs(sweep), "best_val_loss"))
+    for width in range(30, 161, 5):
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=width)
+        console.print(report.rich_table(columns, rows, console)[0])
+        text = buffer.getvalue()
+        assert all(len(line.rstrip()) <= width for line in text.splitlines()), text
+        assert "[red,blue]" in text, text
+        for row in (row for row in rows if row["status"] == "completed"):
+            val, mse = f"{row['best_val_loss']:.3g}", f"{row['test_mse']:.3g}"
+            if f"run {row['run']}  completed" in text:  # below the narrowest table: a block a run
+                assert f"best val loss: {val}\n" in text and f"test MSE: {mse}\n" in text, text
+                continue
+            line = next(line for line in text.splitlines() if re.match(rf"^ {row['run']} +completed", line))
+            assert f" {val} " in f"{line} " and f" {mse} " in f"{line} ", (width, line)
+        assert re.search(rf"^ 7 +completed {re.escape(report.WARNING_FLAG)} ", text, re.MULTILINE) or (
+            f"run 7  completed {report.WARNING_FLAG}" in text
+        ), text
+
+
 def test_out_that_is_a_file_exits_5_naming_it(sweep):
     target = sweep / "a-file"
     target.write_text("in the way")

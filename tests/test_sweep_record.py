@@ -11,8 +11,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from aetrain.run_folder.claim import holds_run
 from aetrain.sweeps.control import RESUME_SWITCH, continue_command
-from aetrain.sweeps.record import SweepJob, SweepRecord, read_stop_request, request_stop
-from aetrain.training.stop_request import StopRequest
+from aetrain.sweeps.record import SweepJob, SweepRecord
+from aetrain.training.stop_request import StopRequest, read_stop_request, request_stop
 
 
 def test_sweep_json_keeps_the_schema_aetrain_report_reads(tmp_path):

@@ -20,22 +20,33 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 
-from aetrain.commands import exit_codes
+from aetrain import exit_codes
 from aetrain.config import MAX_COUNT, MAX_SEED
 from aetrain.data import DataError
+from aetrain.errors import AetrainError, failure
 from aetrain.run_folder.atomic_files import RunFolderWriteError
-from aetrain.run_folder.checkpoints import CheckpointRefused
-from aetrain.run_folder.claim import RunFolderUnwritable, probe_writable, remove_created_folders
-from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
-from aetrain.run_folder.trained_run import RunPathError, TrainedRun, locate_trained_run
+from aetrain.run_folder.claim import probe_writable, remove_created_folders
+from aetrain.run_folder.lock import hold_run_folder
+from aetrain.run_folder.trained_run import TrainedRun, locate_trained_run
+
+# The panel's title over a refusal, by its exit code.
+REFUSAL_TITLES = {
+    exit_codes.CONFIG: "aetrain: cannot do that",
+    exit_codes.DATA: "aetrain: data problem",
+    exit_codes.OUTPUT: "aetrain: cannot write there",
+}
 
 
-class CommandRefused(Exception):
+class CommandRefused(AetrainError):
     """A valid run this command cannot work with (e.g. generating from a non-variational model)."""
 
+    exit_code = exit_codes.CONFIG
 
-class OutputUnwritable(Exception):
+
+class OutputUnwritable(AetrainError):
     """The folder the outputs go to cannot be created or written; the message names it and --out."""
+
+    exit_code = exit_codes.OUTPUT
 
 
 @dataclass
@@ -89,23 +100,29 @@ def bounded_int(text: str, low: int, high: int) -> int:
 
 
 def run_command(body: Callable[[argparse.Namespace, Console], None], args: argparse.Namespace) -> int:
-    """Run ``body``; a bad path or an unusable run is one red paragraph and exit code 2, no traceback."""
+    """Run ``body``; a bad path, an unusable run, a data problem or an output that cannot be written
+    is one red paragraph and the error's exit code (aetrain.errors), no traceback."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     console = Console()
     try:
         with hold_run_folder(output_folder(args)):  # not while a run trains there
-            body(args, console)
-    except (RunPathError, CommandRefused, CheckpointRefused) as error:
-        console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
-        return _failed(exit_codes.CONFIG)
-    except DataError as error:
-        console.print(Panel(str(error), title="aetrain: data problem", border_style="red"))
-        return _failed(exit_codes.DATA)
-    except (RunFolderBusy, RunFolderUnwritable, OutputUnwritable, RunFolderWriteError) as error:
-        message = _unwritable(error.path, error) if isinstance(error, RunFolderWriteError) else str(error)
-        console.print(Panel(message, title="aetrain: cannot write there", border_style="red"))
-        return _failed(exit_codes.OUTPUT)
+            _write_outputs(body, args, console)
+    except AetrainError as error:
+        message, exit_code = failure(error)
+        title = REFUSAL_TITLES.get(exit_code, "aetrain: cannot do that")
+        console.print(Panel(message, title=title, border_style="red"))
+        return _failed(exit_code)
     return exit_codes.OK
+
+
+def _write_outputs(
+    body: Callable[[argparse.Namespace, Console], None], args: argparse.Namespace, console: Console
+) -> None:
+    """``body``, whose outputs that cannot be written are OutputUnwritable: the message names --out."""
+    try:
+        body(args, console)
+    except RunFolderWriteError as error:
+        raise OutputUnwritable(_unwritable(error.path, error)) from None
 
 
 def _failed(exit_code: int) -> int:

@@ -16,12 +16,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from aetrain.commands import exit_codes
-from aetrain.commands.companion import OutputUnwritable, writable_output_dir
+from aetrain import exit_codes
+from aetrain.commands.companion import writable_output_dir
+from aetrain.errors import AetrainError, failure
 from aetrain.run_folder import layout
-from aetrain.run_folder.checkpoints import CheckpointRefused
-from aetrain.run_folder.lock import RunFolderBusy, hold_run_folder
-from aetrain.run_folder.trained_run import RunPathError, locate_trained_run
+from aetrain.run_folder.lock import hold_run_folder
+from aetrain.run_folder.trained_run import locate_trained_run
 
 EXPORT_FOLDER = layout.EXPORT
 
@@ -70,16 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         export(args, console)
-    except (RunPathError, CheckpointRefused) as error:
-        console.print(Panel(str(error), title="aetrain: cannot do that", border_style="red"))
-        return exit_codes.CONFIG
-    except (
-        OutputUnwritable,
-        RunFolderBusy,
-        OSError,
-    ) as error:  # OSError: a write that failed midway (e.g. a full disk)
-        console.print(Panel(str(error), title="aetrain: cannot write the exports", border_style="red"))
-        return exit_codes.OUTPUT
+    except (AetrainError, OSError) as error:  # OSError: a write that failed midway (e.g. a full disk)
+        message, exit_code = failure(error)
+        title = "cannot write the exports" if exit_code == exit_codes.OUTPUT else "cannot do that"
+        console.print(Panel(message, title=f"aetrain: {title}", border_style="red"))
+        return exit_code
     return exit_codes.OK
 
 

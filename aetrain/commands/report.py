@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -33,12 +32,12 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 from rich import box
-from rich.console import Console, Group
-from rich.markup import escape
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from aetrain.commands import exit_codes
+from aetrain import exit_codes
+from aetrain.errors import AetrainError, failure
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.run_folder.lock import is_locked
@@ -80,12 +79,16 @@ AUTO_SORT = "auto"
 WARNING_FLAG = "(!)"
 
 
-class ReportError(Exception):
+class ReportError(AetrainError):
     """DIR cannot be reported on; the message says why and what to pass instead."""
 
+    exit_code = exit_codes.CONFIG
 
-class ReportUnwritable(Exception):
+
+class ReportUnwritable(AetrainError):
     """report.csv / report.png cannot be written; the message names the path and how to write elsewhere."""
+
+    exit_code = exit_codes.OUTPUT
 
 
 @dataclass(frozen=True)
@@ -292,13 +295,17 @@ def report_rows(runs: list[SweepRun]) -> tuple[list[str], list[dict[str, Any]]]:
         for column, _, keys in FIGURES
         if column in ALWAYS_SHOWN or any(run.figure(keys) is not None for run in runs)
     ]
-    columns = ["run", "status", *varied, *(column for column, _ in figures), "warnings", "error", "path"]
+    own = family_figures(runs)
+    columns = ["run", "status", *varied, *(column for column, _ in figures), "loss_terms", *own]
+    columns += ["warnings", "error", "path"]
     rows = [
         {
             "run": run.name,
             "status": run.status,
             **{key: run.overrides.get(key, "") for key in varied},
             **{column: _plain(run.figure(keys)) for column, keys in figures},
+            "loss_terms": run.validation_loss_terms() if run.metrics else "",
+            **{column: _plain(run.figure(("test", column.removeprefix("test_")))) for column in own},
             "warnings": "; ".join(run.warnings),
             "error": run.reason,
             "path": str(run.path),
@@ -306,6 +313,22 @@ def report_rows(runs: list[SweepRun]) -> tuple[list[str], list[dict[str, Any]]]:
         for run in runs
     ]
     return columns, rows
+
+
+def family_figures(runs: list[SweepRun]) -> list[str]:
+    """CSV columns (``test_NAME``) for the numbers a run's family adds to its test figures (a VQ-VAE's
+    codebook perplexity, a WAE's MMD), beyond the figures every report shows."""
+    shown = {keys[1] for _, _, keys in FIGURES if keys[0] == "test"} | {"images", "mean_image_mse"}
+    found: dict[str, None] = {}
+    for run in runs:
+        test = run.metrics.get("test")
+        if isinstance(test, dict):
+            found.update(
+                (f"test_{key}", None)
+                for key, value in test.items()
+                if key not in shown and isinstance(value, (int, float)) and not isinstance(value, bool)
+            )
+    return list(found)
 
 
 def _plain(value: Any) -> Any:
@@ -415,97 +438,69 @@ def _override_headings(varied: list[str]) -> dict[str, str]:
 
 # Figure columns in the order they give way when the terminal is narrow (all stay in report.csv).
 OPTIONAL_FIGURES = ("seconds", "mean_activation", "near_zero_fraction", "epochs", "latent_loss")
-OVERRIDES_MIN_WIDTH = 16
-# A box.SIMPLE_HEAD table: one space at each edge, three between two columns (padding, rule, padding).
-EDGES, GAP = 2, 3
-
-
-@dataclass
-class TableLayout:
-    """What :func:`rich_table` shows at one width."""
-
-    merged_overrides: bool  # the varied overrides as one wrapped column instead of one column each
-    figures: list[str]
-    left_out: list[str]  # figure headings that did not fit
-    as_list: bool = False  # not even the essentials fit as a table: one block per run
+OVERRIDES_MIN_WIDTH = 16  # the wrapped overrides column at its narrowest, before figures give way
 
 
 def rich_table(
-    columns: list[str], rows: list[dict[str, Any]], width: int = 10_000
-) -> tuple[Any, TableLayout]:
-    """The table fitted to ``width``; the run number, status, best validation loss and test MSE stay.
+    columns: list[str], rows: list[dict[str, Any]], console: Console
+) -> tuple[RenderableType, list[str]]:
+    """The table fitted to ``console`` by rich, and the headings of the figures left out.
 
-    The overrides give way first (one wrapped column, one key=value a line), then the optional
-    figures (the layout names them), and below the narrowest table one block of lines per run.
+    The run number, status, best validation loss and test MSE never wrap nor are cut. When the table
+    does not fit on one line a run, the overrides become one wrapped column (one key=value a line),
+    the only one rich may narrow; then the optional figures give way, and below the narrowest table
+    each run is a block of lines.
     """
     headings = {column: heading for column, heading, _ in FIGURES} | {"run": "run", "status": "status"}
     varied = [c for c in columns if c not in headings and c not in ("warnings", "error", "path")]
     headings |= _override_headings(varied)
     figures = [c for c in columns if c in headings and c not in ("run", "status", *varied)]
-    cells = {column: [_cell(column, row) for row in rows] for column in ["run", "status", *varied, *figures]}
-    widest = {c: max([Text.from_markup(v).cell_len for v in cells[c]] + [1]) for c in cells}
+    cells = [{column: _cell(column, row) for column in ("run", "status", *varied, *figures)} for row in rows]
 
-    def width_of(column: str, stacked_heading: bool) -> int:
-        heading = headings[column].split() if stacked_heading else [headings[column]]
-        return max(widest[column], *map(len, heading))
-
-    def table_width(shown_figures: list[str], merged: bool) -> int:
-        widths = [width_of("run", False), width_of("status", False)]
-        widths += [OVERRIDES_MIN_WIDTH] if merged and varied else [width_of(c, False) for c in varied]
-        widths += [width_of(c, merged) for c in shown_figures]
-        return sum(widths) + GAP * (len(widths) - 1) + EDGES
-
-    layout = TableLayout(merged_overrides=False, figures=list(figures), left_out=[])
-    if table_width(figures, merged=False) > width:
-        layout.merged_overrides = True
-        for optional in OPTIONAL_FIGURES:
-            if table_width(layout.figures, merged=True) <= width:
-                break
-            if optional in layout.figures:
-                layout.figures.remove(optional)
-        layout.as_list = table_width(layout.figures, merged=True) > width
-    layout.left_out = [headings[c] for c in figures if c not in layout.figures]
-    if layout.as_list:
-        return _run_blocks(rows, cells, headings, varied, figures), dataclasses.replace(layout, left_out=[])
-
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("run", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    if layout.merged_overrides and varied:
-        table.add_column("overrides", overflow="fold", min_width=OVERRIDES_MIN_WIDTH)
-    elif not layout.merged_overrides:
-        for column in varied:
+    def table(shown: list[str], merged: bool, overrides_width: int | None = None) -> Table:
+        table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("run", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        if merged and varied:
+            table.add_column(
+                "overrides", overflow="fold", min_width=OVERRIDES_MIN_WIDTH, max_width=overrides_width
+            )
+        for column in [] if merged else varied:
             table.add_column(headings[column], no_wrap=True)
-    for column in layout.figures:
-        heading = "\n".join(headings[column].split()) if layout.merged_overrides else headings[column]
-        table.add_column(heading, justify="right", no_wrap=True)
-    for index in range(len(rows)):
-        line = [cells["run"][index], cells["status"][index]]
-        if layout.merged_overrides and varied:
-            line.append("\n".join(f"{headings[c]}={cells[c][index]}" for c in varied if cells[c][index]))
-        elif not layout.merged_overrides:
-            line += [cells[c][index] for c in varied]
-        line += [cells[c][index] for c in layout.figures]
-        table.add_row(*line)
-    return table, layout
+        for column in shown:
+            heading = "\n".join(headings[column].split()) if merged else headings[column]
+            table.add_column(heading, justify="right", no_wrap=True)
+        for row in cells:
+            overrides = "\n".join(f"{headings[c]}={row[c]}" for c in varied if row[c])
+            by_key = [Text(overrides)] if varied else []
+            line = [row["run"], row["status"], *(by_key if merged else [row[c] for c in varied])]
+            table.add_row(*line, *(row[c] for c in shown))
+        return table
+
+    def fits(table: Table) -> bool:  # its width with no column narrowed, as rich measures it
+        unbounded = console.options.update_width(sys.maxsize)
+        return console.measure(table, options=unbounded).maximum <= console.width
+
+    if fits(whole := table(figures, merged=False)):
+        return whole, []
+    optional = [c for c in OPTIONAL_FIGURES if c in figures]
+    for given_way in range(len(optional) + 1):
+        shown = [c for c in figures if c not in optional[:given_way]]
+        if fits(table(shown, merged=True, overrides_width=OVERRIDES_MIN_WIDTH)):
+            return table(shown, merged=True), [headings[c] for c in figures if c not in shown]
+    blocks = []  # per run: its number and status, then one figure or override a line
+    for row in cells:
+        blocks.append(Text.assemble((f"run {row['run']}", "bold"), "  ", row["status"]))
+        blocks += [Text(f"  {headings[c]}: {row[c]}") for c in figures if row[c]]
+        blocks += [Text(f"  {headings[c]}={row[c]}") for c in varied if row[c]]
+    return Group(*blocks), []
 
 
-def _cell(column: str, row: dict[str, Any]) -> str:
-    if column == "status":
-        flag = f" [bold yellow]{WARNING_FLAG}[/]" if row.get("warnings") else ""
-        return f"[{STATUS_STYLES.get(row[column], 'dim')}]{escape(str(row[column]))}[/]{flag}"
-    return escape(_short(row[column], 3))
-
-
-def _run_blocks(rows, cells, headings, varied, figures) -> Group:
-    """Below the narrowest table: per run, its number and status, then one figure or override a line."""
-    blocks = []
-    for index in range(len(rows)):
-        lines = [f"[bold]run {cells['run'][index]}[/bold]  {cells['status'][index]}"]
-        lines += [f"  {headings[c]}: {cells[c][index]}" for c in figures if cells[c][index]]
-        lines += [f"  {headings[c]}={cells[c][index]}" for c in varied if cells[c][index]]
-        blocks.append(Text.from_markup("\n".join(lines), overflow="fold"))
-    return Group(*blocks)
+def _cell(column: str, row: dict[str, Any]) -> Text:
+    if column != "status":
+        return Text(_short(row[column], 3))
+    flag = [" ", (WARNING_FLAG, "bold yellow")] if row.get("warnings") else []
+    return Text.assemble((str(row["status"]), STATUS_STYLES.get(row["status"], "dim")), *flag)
 
 
 def optuna_result(sweep_dir: Path) -> dict[str, Any] | None:
@@ -550,10 +545,10 @@ def report(
         f"{SORT_KEYS[sort_key]}, lowest first ({how}); the others last, with why"
     )
     console.print(Text(title, style="bold"))
-    table, layout = rich_table(columns, rows, console.width)
+    table, left_out = rich_table(columns, rows, console)
     console.print(table)
-    if layout.left_out:
-        console.print(f"(left out at this width, all in report.csv: {', '.join(layout.left_out)})")
+    if left_out:
+        console.print(f"(left out at this width, all in report.csv: {', '.join(left_out)})")
     for row in rows:
         if row["error"]:
             console.print(Text.assemble((f"run {row['run']}", "bold"), f" ({row['status']}): {row['error']}"))
@@ -685,12 +680,10 @@ def main(argv: list[str] | None = None) -> None:
     errors = Console(stderr=True)
     try:
         report(args.dir, console, args.picture_runs, args.sort, args.out)
-    except ReportError as error:
-        errors.print(f"[bold red]aetrain-report:[/bold red] {error}")
-        sys.exit(exit_codes.CONFIG)
-    except ReportUnwritable as error:
-        errors.print(f"[bold red]aetrain-report:[/bold red] {error}")
-        sys.exit(exit_codes.OUTPUT)
+    except AetrainError as error:
+        message, exit_code = failure(error)
+        errors.print(f"[bold red]aetrain-report:[/bold red] {message}")
+        sys.exit(exit_code)
 
 
 if __name__ == "__main__":

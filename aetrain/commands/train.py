@@ -38,10 +38,10 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
-from aetrain.commands import exit_codes
+from aetrain import exit_codes
 from aetrain.config import ConfigError, RunConfig, TrainerConfig, unresolved_value, validate
+from aetrain.errors import AetrainError, failure
 from aetrain.run_folder.claim import (
-    RunFolderTaken,
     RunFolderUnwritable,
     check_writable,
     claim_unique_dir,
@@ -51,10 +51,16 @@ from aetrain.run_folder.claim import (
     resolve_user_path,
     run_dir_or_resumed,
 )
-from aetrain.run_folder.lock import RunFolderBusy, RunFolderLock, hold_run_folder, refuse_if_busy
-from aetrain.sweeps.record import read_stop_request, record_job_failure, request_stop
+from aetrain.run_folder.lock import (
+    RunFolderBusy,
+    hold_run_folder,
+    lock_until_exit,
+    refuse_if_busy,
+    release_run_folder,
+)
+from aetrain.sweeps.record import record_job_failure
 from aetrain.training.runtime import available_cores, threads_per_job
-from aetrain.training.stop_request import StopRequest
+from aetrain.training.stop_request import AbortNow, StopRequest, read_stop_request, request_stop
 
 log = logging.getLogger("aetrain")
 
@@ -85,28 +91,12 @@ FAILURE_STATUS = {
 }
 
 
-class RunFailed(Exception):
-    """A run that cannot go on, with the exit code it should end the process with."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class RunInterrupted(RunFailed):
+class RunInterrupted(Exception):
     """Training stopped on a signal; the sweep, if any, stops too. ``resume`` continues it."""
 
     def __init__(self, message: str, exit_code: int, resume: str | None) -> None:
-        super().__init__(message, exit_code)
-        self.resume = resume
-
-
-class AbortNow(BaseException):
-    """A second Ctrl-C / SIGTERM: leave at once (files on disk are whole: every write is atomic)."""
-
-    def __init__(self, exit_code: int) -> None:
-        super().__init__(exit_code)
-        self.exit_code = exit_code
+        super().__init__(message)
+        self.exit_code, self.resume = exit_code, resume
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
@@ -146,12 +136,13 @@ def _main(cfg: DictConfig, output_dir: Path, console: Console, in_sweep: bool, s
             log.info(f"resume with: {interruption.resume}")
         if not in_sweep:
             sys.exit(interruption.exit_code)
-    except RunFailed as failure:
-        console.print(Panel(str(failure), title="aetrain: run failed", border_style="red"))
-        log.error(str(failure))
+    except AetrainError as error:
+        message, exit_code = failure(error)
+        console.print(Panel(message, title="aetrain: run failed", border_style="red"))
+        log.error(message)
         if not in_sweep:
-            sys.exit(failure.exit_code)
-        _record_failed_job(output_dir, FAILURE_STATUS[failure.exit_code], str(failure))
+            sys.exit(exit_code)
+        _record_failed_job(output_dir, FAILURE_STATUS.get(exit_code, "failed"), message)
     except Exception as error:
         if not in_sweep:
             raise
@@ -170,10 +161,7 @@ def _record_failed_job(output_dir: Path, status: str, message: str) -> None:
 def _train(
     cfg: DictConfig, output_dir: Path, console: Console, in_sweep: bool, stop: StopRequest | None = None
 ) -> float:
-    try:
-        run_cfg = validate(cfg)
-    except ConfigError as error:
-        raise RunFailed(str(error), exit_codes.CONFIG) from None
+    run_cfg = validate(cfg)
     if in_sweep:
         run_cfg.trainer = _share_cores(run_cfg.trainer, HydraConfig.get().launcher)
     console.print(
@@ -184,21 +172,10 @@ def _train(
         )
     )
 
-    from aetrain.data import DataError
-    from aetrain.run_folder.atomic_files import RunFolderWriteError
-    from aetrain.run_folder.checkpoints import CheckpointRefused
-    from aetrain.training.loop import TrainingDiverged, TrainingInterrupted, run
+    from aetrain.training.loop import TrainingInterrupted, run
 
-    try:
+    try:  # any other AetrainError ends the run with its own exit code (_main)
         return run(run_cfg, output_dir, console, stop)
-    except (ConfigError, CheckpointRefused) as error:  # trainer.resume: the folder, its config, its files
-        raise RunFailed(str(error), exit_codes.CONFIG) from None
-    except DataError as error:
-        raise RunFailed(str(error), exit_codes.DATA) from None
-    except TrainingDiverged as error:
-        raise RunFailed(str(error), exit_codes.DIVERGED) from None
-    except RunFolderWriteError as error:
-        raise RunFailed(str(error), exit_codes.OUTPUT) from None
     except TrainingInterrupted as error:
         resume = resume_command(output_dir) if error.epochs_completed else None
         raise RunInterrupted(str(error), error.exit_code, resume) from None
@@ -288,14 +265,11 @@ class RunFolderCheck(Callback):
             else:
                 refuse_if_holds_run(run_dir)
             check_writable(run_dir)
-            _run_folder_lock.append(RunFolderLock(run_dir))
-            _run_folder_lock[-1].acquire()
+            lock_until_exit(run_dir)
             if not run_cfg.trainer.resume:  # a run that finished between the first look and the lock
                 refuse_if_holds_run(run_dir)
-        except (ConfigError, RunFolderTaken) as error:
-            _exit_before_run(str(error), exit_codes.CONFIG)
-        except (RunFolderUnwritable, RunFolderBusy) as error:
-            _exit_before_run(str(error), exit_codes.OUTPUT)
+        except AetrainError as error:
+            _exit_before_run(*failure(error))
         if str(config.hydra.run.dir) != str(run_dir):
             with read_write(config.hydra.run):  # Hydra writes where the checks looked: `~` expanded
                 config.hydra.run.dir = str(run_dir)
@@ -304,7 +278,7 @@ class RunFolderCheck(Callback):
         release_run_folder()
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from aetrain.sweeps.control import SweepRefused, check_sweep_folder, check_sweep_settings
+        from aetrain.sweeps.control import check_sweep_folder, check_sweep_settings
 
         sweep_dir = resolve_user_path(str(_folder_path(config, "hydra.sweep.dir")))  # exit 2 if unresolved
         resume = config.get("resume_sweep") is True
@@ -313,22 +287,10 @@ class RunFolderCheck(Callback):
             refuse_if_busy(sweep_dir)
             check_sweep_folder(sweep_dir, resume)
             check_writable(sweep_dir, "hydra.sweep.dir")
-            _run_folder_lock.append(RunFolderLock(sweep_dir))  # the sweep's: one process writes sweep.json
-            _run_folder_lock[-1].acquire()
+            lock_until_exit(sweep_dir)  # the sweep's: one process writes sweep.json
             check_sweep_folder(sweep_dir, resume)  # a sweep that started between the first look and the lock
-        except (SweepRefused, ConfigError) as refusal:
-            _exit_before_run(str(refusal), exit_codes.CONFIG)
-        except (RunFolderUnwritable, RunFolderBusy) as error:
-            _exit_before_run(str(error), exit_codes.OUTPUT)
-
-
-# The lock on this process's run folder, taken by RunFolderCheck and held until the process ends.
-_run_folder_lock: list[RunFolderLock] = []
-
-
-def release_run_folder(leave_no_trace: bool = False) -> None:
-    while _run_folder_lock:
-        _run_folder_lock.pop().release(leave_no_trace)
+        except AetrainError as error:
+            _exit_before_run(*failure(error))
 
 
 def _folder_path(config: DictConfig, key: str) -> Path:
@@ -338,7 +300,7 @@ def _folder_path(config: DictConfig, key: str) -> Path:
     except OmegaConfBaseException as error:
         raw = unresolved_value(config, key)
         why = str(error).strip().splitlines()[0]
-        _exit_before_run(str(ConfigError(key, raw, "a folder path that resolves", why)), exit_codes.CONFIG)
+        _exit_before_run(*failure(ConfigError(key, raw, "a folder path that resolves", why)))
         raise  # unreachable: _exit_before_run exits
 
 

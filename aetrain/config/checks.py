@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from aetrain import exit_codes
+from aetrain.errors import AetrainError
+
 ACTIVATIONS = ("relu", "selu", "elu", "gelu", "tanh", "sigmoid", "swish", "leaky_relu", "linear")
 OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
 
@@ -20,8 +23,10 @@ MAX_UNITS = 2**16
 MAX_LAYERS = 64
 
 
-class ConfigError(ValueError):
+class ConfigError(AetrainError, ValueError):
     """A config value aetrain refuses; the message is one paragraph a user can act on."""
+
+    exit_code = exit_codes.CONFIG
 
     def __init__(self, key: str, value: Any, allowed: str, why: str = "") -> None:
         self.key, self.value, self.allowed = key, value, allowed

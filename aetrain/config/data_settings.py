@@ -1,6 +1,6 @@
 """The settings of a data set (conf/data/NAME.yaml) and their checks. Each data set is declared in
-aetrain.data.specs with one of these schemas beside its spec (shape, classes, reader); a data set from
-outside aetrain uses one of them, or subclasses :class:`Data`.
+aetrain.data.specs with one of these schemas beside its spec (aetrain.config.data_spec: shape,
+classes, reader); a data set from outside aetrain uses one of them, or subclasses :class:`Data`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aetrain.config.checks import MAX_COUNT, MAX_SEED, are_layer_sizes, is_count, require
+from aetrain.config.data_spec import spec_for
 
 if TYPE_CHECKING:
     from aetrain.config.schema import RunConfig
@@ -43,8 +44,6 @@ class DataConfig(Data):
     test_limit: int | None = None
 
     def check(self, run: RunConfig) -> None:
-        from aetrain.data.specs import spec_for
-
         require(
             is_split_size(self.val_size),
             "data.val_size",

@@ -63,7 +63,7 @@ class Option:
     noise ``(Noise, seed) -> Layer | None``; a sparsity ``(Sparsity) -> list[Layer]``; an optimizer
     ``(**kwargs) -> Optimizer``; a schedule ``(TrainerConfig, total_steps, warmup_steps) -> rate``; a
     strategy ``() -> tf.distribute.Strategy``. For a data set it is the ``DataSpec`` (shape, classes,
-    reader) of aetrain.data.specs.
+    reader) of aetrain.config.data_spec.
 
     ``family`` (variants only): the aetrain.models.family.Family that says how the variant trains,
     evaluates, samples and exports, or a ``"module:attribute"`` reference to it; None: a plain
@@ -243,16 +243,7 @@ def check_outside_builder(found: Option, key: str) -> None:
             allowed,
             f"{found.declared_in} declares the {found.kind} {found.name!r} without a builder.",
         )
-    if found.kind == "data":
-        from aetrain.data.specs import DataSpec
-
-        if not (isinstance(found.build, DataSpec) and callable(found.build.read)):
-            raise ConfigError(
-                key,
-                found.declared_in,
-                "a module that declares the data set with `build=DataSpec(..., read=...)`",
-                f"The data set {found.name!r} is declared with {found.build!r}.",
-            )
+    if found.kind == "data":  # its builder is its DataSpec (aetrain.config.data_spec checks it)
         return
     try:
         builder = found.builder()

@@ -11,6 +11,7 @@ import starts.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, Omega
 from aetrain.config import registry
 from aetrain.config.checks import MAX_SEED, MAX_UNITS, ConfigError, is_count, require
 from aetrain.config.data_settings import Data
+from aetrain.config.data_spec import check_declared_spec
+from aetrain.config.logger_settings import LoggerSettings
 from aetrain.config.regularizers import Noise, Sparsity
 from aetrain.config.trainer import TrainerConfig
 from aetrain.config.variants import Variant
@@ -41,7 +44,7 @@ class RunConfig:
     trainer: TrainerConfig
     latent_size: int = 30
     seed: int = 42
-    logger: dict[str, Any] = field(default_factory=dict)  # name -> aetrain.training.loggers.Logger
+    logger: dict[str, LoggerSettings] = field(default_factory=dict)  # aetrain.training.loggers.Logger
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, stored in metrics.json and inside every checkpoint. An option declared
@@ -135,10 +138,54 @@ def _refuse_retired_keys(cfg: DictConfig) -> None:
         )
 
 
-def _loggers(node: Any) -> dict[str, Any]:
-    from aetrain.training.loggers import typed_loggers  # it reads this module's _typed
+def _loggers(node: Any) -> dict[str, LoggerSettings]:
+    """The ``logger`` node as typed, checked loggers by name, each class found by its ``_target_``."""
+    if node is None:  # logger=[]
+        return {}
+    if not isinstance(node, DictConfig):
+        raise ConfigError("logger", node, "a list of loggers from conf/logger/, e.g. `logger=[csv,mlflow]`")
+    loggers = {}
+    for name, settings in node.items():
+        key = f"logger.{name}"
+        target = settings.get("_target_") if isinstance(settings, DictConfig) else None
+        if not isinstance(target, str):
+            raise ConfigError(key, settings, "a logger's settings with the `_target_` of its class")
+        logger_class = _logger_class(f"{key}._target_", target)
+        _check_installed(str(name), logger_class)
+        plain = OmegaConf.masked_copy(settings, [k for k in settings if k != "_target_"])
+        loggers[str(name)] = _typed(plain, logger_class, key)
+        loggers[str(name)].check(key)
+    return loggers
 
-    return typed_loggers(node)
+
+def _logger_class(key: str, target: str) -> type[LoggerSettings]:
+    module_name, _, class_name = target.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        found = None
+    if not (
+        isinstance(found, type) and issubclass(found, LoggerSettings) and dataclasses.is_dataclass(found)
+    ):
+        raise ConfigError(
+            key, target, "the import path of a dataclass derived from aetrain.training.loggers.Logger"
+        )
+    return found
+
+
+def _check_installed(name: str, logger_class: type[LoggerSettings]) -> None:
+    if logger_class.requires is None:
+        return
+    module, extra = logger_class.requires
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            "logger",
+            name,
+            f"a logger whose package is installed: `pip install 'aetrain[{extra}]'` installs {module}",
+            f"The {name} logger needs the package {module}, which is not installed here.",
+        ) from None
 
 
 def _refuse_interpolations(tree: Any, prefix: str = "") -> None:
@@ -230,6 +277,8 @@ def _check_outside_declaration(found: registry.Option, group: str) -> None:
             "cannot check it.",
         )
     registry.check_outside_builder(found, key)
+    if group == "data":
+        check_declared_spec(found, key)
 
 
 def _typed(node: Any, schema: type, group: str) -> Any:

@@ -19,6 +19,7 @@ from aetrain.config.checks import (
     is_finite_at_least,
     require,
 )
+from aetrain.config.data_spec import spec_for
 from aetrain.config.registry import declare
 
 if TYPE_CHECKING:
@@ -117,8 +118,6 @@ class ConvVariant(Variant):
 
     def _check_fits_images(self, run: RunConfig) -> None:
         """A conv encoder halves each side once per stage: the image must keep at least 1x1."""
-        from aetrain.data.specs import spec_for
-
         spec = spec_for(run.data)
         stages = len(self.encoder_filters)
         require(

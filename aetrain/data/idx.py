@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from aetrain.config.data_spec import DataSpec, data_spec
 from aetrain.data.raw import DataError, RawData
 
 FILES = {
@@ -359,9 +360,7 @@ def load_raw(
     return arrays
 
 
-def _default_spec() -> Any:
-    from aetrain.data.specs import data_spec
-
+def _default_spec() -> DataSpec:
     return data_spec("fashion_mnist")
 
 
@@ -542,7 +541,7 @@ def _write_cache(cache_file: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def idx_reader(source: IdxSource) -> Callable[[Any, Any, bool], RawData]:
-    """The reader of one IDX data set, as a :class:`~aetrain.data.specs.DataSpec` holds it."""
+    """The reader of one IDX data set, as a :class:`~aetrain.config.data_spec.DataSpec` holds it."""
 
     def read(data_cfg: Any, spec: Any, download: bool) -> RawData:
         place = find_data_dir(getattr(data_cfg, "dir", None), download=download, source=source)

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from aetrain import exit_codes
+from aetrain.errors import AetrainError
 
-class DataError(Exception):
-    """The data cannot be used; the message names the path, the problem and the fix (exit 3)."""
+
+class DataError(AetrainError):
+    """The data cannot be used; the message names the path, the problem and the fix."""
+
+    exit_code = exit_codes.DATA
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from aetrain.config.data_spec import DataSpec, spec_for
 from aetrain.data.raw import DataError, RawData
-from aetrain.data.specs import DataSpec, spec_for
 
 
 @dataclass(frozen=True)

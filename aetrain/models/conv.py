@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 
 from aetrain.config import RunConfig
-from aetrain.data.specs import spec_for
+from aetrain.config.data_spec import spec_for
 from aetrain.models.dense import OUTPUT_DTYPE
 from aetrain.models.noise import build_noise_layer
 from aetrain.models.sparsity import build_sparsity_layers, coding_activation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from aetrain.config import RunConfig
-from aetrain.data.specs import spec_for
+from aetrain.config.data_spec import spec_for
 from aetrain.models.conv import build_conv_decoder, build_conv_stages
 from aetrain.models.vae import assemble_vae, build_gaussian_codings
 

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from aetrain.config import RunConfig
-from aetrain.data.specs import spec_for
+from aetrain.config.data_spec import spec_for
 from aetrain.models.noise import build_noise_layer
 from aetrain.models.sparsity import build_sparsity_layers, coding_activation
 

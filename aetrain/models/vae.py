@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from aetrain.config import RunConfig
-from aetrain.data.specs import spec_for
+from aetrain.config.data_spec import spec_for
 from aetrain.models.dense import build_dense_decoder
 from aetrain.models.noise import build_noise_layer
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aetrain.data.specs import spec_for
+from aetrain.config.data_spec import spec_for
 from aetrain.models import vae_health
 from aetrain.models.family import Family
 

@@ -12,14 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from aetrain import exit_codes
+from aetrain.errors import AetrainError
 from aetrain.run_folder.claim import unwritable_message
 
 
-class RunFolderWriteError(OSError):
+class RunFolderWriteError(AetrainError, OSError):
     """A file of the run folder could not be written (full disk, permissions); nothing partial is left.
 
     The message names the file and the fix; ``errno`` is the underlying error's.
     """
+
+    exit_code = exit_codes.OUTPUT
 
     def __init__(self, path: Path, cause: OSError) -> None:
         super().__init__(cause.errno, cause.strerror or str(cause), str(path))

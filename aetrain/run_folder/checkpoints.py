@@ -20,6 +20,8 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aetrain import exit_codes
+from aetrain.errors import AetrainError
 from aetrain.run_folder.atomic_files import atomic_path
 
 __all__ = [
@@ -53,8 +55,10 @@ FIX = (
 )
 
 
-class CheckpointRefused(Exception):
+class CheckpointRefused(AetrainError):
     """A checkpoint aetrain will not load: damaged, foreign, or not the model its config describes."""
+
+    exit_code = exit_codes.CONFIG
 
     def __init__(self, path: Path, problem: str, fix: str = FIX) -> None:
         self.path, self.problem = Path(path), problem

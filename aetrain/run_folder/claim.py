@@ -23,6 +23,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from aetrain import exit_codes
+from aetrain.errors import AetrainError
 from aetrain.run_folder import layout
 
 # Hydra looks the run folder up more than once per run: each lookup must get the same folder.
@@ -34,12 +36,16 @@ _created: list[Path] = []
 RUN_MARKERS = layout.RUN_MARKERS
 
 
-class RunFolderUnwritable(Exception):
+class RunFolderUnwritable(AetrainError):
     """The run folder cannot be created or written; the message names it and the fix."""
 
+    exit_code = exit_codes.OUTPUT
 
-class RunFolderTaken(Exception):
+
+class RunFolderTaken(AetrainError):
     """The folder named for a new run already holds a run; the message names it and the two ways on."""
+
+    exit_code = exit_codes.CONFIG
 
 
 def resolve_user_path(path: str | Path) -> Path:

@@ -29,6 +29,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from aetrain import exit_codes
+from aetrain.errors import AetrainError
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.run_folder.claim import RunFolderUnwritable
@@ -39,8 +41,10 @@ HOLDER_NAME = layout.LOCK_HOLDER
 HOLDER_WAIT_SECONDS = 1.0
 
 
-class RunFolderBusy(Exception):
+class RunFolderBusy(AetrainError):
     """Another process holds the folder's lock; the message names the folder and that process."""
+
+    exit_code = exit_codes.OUTPUT
 
     def __init__(self, folder: Path, holder: dict[str, Any] | None) -> None:
         self.folder, self.holder = folder, holder
@@ -108,6 +112,25 @@ def hold_run_folder(folder: Path) -> Iterator[RunFolderLock]:
         raise
     finally:
         lock.release()
+
+
+# The locks this process holds until it ends: the run folder (or the sweep folder) ``aetrain`` locks
+# before Hydra writes into it.
+_held_until_exit: list[RunFolderLock] = []
+
+
+def lock_until_exit(folder: Path) -> None:
+    """Take ``folder``'s lock for the rest of the process (RunFolderBusy or RunFolderUnwritable as
+    :meth:`RunFolderLock.acquire`); :func:`release_run_folder` gives it back sooner."""
+    _held_until_exit.append(RunFolderLock(folder))
+    _held_until_exit[-1].acquire()
+
+
+def release_run_folder(leave_no_trace: bool = False) -> None:
+    """Give back every lock :func:`lock_until_exit` took (``leave_no_trace``: a refused process, see
+    :meth:`RunFolderLock.release`)."""
+    while _held_until_exit:
+        _held_until_exit.pop().release(leave_no_trace)
 
 
 def refuse_if_busy(folder: Path) -> None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aetrain import exit_codes
 from aetrain.config import ConfigError, RunConfig
+from aetrain.errors import AetrainError
 from aetrain.run_folder import layout
 from aetrain.run_folder.checkpoints import check_checkpoint_whole, read_metadata
 
@@ -24,8 +26,10 @@ PATH_HINT = (
 )
 
 
-class RunPathError(Exception):
+class RunPathError(AetrainError):
     """The path given is not a usable run folder or checkpoint; the message says why and what to pass."""
+
+    exit_code = exit_codes.CONFIG
 
 
 @dataclass(frozen=True)

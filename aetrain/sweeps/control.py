@@ -38,22 +38,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.panel import Panel
 
-from aetrain.commands import exit_codes
+from aetrain import exit_codes
 from aetrain.config import ConfigError
+from aetrain.errors import AetrainError
 from aetrain.run_folder import layout
 from aetrain.run_folder.claim import holds_run
 from aetrain.run_folder.lock import busy_message, is_locked, read_holder, this_process
-from aetrain.sweeps.record import (
-    FINISHED,
-    SweepJob,
-    SweepRecord,
-    clear_stop_request,
-    job_outcome,
-    read_stop_request,
-    record_job_failure,
-    request_stop,
-    signal_number,
-)
+from aetrain.sweeps.record import FINISHED, SweepJob, SweepRecord, job_outcome, record_job_failure
+from aetrain.training.stop_request import clear_stop_request, read_stop_request, request_stop, signal_number
 
 log = logging.getLogger("aetrain")
 
@@ -71,8 +63,10 @@ class SweepStopped(BaseException):
         self.exit_code = exit_code
 
 
-class SweepRefused(Exception):
+class SweepRefused(AetrainError):
     """A sweep folder that this command may not write into; the message says why and what to do."""
+
+    exit_code = exit_codes.CONFIG
 
 
 # --- the sweep folder, checked before Hydra writes into it ----------------------------------------
@@ -424,7 +418,7 @@ class SequentialLauncher(BasicLauncher):
                         job_subdir_key="hydra.sweep.subdir",
                     )
                 )
-            finally:  # also when a second signal aborts the job (cli.AbortNow)
+            finally:  # also when a second signal aborts the job (stop_request.AbortNow)
                 control.ended(job.record)
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         control.end_of_launch()

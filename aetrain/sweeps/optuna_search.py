@@ -38,7 +38,8 @@ from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 from optuna.trial import Trial, TrialState
 
-from aetrain.commands import exit_codes
+from aetrain import exit_codes
+from aetrain.errors import AetrainError, failure
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 
@@ -53,8 +54,10 @@ DEFAULT_SUBDIR = "${hydra.job.num}"
 TRIAL_STATES = {"completed": TrialState.COMPLETE, "diverged": TrialState.PRUNED}
 
 
-class SearchSpaceChanged(Exception):
+class SearchSpaceChanged(AetrainError):
     """The stored study was searched over other parameters or ranges than this command line's."""
+
+    exit_code = exit_codes.CONFIG
 
 
 class AetrainOptunaSearch(OptunaSweeperImpl):
@@ -87,7 +90,7 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         try:
             check_search_space(study, distributions)
         except SearchSpaceChanged as error:
-            self._refuse(str(error))
+            self._refuse(*failure(error))
         study.set_user_attr(SEARCH_SPACE_ATTR, search_space_record(distributions))
         earlier = len(study.get_trials(deepcopy=False))
         log.info(
@@ -279,8 +282,8 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         from rich.console import Console
         from rich.panel import Panel
 
-        from aetrain.commands.train import release_run_folder
         from aetrain.run_folder.claim import remove_created_folders
+        from aetrain.run_folder.lock import release_run_folder
 
         Console().print(Panel(message, title="aetrain: search refused", border_style="red"))
         release_run_folder(leave_no_trace=True)  # the sweep folder's lock, and its file if made here

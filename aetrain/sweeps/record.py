@@ -1,20 +1,15 @@
-"""A sweep's record of its jobs (``sweep.json``) and its stop request, both in the sweep folder.
+"""A sweep's record of its jobs (``sweep.json``, in the sweep folder) and what each job's folder says.
 
 The sweep's own process (the one ``aetrain -m`` started) writes ``sweep.json`` as jobs start and end;
-``aetrain-report`` reads it. Its jobs run in that process (the sequential launcher) or in others
-(parallel, submitit), so a stop reaches them through a file, :data:`STOP_REQUEST`: the sweep's
-process writes it on SIGINT / SIGTERM, and every job looks for it at each batch end (a ``stat``,
-microseconds) and before it starts. A job that receives a signal itself writes it too, so one
-signal anywhere stops the whole sweep the same way.
+``aetrain-report`` reads it. The sweep's stop request, the other file of the sweep folder, is the
+stop request's own (aetrain.training.stop_request): jobs read it between batches.
 
-No TensorFlow and no Hydra here: jobs read the stop request between batches.
+No TensorFlow and no Hydra here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +19,6 @@ from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.run_folder.lock import is_locked
 
 SWEEP_RECORD = layout.SWEEP_RECORD
-STOP_REQUEST = layout.STOP_REQUEST
 
 # What a job of a sweep can end as (sweep.json and the job's metrics.json agree).
 FINISHED = frozenset({"completed", "refused", "diverged", "failed"})
@@ -85,39 +79,6 @@ class SweepRecord:
         for job in self.jobs.values():
             counts[job.status] = counts.get(job.status, 0) + 1
         return counts
-
-
-# --- the stop request ------------------------------------------------------------------------------
-
-
-def request_stop(sweep_dir: Path, signal_number: int, abort: bool = False) -> None:
-    """Ask every job of the sweep to stop at its next batch end (``abort``: at once). The first
-    signal's name is kept, so the record says what stopped the sweep."""
-    current = read_stop_request(sweep_dir)
-    name = current["signal"] if current else signal.Signals(signal_number).name
-    with contextlib.suppress(OSError):  # the jobs' own handlers still stop them
-        write_text_atomically(sweep_dir / STOP_REQUEST, json.dumps({"signal": name, "abort": abort}))
-
-
-def read_stop_request(sweep_dir: Path) -> dict[str, Any] | None:
-    """``{"signal": "SIGTERM", "abort": False}`` once the sweep was asked to stop, else None."""
-    try:
-        raw = json.loads((sweep_dir / STOP_REQUEST).read_text())
-        return {"signal": str(raw["signal"]), "abort": bool(raw.get("abort"))}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def clear_stop_request(sweep_dir: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (sweep_dir / STOP_REQUEST).unlink()
-
-
-def signal_number(name: str | None) -> int:
-    try:
-        return int(signal.Signals[name]) if name else int(signal.SIGINT)
-    except KeyError:
-        return int(signal.SIGINT)
 
 
 # --- a job's folder --------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ def main(payload: str, result: str, parent_pid: str) -> int:
     import cloudpickle
     from hydra_plugins.hydra_joblib_launcher._core import execute_job
 
-    from aetrain.commands.train import AbortNow
     from aetrain.run_folder.atomic_files import atomic_path
+    from aetrain.training.stop_request import AbortNow
 
     arguments = cloudpickle.loads(Path(payload).read_bytes())
     try:

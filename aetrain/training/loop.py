@@ -20,7 +20,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from aetrain import exit_codes
 from aetrain.config import NoNoise, NoSparsity, RunConfig
+from aetrain.errors import AetrainError
 from aetrain.models.family import family_of
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files, write_json_atomically
@@ -43,13 +45,17 @@ log = logging.getLogger("aetrain")
 SAMPLES = 30
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(AetrainError, RuntimeError):
     """The loss became NaN or inf; the message says when and what was kept."""
 
+    exit_code = exit_codes.DIVERGED
 
-class TrainingInterrupted(RuntimeError):
+
+class TrainingInterrupted(AetrainError, RuntimeError):
     """A stop request (Ctrl-C, SIGTERM) ended training between batches; ``last.keras`` holds the last
-    whole epoch and ``metrics.json`` the history so far."""
+    whole epoch and ``metrics.json`` the history so far. ``exit_code``: 128 + the signal's number."""
+
+    exit_code = exit_codes.SIGINT
 
     def __init__(self, message: str, exit_code: int, epochs_completed: int) -> None:
         super().__init__(message)

@@ -5,23 +5,35 @@ and ``reconstructions.npz``). During training the request is only recorded: the 
 at it between batches and stops cleanly, so a Ctrl-C never interrupts a checkpoint being written.
 After training nothing can be lost (the checkpoints are complete and every file is written
 atomically), and one matplotlib call on a large grid can take tens of seconds: there the request
-raises :class:`StopNow` at once, from the signal handler, wherever the run is. A job of a sweep
-also obeys the sweep's stop request (aetrain.sweeps.record), which the sweep's process writes on a signal,
-and stops as on SIGHUP when the sweep's process on this machine died without one (kill -9).
+raises :class:`StopNow` at once, from the signal handler, wherever the run is; a second signal
+raises :class:`AbortNow`. A job of a sweep also obeys the sweep's stop request, a file in the sweep
+folder (:func:`request_stop`), which the sweep's process writes on a signal, and stops as on SIGHUP
+when the sweep's process on this machine died without one (kill -9).
+
+The sweep's jobs run in the sweep's process (the sequential launcher) or in others (parallel,
+submitit), so a stop reaches them through that file, :data:`STOP_REQUEST`: every job looks for it at
+each batch end (a ``stat``, microseconds) and before it starts. A job that receives a signal itself
+writes it too, so one signal anywhere stops the whole sweep the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from aetrain.commands import exit_codes
+from aetrain import exit_codes
+from aetrain.run_folder import layout
+from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.run_folder.lock import holder_is_gone
-from aetrain.sweeps.record import STOP_REQUEST, read_stop_request, signal_number
+
+STOP_REQUEST = layout.STOP_REQUEST
 
 TRAINING, EVALUATION, PICTURES = "training", "evaluation", "pictures"
 REDELIVER_SECONDS = 0.2  # a stop that landed inside TensorFlow is delivered again after this
@@ -36,6 +48,14 @@ class StopNow(BaseException):
     def __init__(self, phase: str) -> None:
         super().__init__(phase)
         self.phase = phase
+
+
+class AbortNow(BaseException):
+    """A second Ctrl-C / SIGTERM: leave at once (files on disk are whole: every write is atomic)."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
 
 
 class StopRequest:
@@ -156,6 +176,39 @@ class StopRequest:
     def exit_code(self) -> int:
         """128 + the signal number, as a shell reports a process ended by that signal (130, 143)."""
         return exit_codes.stopped_by(self.signal_number or signal.SIGINT)
+
+
+# --- a sweep's stop request: a file in the sweep folder -------------------------------------------
+
+
+def request_stop(sweep_dir: Path, signal_number: int, abort: bool = False) -> None:
+    """Ask every job of the sweep to stop at its next batch end (``abort``: at once). The first
+    signal's name is kept, so the record says what stopped the sweep."""
+    current = read_stop_request(sweep_dir)
+    name = current["signal"] if current else signal.Signals(signal_number).name
+    with contextlib.suppress(OSError):  # the jobs' own handlers still stop them
+        write_text_atomically(sweep_dir / STOP_REQUEST, json.dumps({"signal": name, "abort": abort}))
+
+
+def read_stop_request(sweep_dir: Path) -> dict[str, Any] | None:
+    """``{"signal": "SIGTERM", "abort": False}`` once the sweep was asked to stop, else None."""
+    try:
+        raw = json.loads((sweep_dir / STOP_REQUEST).read_text())
+        return {"signal": str(raw["signal"]), "abort": bool(raw.get("abort"))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def clear_stop_request(sweep_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (sweep_dir / STOP_REQUEST).unlink()
+
+
+def signal_number(name: str | None) -> int:
+    try:
+        return int(signal.Signals[name]) if name else int(signal.SIGINT)
+    except KeyError:
+        return int(signal.SIGINT)
 
 
 _LIBRARIES_THAT_MUST_NOT_BE_CUT = (f"{os.sep}tensorflow{os.sep}", f"{os.sep}keras{os.sep}")

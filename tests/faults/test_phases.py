@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from aetrain.commands.train import stop_on_signals
-from aetrain.sweeps.record import request_stop
-from aetrain.training.stop_request import EVALUATION, PICTURES, StopNow, StopRequest
+from aetrain.training.stop_request import EVALUATION, PICTURES, StopNow, StopRequest, request_stop
 
 from cli_runs import (
     OutputReader,

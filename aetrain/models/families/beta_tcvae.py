@@ -39,12 +39,9 @@ from typing import Any
 import numpy as np
 
 from aetrain.config.checks import require
+from aetrain.config.data_spec import spec_for
 from aetrain.config.registry import declare
 from aetrain.config.variants import VariationalVariant, check_hidden_units
-
-# aetrain.data first: importing it declares every family, and a sibling family module that imports
-# aetrain.models.variational must not find it half-initialized (as it would if this module began it).
-from aetrain.data.specs import spec_for
 from aetrain.models.variational import VariationalFamily
 
 #: N where the config does not imply it (a folder of one's own images with no data.limit): it only

@@ -173,7 +173,7 @@ def build_iwae_encoder(cfg) -> Any:
     without its latent-loss layer (the bound holds the prior's term)."""
     import keras
 
-    from aetrain.data.specs import spec_for
+    from aetrain.config.data_spec import spec_for
     from aetrain.models.noise import build_noise_layer
     from aetrain.models.vae import Sampling
 
@@ -197,7 +197,7 @@ def build_iwae(cfg) -> Any:
     decoding of the encoder's codings (sampled while training, the mean at inference)."""
     import keras
 
-    from aetrain.data.specs import spec_for
+    from aetrain.config.data_spec import spec_for
     from aetrain.models.dense import build_dense_decoder
 
     layers = keras_objects()

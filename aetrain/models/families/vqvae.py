@@ -48,7 +48,7 @@ class VQVAEVariant(Variant):
 
     def check(self, run) -> None:
         super().check(run)
-        from aetrain.data.specs import spec_for
+        from aetrain.config.data_spec import spec_for
 
         spec = spec_for(run.data)
         most_stages = max(min(spec.height, spec.width).bit_length() - 1, 1)
@@ -188,7 +188,7 @@ def build_vqvae(cfg) -> Any:
     """Conv stages -> Conv2D(latent_size, 1x1) -> VectorQuantizer | ConvT per stage -> the image."""
     import keras
 
-    from aetrain.data.specs import spec_for
+    from aetrain.config.data_spec import spec_for
     from aetrain.models.conv import KERNEL, build_conv_stages, decoder_paddings, encoder_grids
     from aetrain.models.dense import OUTPUT_DTYPE
 

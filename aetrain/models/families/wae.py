@@ -165,7 +165,7 @@ def build_wae(cfg) -> Any:
     """Flatten -> [noise] -> Dense(hidden...) -> Dense(latent_size, linear) -> MMDPenalty | the mirror."""
     import keras
 
-    from aetrain.data.specs import spec_for
+    from aetrain.config.data_spec import spec_for
     from aetrain.models.dense import build_dense_decoder
     from aetrain.models.noise import build_noise_layer
 

@@ -2,22 +2,23 @@
 
 A logger is one YAML file in ``conf/logger/`` holding one key, the logger's name, whose settings name
 their class with ``_target_``, plus (at most) one module here defining that class: a dataclass derived
-from :class:`Logger` whose fields are the YAML's settings. ``validate`` types and checks the settings
-through :func:`typed_loggers` (this module imports neither Keras nor the logger's library); training
-asks each logger for its Keras callbacks and tells it when the run ends. Several run at once:
+from :class:`Logger` whose fields are the YAML's settings. ``validate`` (aetrain.config.schema) types
+the settings and calls :meth:`Logger.check` (this module imports neither Keras nor the logger's
+library); training asks each logger for its Keras callbacks and tells it when the run ends. Several
+run at once:
 ``aetrain logger=[csv,mlflow]``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from omegaconf import DictConfig, OmegaConf
+from aetrain.config import ConfigError
+from aetrain.config.logger_settings import LoggerSettings
+from aetrain.run_folder.layout import user_path_problem
 
 log = logging.getLogger("aetrain")
 
@@ -48,82 +49,28 @@ class LoggerSession:
 
 
 @dataclass
-class Logger:
+class Logger(LoggerSettings):
     """Base class of every logger: a dataclass whose fields are the settings in its YAML file."""
 
-    #: (module, extra): a package the logger imports, and the aetrain extra that installs it.
-    requires: ClassVar[tuple[str, str] | None] = None
     #: the settings that name a file or folder in the run folder (checked at the door).
     path_settings: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, key: str) -> None:
+        """A setting that names a file stays inside the run folder and off aetrain's own files."""
+        for setting in self.path_settings:
+            value = getattr(self, setting)
+            problem = user_path_problem(value) if isinstance(value, str) else "it must be a path (a string)"
+            if problem is not None:
+                raise ConfigError(
+                    f"{key}.{setting}",
+                    value,
+                    "a relative path inside the run folder, e.g. `history.csv`",
+                    problem,
+                )
 
     def start(self, run: LoggedRun) -> LoggerSession:
         """Called before training starts (Keras and the logger's library may be imported here)."""
         raise NotImplementedError
-
-
-def typed_loggers(node: Any) -> dict[str, Logger]:
-    """The ``logger`` node of a composed config as Logger objects by name, or ConfigError."""
-    from aetrain.config.schema import ConfigError, _typed
-
-    if node is None:  # logger=[]
-        return {}
-    if not isinstance(node, DictConfig):
-        raise ConfigError("logger", node, "a list of loggers from conf/logger/, e.g. `logger=[csv,mlflow]`")
-    loggers = {}
-    for name, settings in node.items():
-        key = f"logger.{name}"
-        target = settings.get("_target_") if isinstance(settings, DictConfig) else None
-        if not isinstance(target, str):
-            raise ConfigError(key, settings, "a logger's settings with the `_target_` of its class")
-        logger_class = _logger_class(f"{key}._target_", target)
-        _check_installed(str(name), logger_class)
-        plain = OmegaConf.masked_copy(settings, [k for k in settings if k != "_target_"])
-        loggers[str(name)] = _typed(plain, logger_class, key)
-        for field in logger_class.path_settings:
-            _check_path_setting(f"{key}.{field}", getattr(loggers[str(name)], field))
-    return loggers
-
-
-def _check_path_setting(key: str, value: Any) -> None:
-    """A setting that names a file stays inside the run folder and off aetrain's own files."""
-    from aetrain.config import ConfigError
-    from aetrain.run_folder.layout import user_path_problem
-
-    problem = user_path_problem(value) if isinstance(value, str) else "it must be a path (a string)"
-    if problem is not None:
-        raise ConfigError(key, value, "a relative path inside the run folder, e.g. `history.csv`", problem)
-
-
-def _logger_class(key: str, target: str) -> type[Logger]:
-    from aetrain.config import ConfigError
-
-    module_name, _, class_name = target.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError):
-        found = None
-    if not (isinstance(found, type) and issubclass(found, Logger) and dataclasses.is_dataclass(found)):
-        raise ConfigError(
-            key, target, "the import path of a dataclass derived from aetrain.training.loggers.Logger"
-        )
-    return found
-
-
-def _check_installed(name: str, logger_class: type[Logger]) -> None:
-    from aetrain.config import ConfigError
-
-    if logger_class.requires is None:
-        return
-    module, extra = logger_class.requires
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(
-            "logger",
-            name,
-            f"a logger whose package is installed: `pip install 'aetrain[{extra}]'` installs {module}",
-            f"The {name} logger needs the package {module}, which is not installed here.",
-        ) from None
 
 
 class RunLoggers:
