@@ -26,9 +26,9 @@ from aetrain.config.variants import Variant
 from aetrain.models.family import Family
 
 BATCH = 512
-#: How much the exported encoder sharpens its code scores: a gap of 1e-4 between the nearest two
-#: entries already leaves the runner-up a weight of exp(-100).
-SHARPEN = 1e6
+#: How much the exported encoder sharpens its code scores into a one-hot choice: a gap of 1e-7
+#: between the best two scores already leaves the runner-up a weight of exp(-100).
+SHARPEN = 1e9
 MAX_CODEBOOK = 65536
 
 
@@ -96,19 +96,20 @@ def vq_loss_terms(encoded, quantized):
     return codebook_loss, commitment_loss
 
 
-def nearest_codes(vectors, codebook):
-    """The index of each vector's nearest codebook column (squared Euclidean distance).
-
-    ``vectors``: (n, D); ``codebook``: (D, K). ||v - c||^2 = ||v||^2 - 2 v.c + ||c||^2.
-    """
+def code_scores(vectors, codebook):
+    """2 v.c - ||c||^2 for each vector v (rows of ``vectors``, (n, D)) and codebook column c ((D, K)):
+    ||v - c||^2 less ||v||^2, so the largest score is the nearest entry. The exported encoder computes
+    the same numbers with a Dense layer (kernel 2C, bias -||c||^2), so both choose alike."""
     from keras import ops
 
-    distances = (
-        ops.sum(ops.square(vectors), axis=1, keepdims=True)
-        - 2.0 * ops.matmul(vectors, codebook)
-        + ops.sum(ops.square(codebook), axis=0, keepdims=True)
-    )
-    return ops.argmin(distances, axis=1)
+    return ops.matmul(vectors, 2.0 * codebook) - ops.sum(ops.square(codebook), axis=0, keepdims=True)
+
+
+def nearest_codes(vectors, codebook):
+    """The index of each vector's nearest codebook column (squared Euclidean distance)."""
+    from keras import ops
+
+    return ops.argmax(code_scores(vectors, codebook), axis=1)
 
 
 def codebook_usage(indices: np.ndarray, codebook_size: int) -> dict[str, Any]:
@@ -304,8 +305,8 @@ class VectorQuantizedFamily(Family):
 
     def export_encoder_outputs(self, encoder) -> list:
         """The quantized codings, computed by Keras's built-in layers from the same codebook C:
-        Dense scores 2 z.c - ||c||^2 (largest for the nearest entry), a softmax sharpened by
-        SHARPEN into a one-hot choice, and a bias-free Dense holding C^T that reads the entry out."""
+        Dense scores 2 z.c - ||c||^2 (code_scores), a softmax sharpened by SHARPEN into a one-hot
+        choice, and a bias-free Dense holding C^T that reads the entry out."""
         import keras
         from keras import ops
 
@@ -314,7 +315,9 @@ class VectorQuantizedFamily(Family):
         read_out = keras.layers.Dense(codebook.shape[0], use_bias=False, name="code_entries", dtype="float32")
         encoded = encoder.get_layer("codings").output
         scores.build(encoded.shape)
-        scores.set_weights([2.0 * codebook, -np.sum(np.square(codebook), axis=0)])
+        # the bias through keras.ops, as code_scores sums it: the same float32 numbers
+        bias = ops.convert_to_numpy(-ops.sum(ops.square(codebook), axis=0))
+        scores.set_weights([2.0 * codebook, bias])
         choice = keras.layers.Softmax(name="code_choice", dtype="float32")(
             keras.layers.Rescaling(SHARPEN, dtype="float32")(scores(encoded))
         )
