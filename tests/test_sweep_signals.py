@@ -190,7 +190,7 @@ def test_ctrl_c_to_the_process_group_of_a_submitit_sweep_stops_every_job(tiny_da
 
 @pytest.mark.slow
 def test_sigterm_to_one_submitit_job_stops_the_sweep_and_a_second_signal_aborts(tiny_data_dir, tmp_path):
-    sweep = Sweep(tiny_data_dir, tmp_path / "sweep", *SUBMITIT, "seed=1,2", "trainer.epochs=200")
+    sweep = Sweep(tiny_data_dir, tmp_path / "sweep", *SUBMITIT, "seed=1,2", "trainer.epochs=5000")
     sweep.wait_for_checkpoint("0")
     task = sweep.processes("submitit.core._submit")[0]
     os.kill(task, signal.SIGTERM)  # one job's own process: the whole sweep stops
