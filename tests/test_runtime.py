@@ -43,7 +43,7 @@ def test_available_cores_counts_the_cores_this_process_may_use():
 def test_seconds_since_process_start_counts_from_the_process_start():
     code = (
         "import time; time.sleep(0.6)\n"
-        "from aetrain.training.runtime import seconds_since_process_start as age; "
+        "from aetrain.run_folder.record import seconds_since_process_start as age; "
         "print(age())"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

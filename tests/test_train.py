@@ -11,9 +11,10 @@ import pytest
 from rich.console import Console
 
 from aetrain.data import load_fashion_mnist
+from aetrain.run_folder import record
 from aetrain.run_folder.checkpoints import load_checkpoint, read_metadata
+from aetrain.run_folder.record import seconds_since_process_start
 from aetrain.training import loop as train
-from aetrain.training.runtime import seconds_since_process_start
 
 
 def quiet_console() -> Console:
@@ -108,18 +109,20 @@ def test_run_saves_the_grid_reconstructions_for_the_sweep_report(trained_run, ti
 
 
 def test_record_failure_keeps_what_a_diverged_run_wrote(tmp_path):
-    train.write_metrics(tmp_path, {"status": "diverged", "epochs_completed": 1, "failure": "loss became nan"})
-    train.record_failure(tmp_path, "diverged", "Training diverged: lower the learning rate")
+    record.write_metrics(
+        tmp_path, {"status": "diverged", "epochs_completed": 1, "failure": "loss became nan"}
+    )
+    record.record_failure(tmp_path, "diverged", "Training diverged: lower the learning rate")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["epochs_completed"] == 1 and metrics["failure"] == "loss became nan"
     assert metrics["error"] == "Training diverged: lower the learning rate"
 
 
 def test_record_failure_writes_metrics_for_a_job_that_never_started(tmp_path):
-    train.record_failure(tmp_path / "job", "refused", "Invalid config: `latent_size` = 0.")
-    record = json.loads((tmp_path / "job" / "metrics.json").read_text())
-    assert record.pop("wall_seconds") > 0  # the process's age at the write
-    assert record == {
+    record.record_failure(tmp_path / "job", "refused", "Invalid config: `latent_size` = 0.")
+    written = json.loads((tmp_path / "job" / "metrics.json").read_text())
+    assert written.pop("wall_seconds") > 0  # the process's age at the write
+    assert written == {
         "status": "refused",
         "error": "Invalid config: `latent_size` = 0.",
     }

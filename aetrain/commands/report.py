@@ -41,7 +41,8 @@ from aetrain.errors import AetrainError, failure
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.run_folder.lock import is_locked
-from aetrain.sweeps.record import recorded_outcome
+from aetrain.run_folder.record import UnreadableRecord, read_metrics, recorded_outcome
+from aetrain.sweeps.record import SweepRecord
 
 PICTURE_RUNS = 20
 SWEEP_RECORD = layout.SWEEP_RECORD  # what the launchers record about a sweep: every job, run or not
@@ -187,17 +188,11 @@ def sweep_record(sweep_dir: Path) -> dict[str, Any]:
 
     A damaged record is reported as a note (``"unreadable"``) and otherwise ignored.
     """
-    path = sweep_dir / SWEEP_RECORD
-    if not path.is_file():
-        return {}
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(record, dict) or not isinstance(record.get("jobs", []), list):
-            raise ValueError("not a JSON object with a list of jobs")
-    except (OSError, ValueError) as error:
-        return {"unreadable": f"{path}: {error}"}
-    record["jobs"] = [job for job in record.get("jobs", []) if isinstance(job, dict)]
-    return record
+        record = SweepRecord.load(sweep_dir)
+    except UnreadableRecord as error:
+        return {"unreadable": str(error)}
+    return record.as_dict() if record is not None else {}
 
 
 def _merge_recorded_job(runs: dict[str, SweepRun], job: dict[str, Any], sweep_dir: Path) -> None:
@@ -228,17 +223,13 @@ def _read_run(folder: Path, sweep_dir: Path) -> SweepRun:
         except Exception as error:  # a damaged file: whatever the YAML parser raises
             damaged.append(f"{overrides_file}: {_one_line(error)}")
     metrics: dict[str, Any] = {}
-    metrics_file = folder / layout.METRICS
-    if metrics_file.exists():
-        try:
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-            if not isinstance(metrics, dict):
-                raise ValueError(f"holds a JSON {type(metrics).__name__}, not an object")
-        except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            metrics = {}
-            damaged.append(f"{metrics_file}: {_one_line(error)}")
-    elif (folder / layout.HYDRA).is_dir():
-        metrics = {"error": "no metrics.json (still running, or stopped before it wrote one)"}
+    try:
+        metrics = read_metrics(folder)
+    except UnreadableRecord as error:
+        if not error.missing:
+            damaged.append(str(error))
+        elif (folder / layout.HYDRA).is_dir():
+            metrics = {"error": "no metrics.json (still running, or stopped before it wrote one)"}
     if damaged:
         metrics = {**metrics, "status": "unreadable", "error": "damaged: " + "; ".join(damaged)}
     elif metrics.get("status") == "running":  # written at each epoch end; its process may be gone

@@ -19,6 +19,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
 # Before anything imports NumPy: its madvise(MADV_HUGEPAGE) on big arrays makes the kernel compact
@@ -58,9 +59,12 @@ from aetrain.run_folder.lock import (
     refuse_if_busy,
     release_run_folder,
 )
-from aetrain.sweeps.record import record_job_failure
+from aetrain.run_folder.record import record_failure
 from aetrain.training.runtime import available_cores, threads_per_job
 from aetrain.training.stop_request import AbortNow, StopRequest, read_stop_request, request_stop
+
+if TYPE_CHECKING:
+    from aetrain.run_folder.resume import SavedRun
 
 log = logging.getLogger("aetrain")
 
@@ -91,6 +95,20 @@ FAILURE_STATUS = {
 }
 
 
+@dataclasses.dataclass
+class CheckedRun:
+    """What RunFolderCheck found at the door of this process's single run: the validated config and,
+    for trainer.resume, the stopped run it continues (checked against that config). The run uses
+    them as they are: each check runs once per run."""
+
+    folder: Path
+    config: RunConfig
+    saved: SavedRun | None
+
+
+_checked_run: list[CheckedRun] = []  # this process's single run, once checked
+
+
 class RunInterrupted(Exception):
     """Training stopped on a signal; the sweep, if any, stops too. ``resume`` continues it."""
 
@@ -107,7 +125,7 @@ def main(cfg: DictConfig) -> float | None:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     sweep_dir = Path(hydra_cfg.sweep.dir) if in_sweep else None
     if sweep_dir is not None and (stopped := read_stop_request(sweep_dir)):  # started as the sweep stopped
-        record_job_failure(output_dir, "never_started", f"the sweep was stopped by {stopped['signal']} first")
+        record_failure(output_dir, "never_started", f"the sweep was stopped by {stopped['signal']} first")
         return None
     # A sweep job holds its folder's lock while it runs (a single run's is taken by RunFolderCheck), so
     # `aetrain trainer.resume=` or a companion command on that folder is refused meanwhile.
@@ -142,26 +160,24 @@ def _main(cfg: DictConfig, output_dir: Path, console: Console, in_sweep: bool, s
         log.error(message)
         if not in_sweep:
             sys.exit(exit_code)
-        _record_failed_job(output_dir, FAILURE_STATUS.get(exit_code, "failed"), message)
+        record_failure(output_dir, FAILURE_STATUS.get(exit_code, "failed"), message)
     except Exception as error:
         if not in_sweep:
             raise
         # Hydra's launchers re-raise a job's exception and end the sweep: record it, go on.
         log.exception(f"job {hydra_cfg.job.num} failed")
-        _record_failed_job(output_dir, "failed", f"{type(error).__name__}: {error}")
+        record_failure(output_dir, "failed", f"{type(error).__name__}: {error}")
     return None  # the sweep goes on; an Optuna sweeper counts the trial as failed
-
-
-def _record_failed_job(output_dir: Path, status: str, message: str) -> None:
-    from aetrain.training.loop import record_failure
-
-    record_failure(output_dir, status, message)
 
 
 def _train(
     cfg: DictConfig, output_dir: Path, console: Console, in_sweep: bool, stop: StopRequest | None = None
 ) -> float:
-    run_cfg = validate(cfg)
+    checked = _checked_run[-1] if _checked_run and not in_sweep else None
+    if checked is not None and checked.folder == output_dir.resolve():
+        run_cfg, saved = checked.config, checked.saved
+    else:
+        run_cfg, saved = validate(cfg), None
     if in_sweep:
         run_cfg.trainer = _share_cores(run_cfg.trainer, HydraConfig.get().launcher)
     console.print(
@@ -175,7 +191,7 @@ def _train(
     from aetrain.training.loop import TrainingInterrupted, run
 
     try:  # any other AetrainError ends the run with its own exit code (_main)
-        return run(run_cfg, output_dir, console, stop)
+        return run(run_cfg, output_dir, console, stop, checked_resume=saved)
     except TrainingInterrupted as error:
         resume = resume_command(output_dir) if error.epochs_completed else None
         raise RunInterrupted(str(error), error.exit_code, resume) from None
@@ -260,14 +276,16 @@ class RunFolderCheck(Callback):
             run_cfg = validate(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
             refuse_if_busy(run_dir)
             refuse_symlinks_written_through(run_dir)
+            saved = None
             if run_cfg.trainer.resume:
-                _check_resume(run_cfg, resolve_user_path(run_cfg.trainer.resume), run_dir)
+                saved = _check_resume(run_cfg, resolve_user_path(run_cfg.trainer.resume), run_dir)
             else:
                 refuse_if_holds_run(run_dir)
             check_writable(run_dir)
             lock_until_exit(run_dir)
             if not run_cfg.trainer.resume:  # a run that finished between the first look and the lock
                 refuse_if_holds_run(run_dir)
+            _checked_run[:] = [CheckedRun(run_dir.resolve(), run_cfg, saved)]
         except AetrainError as error:
             _exit_before_run(*failure(error))
         if str(config.hydra.run.dir) != str(run_dir):
@@ -275,6 +293,7 @@ class RunFolderCheck(Callback):
                 config.hydra.run.dir = str(run_dir)
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        _checked_run.clear()
         release_run_folder()
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
@@ -304,10 +323,12 @@ def _folder_path(config: DictConfig, key: str) -> Path:
         raise  # unreachable: _exit_before_run exits
 
 
-def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
+def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> SavedRun:
+    """The stopped run ``trainer.resume`` names, checked against ``run_cfg``, or ConfigError."""
     from aetrain.run_folder.resume import check_resumable, read_saved_run
 
-    check_resumable(run_cfg, read_saved_run(resume))
+    saved = read_saved_run(resume)
+    check_resumable(run_cfg, saved)
     if run_dir.resolve() != resume.expanduser().resolve():
         raise ConfigError(
             "hydra.run.dir",
@@ -315,6 +336,7 @@ def _check_resume(run_cfg: RunConfig, resume: Path, run_dir: Path) -> None:
             f"the resumed folder {resume} (leave hydra.run.dir unset)",
             "A resumed run writes into the folder it continues.",
         )
+    return saved
 
 
 def _exit_before_run(message: str, exit_code: int) -> None:

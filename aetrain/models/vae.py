@@ -31,6 +31,12 @@ LATENT_LOSSES = {
 }
 
 
+def latent_loss_weight(beta: float, pixels: int) -> float:
+    """beta / pixels: the latent loss (nats per image) against the per-pixel reconstruction MSE, the
+    book's scaling; the one place the VAE's loss weighs its terms."""
+    return beta / pixels
+
+
 def kl_warmup_scale(step: int, warmup_steps: float) -> float:
     """min(1, step / warmup_steps): the share of beta in force at training step ``step`` (0-based).
 
@@ -55,7 +61,8 @@ class KLWarmup(keras.callbacks.Callback):
 
     def __init__(self, beta: float, warmup_steps: float, pixels: int) -> None:
         super().__init__()
-        self.beta, self.warmup_steps, self.pixels = beta, warmup_steps, pixels
+        self.beta, self.warmup_steps = beta, warmup_steps
+        self.full_weight = latent_loss_weight(beta, pixels)
         self.scale = 1.0 if warmup_steps <= 0 else 0.0
 
     def _latent_loss_layer(self):
@@ -72,7 +79,7 @@ class KLWarmup(keras.callbacks.Callback):
             return
         logs["beta"] = self.beta * self.scale
         if self.warmup_steps > 0 and "val_reconstruction_loss" in logs and "val_kl_loss" in logs:
-            logs["val_loss"] = float(logs["val_reconstruction_loss"]) + self.beta / self.pixels * float(
+            logs["val_loss"] = float(logs["val_reconstruction_loss"]) + self.full_weight * float(
                 logs["val_kl_loss"]
             )
 
@@ -166,7 +173,7 @@ def build_gaussian_codings(cfg: RunConfig, features):
     log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var", dtype="float32")(features)
     latent_loss = LatentLoss(
         variant.latent_loss,
-        variant.beta / spec_for(cfg.data).pixels,
+        latent_loss_weight(variant.beta, spec_for(cfg.data).pixels),
         annealed=variant.kl_warmup_epochs > 0,
         name="latent_loss",
         dtype="float32",

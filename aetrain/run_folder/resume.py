@@ -11,7 +11,6 @@ and before Hydra writes anything into the old folder.
 
 from __future__ import annotations
 
-import json
 import math
 import zipfile
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from aetrain.config import MAX_COUNT, ConfigError, RunConfig, dotted_keys
 from aetrain.run_folder import layout
 from aetrain.run_folder.checkpoints import CheckpointRefused, check_checkpoint_whole, read_metadata
 from aetrain.run_folder.claim import resolve_user_path
+from aetrain.run_folder.record import read_metrics_or_empty
 
 LAST_CHECKPOINT = layout.LAST_CHECKPOINT
 BEST_CHECKPOINT = layout.BEST_CHECKPOINT
@@ -136,17 +136,8 @@ def _saved_run(folder: Path, metadata: dict[str, Any]) -> SavedRun:
         config=config,
         history=history,
         random_state=random_state,
-        metrics=_read_metrics(folder / METRICS_NAME),
+        metrics=read_metrics_or_empty(folder),
     )
-
-
-def _read_metrics(path: Path) -> dict[str, Any]:
-    """metrics.json as a dict; {} when it is missing or unreadable (then the run counts as unfinished)."""
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return metrics if isinstance(metrics, dict) else {}
 
 
 def check_resumable(cfg: RunConfig, saved: SavedRun) -> None:

@@ -44,7 +44,8 @@ from aetrain.errors import AetrainError
 from aetrain.run_folder import layout
 from aetrain.run_folder.claim import holds_run
 from aetrain.run_folder.lock import busy_message, is_locked, read_holder, this_process
-from aetrain.sweeps.record import FINISHED, SweepJob, SweepRecord, job_outcome, record_job_failure
+from aetrain.run_folder.record import FINISHED, record_failure, run_outcome
+from aetrain.sweeps.record import SweepJob, SweepRecord
 from aetrain.training.stop_request import clear_stop_request, read_stop_request, request_stop, signal_number
 
 log = logging.getLogger("aetrain")
@@ -229,7 +230,7 @@ class SweepControl:
                 job.run_overrides = [*job.overrides, resume]
                 job.config = _sweep_config(launcher, job.run_overrides, job.record.num)
             elif job.action == "skip":
-                job.record.status, job.record.reason = job_outcome(job_dir)
+                job.record.status, job.record.reason = run_outcome(job_dir)
             elif job.record.num in self.previous and job_dir.is_dir():
                 shutil.rmtree(job_dir)  # no epoch to resume from: start again in an empty folder
             self.record.jobs[job.record.num] = job.record
@@ -250,7 +251,7 @@ class SweepControl:
             )
         if previous.status in FINISHED and not previous.lost_worker:
             return "skip"
-        if job_outcome(job_dir)[0] == "completed":  # resumed by hand with its "Resume with:" line
+        if run_outcome(job_dir)[0] == "completed":  # resumed by hand with its "Resume with:" line
             return "skip"
         return "resume" if (job_dir / layout.LAST_CHECKPOINT).is_file() else "run"
 
@@ -293,14 +294,14 @@ class SweepControl:
             job.status, job.reason = "interrupted", ABORTED
             if not (job_dir / layout.METRICS).is_file():
                 with contextlib.suppress(OSError):
-                    record_job_failure(job_dir, "interrupted", job.reason)
+                    record_failure(job_dir, "interrupted", job.reason)
         elif lost is not None:
             job.status, job.reason, job.lost_worker = "failed", lost, True
             with contextlib.suppress(OSError):
-                record_job_failure(job_dir, "failed", lost, lost_worker=True)
+                record_failure(job_dir, "failed", lost, lost_worker=True)
             log.error(f"job {job.num}: {lost}")
         else:
-            job.status, job.reason = job_outcome(job_dir)
+            job.status, job.reason = run_outcome(job_dir)
             if job.status == "failed" and self.abort_requested and not (job_dir / layout.METRICS).is_file():
                 job.status, job.reason = "interrupted", ABORTED  # no metrics.json
         self.record.write()

@@ -27,6 +27,7 @@ from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import OmegaConf
 
+from aetrain.run_folder.record import run_outcome
 from aetrain.sweeps.control import (
     POLL_S,
     PlannedJob,
@@ -37,7 +38,6 @@ from aetrain.sweeps.control import (
     skipped_return,
     sweep_control,
 )
-from aetrain.sweeps.record import job_outcome
 
 
 class ParallelLauncher(JoblibLauncher):
@@ -196,12 +196,12 @@ class _SubmititLauncherMixin:
 def _death_of_task(handle: Any, job_dir: Path) -> str:
     """How a submitit job's task ended without a result. Submitit's local controller exits 0 whatever
     became of its task and records no exit status, so a task killed from outside is told by what
-    the job itself left (aetrain.sweeps.record.job_outcome: metrics.json still ``running`` in a
+    the job itself left (aetrain.run_folder.record.run_outcome: metrics.json still ``running`` in a
     folder no process holds, or no metrics.json)."""
     code = _returncode(handle)
     if code is not None:
         return _death_of(code)
-    status, reason = job_outcome(job_dir)
+    status, reason = run_outcome(job_dir)
     if status == "failed" and reason:
         return f"the process running this job ended without a result: {reason}"
     return "the process running this job ended without a result, and submitit does not say how (killed?)"

@@ -42,6 +42,7 @@ from aetrain import exit_codes
 from aetrain.errors import AetrainError, failure
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
+from aetrain.run_folder.record import read_metrics_or_empty, run_outcome
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +222,7 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
         sweep = OmegaConf.to_container(self.config.hydra.sweep, resolve=False)
         for index, trial in enumerate(trials, start=self.job_idx if first is None else first):
             run_dir = Path(str(self.config.hydra.sweep.dir)) / str(index)
-            metrics = (
-                _read_metrics(run_dir / layout.METRICS) if sweep.get("subdir") == DEFAULT_SUBDIR else None
-            )
+            metrics = read_metrics_or_empty(run_dir) if sweep.get("subdir") == DEFAULT_SUBDIR else None
             value = _objective_values(metrics.get("best_val_loss")) if metrics else None
             try:
                 if metrics and metrics.get("status") == "completed" and value is not None:
@@ -370,20 +369,10 @@ def job_outcome(job: JobReturn, run_dir: Path | None) -> tuple[str, str]:
     if job.status == JobStatus.FAILED:
         error = job._return_value  # the exception the job raised
         return "failed", f"{type(error).__name__}: {error}"
-    metrics = _read_metrics(run_dir / layout.METRICS) if run_dir is not None else None
-    if metrics is None:
-        return "failed", f"no readable metrics.json in {run_dir}"
-    status = str(metrics.get("status", "unknown"))
-    reason = str(metrics.get("error") or metrics.get("failure") or ("" if status == "completed" else status))
-    return status, reason
-
-
-def _read_metrics(path: Path) -> dict[str, Any] | None:
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return metrics if isinstance(metrics, dict) else None
+    if run_dir is None:
+        return "failed", "the job has no run folder"
+    status, reason = run_outcome(run_dir)
+    return status, reason or ("" if status == "completed" else status)
 
 
 def _job_dir(job: JobReturn) -> Path | None:

@@ -30,7 +30,7 @@ from rich.progress import (
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import copy_atomically
 from aetrain.run_folder.checkpoints import save_checkpoint
-from aetrain.training.runtime import seconds_since_process_start
+from aetrain.run_folder.record import seconds_since_process_start
 from aetrain.training.stop_request import StopRequest
 
 log = logging.getLogger("aetrain")

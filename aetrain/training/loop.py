@@ -25,7 +25,8 @@ from aetrain.config import NoNoise, NoSparsity, RunConfig
 from aetrain.errors import AetrainError
 from aetrain.models.family import family_of
 from aetrain.run_folder import layout
-from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files, write_json_atomically
+from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files
+from aetrain.run_folder.record import write_metrics
 from aetrain.run_folder.resume import SavedRun, check_resumable, read_saved_run
 from aetrain.training.batch_splits import resolve_batch_splits, split_steps
 from aetrain.training.loggers import LoggedRun, RunLoggers
@@ -34,7 +35,6 @@ from aetrain.training.runtime import (
     describe_device,
     has_gpu,
     restore_default_precision,
-    seconds_since_process_start,
     thread_budget,
     thread_pools,
 )
@@ -62,24 +62,33 @@ class TrainingInterrupted(AetrainError, RuntimeError):
         self.exit_code, self.epochs_completed = exit_code, epochs_completed
 
 
-def run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None = None) -> float:
+def run(
+    cfg: RunConfig,
+    output_dir: Path,
+    console: Console,
+    stop: StopRequest | None = None,
+    checked_resume: SavedRun | None = None,
+) -> float:
     """Train the configured autoencoder, write the run folder, return the best validation loss.
 
     ``cfg.trainer.resume`` continues a stopped run (see aetrain.run_folder.resume); ``stop``, once set, ends
     training at the next batch end, or the evaluation and pictures at once, with
-    :class:`TrainingInterrupted`.
+    :class:`TrainingInterrupted`. ``checked_resume``: the stopped run ``trainer.resume`` names, already
+    read and checked against ``cfg`` by the caller (aetrain's CLI checks it at the door).
     """
     try:
-        return _run(cfg, output_dir, console, stop)
+        return _run(cfg, output_dir, console, stop, checked_resume)
     finally:
         restore_default_precision()  # the policy is global: what runs next in this process starts clean
 
 
-def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None) -> float:
+def _run(
+    cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest | None, checked: SavedRun | None
+) -> float:
     """The run as a story: what there is to continue, the data, TensorFlow, the model, training, the
     training's figures, then the evaluation and the pictures, each phase stoppable."""
     stop = stop or StopRequest()
-    saved = _saved_run_to_continue(cfg, output_dir)
+    saved = _saved_run_to_continue(cfg, output_dir, checked)
     # Training finished before the run was stopped: only the evaluation and pictures are missing.
     training_done = saved is not None and saved.epoch >= cfg.trainer.epochs
     data, data_seconds = _load_data(cfg)  # before TensorFlow loads: a bad file is reported at once
@@ -131,13 +140,15 @@ def _run(cfg: RunConfig, output_dir: Path, console: Console, stop: StopRequest |
     return metrics["best_val_loss"]
 
 
-def _saved_run_to_continue(cfg: RunConfig, output_dir: Path) -> SavedRun | None:
-    """The stopped run ``trainer.resume`` names, checked against this config, with what a kill -9
-    mid-write left removed; None for a new run."""
+def _saved_run_to_continue(cfg: RunConfig, output_dir: Path, checked: SavedRun | None) -> SavedRun | None:
+    """The stopped run ``trainer.resume`` names, checked against this config (here unless ``checked``
+    already was), with what a kill -9 mid-write left removed; None for a new run."""
     if not cfg.trainer.resume:
         return None
-    saved = read_saved_run(cfg.trainer.resume)
-    check_resumable(cfg, saved)
+    saved = checked
+    if saved is None:
+        saved = read_saved_run(cfg.trainer.resume)
+        check_resumable(cfg, saved)
     for folder in (output_dir, output_dir / layout.CHECKPOINTS):
         remove_partial_files(folder)
     return saved
@@ -517,26 +528,6 @@ def _finish_loggers(loggers: RunLoggers, metrics: dict[str, Any], output_dir: Pa
     if loggers.sessions:
         loggers.record(metrics)
         write_metrics(output_dir, metrics)
-
-
-def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
-    """metrics.json, written atomically (a reader never sees half a file); strict JSON (NaN as null).
-
-    ``wall_seconds`` is the process's age at the write: what the user waited, imports included."""
-    metrics["wall_seconds"] = seconds_since_process_start()
-    return write_json_atomically(output_dir / layout.METRICS, metrics)
-
-
-def record_failure(output_dir: Path, status: str, message: str) -> Path:
-    """Mark a job that did not finish in its metrics.json, so a sweep keeps a record of why.
-
-    ``status`` is ``refused`` (config), ``failed`` (data or an unexpected error) or ``diverged``;
-    figures a diverged run already wrote are kept.
-    """
-    path = output_dir / layout.METRICS
-    metrics = json.loads(path.read_text()) if path.is_file() else {}
-    metrics.update(status=status, error=message)
-    return write_metrics(output_dir, metrics)
 
 
 def write_pictures(

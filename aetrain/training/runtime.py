@@ -204,18 +204,3 @@ def threads_per_job(launcher: Mapping[str, Any], cores: int) -> int | None:
         return None
     at_once = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
     return max(cores // at_once, 1)
-
-
-def seconds_since_process_start() -> float | None:
-    """How long this process has run, from Linux's /proc (10 ms resolution); None elsewhere.
-
-    Measured from the kernel's start of the process, so it includes the interpreter's start and every
-    import (TensorFlow's is most of it), which a timer started in Python would miss.
-    """
-    try:
-        stat = Path("/proc/self/stat").read_text()
-        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after "comm)"
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
