@@ -105,6 +105,8 @@ def test_foreign_classes_are_refused_before_keras_loads_them(finished_run, tmp_p
         ("variant.name", "nope", "`variant.name`"),
         ("variant._declared_in_", "aetrain.__main__", "`variant._declared_in_`"),
         ("variant._declared_in_", "__main__", "`variant._declared_in_`"),
+        # a family declared outside aetrain whose module is not on the path: named, nothing imported
+        ("variant._declared_in_", "gone_family", "There is no module 'gone_family' on the path"),
     ],
 )
 def test_stored_configs_aetrain_refuses_are_refused_by_key(finished_run, tmp_path, key, value, phrase):
