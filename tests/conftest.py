@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The suite trains on TensorFlow (trainer.backend=auto follows KERAS_BACKEND), as in-process runs must:
+# the test workers load Keras once; tests/test_backend.py trains on JAX in processes of their own.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 if os.environ.get("PYTEST_XDIST_WORKER"):  # make test: the workers share the cores, one op thread each
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 

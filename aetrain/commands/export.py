@@ -50,8 +50,11 @@ def export(args: argparse.Namespace, console: Console) -> None:
 
 
 def _export(run, out: Path, console: Console) -> None:
+    from aetrain.training.backend import BackendChoice, activate
     from aetrain.training.runtime import import_tensorflow_quietly
 
+    # SavedModels and TensorFlow Lite are TensorFlow's: a run trained on JAX exports from TensorFlow
+    activate(BackendChoice("tensorflow", "SavedModel and TensorFlow Lite are TensorFlow's"))
     import_tensorflow_quietly()
     from aetrain.analysis.serving_export import export_model
     from aetrain.models.family import family_of

@@ -26,6 +26,9 @@ declare("schedule", "constant", build="aetrain.training.optimization:constant_ra
 declare("schedule", "cosine", build="aetrain.training.optimization:cosine_rate")
 declare("schedule", "one_cycle", build="aetrain.training.optimization:one_cycle_rate")
 
+#: Keras backends a run may train on (``trainer.backend``); ``auto`` chooses per run.
+BACKENDS = ("auto", "tensorflow", "jax")
+
 # A strategy's builder: () -> a tf.distribute.Strategy.
 declare("strategy", "default", build="aetrain.training.distribution:default_strategy")
 declare("strategy", "mirrored", build="aetrain.training.distribution:mirrored_strategy")
@@ -52,6 +55,7 @@ class TrainerConfig:
     grid_images: int = 10
     resume: str | None = None
     strategy: str = "default"
+    backend: str = "auto"  # Keras's backend (aetrain.training.backend): auto | tensorflow | jax
 
     def check(self) -> None:
         """Value ranges, and names that no declaration above declares, refused naming the key."""
@@ -122,6 +126,13 @@ class TrainerConfig:
             "trainer.resume",
             self.resume,
             "null (a new run) or the folder of a run to continue",
+        )
+        require(
+            self.backend in BACKENDS,
+            "trainer.backend",
+            self.backend,
+            f"one of {list(BACKENDS)}",
+            "Keras's backend: auto follows KERAS_BACKEND when set, else TensorFlow (docs/performance.md).",
         )
         strategies = names("strategy")
         require(

@@ -24,6 +24,7 @@ MANIFEST_NAME = layout.MANIFEST
 LIBRARIES = {  # manifest key -> distribution name
     "tensorflow": "tensorflow",
     "keras": "keras",
+    "jax": "jax",
     "hydra": "hydra-core",
     "omegaconf": "omegaconf",
     "numpy": "numpy",

@@ -41,6 +41,7 @@ RESUMABLE_CHANGES = frozenset(
         "trainer.inter_op_threads",
         "trainer.run_eagerly",
         "trainer.tensorboard",
+        "trainer.backend",  # a checkpoint is the same on either backend
     }
 )
 RESUMABLE_PREFIXES = ("logger.",)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 
-from aetrain.config import KLSparsity, RunConfig
+from aetrain.config import ConfigError, KLSparsity, RunConfig
 from aetrain.models.family import family_of
 from aetrain.training.runtime import import_tensorflow_quietly
 
@@ -28,7 +28,7 @@ MIN_SLICE_IMAGES = 32  # below this a slice's ops are too small to be worth a co
 MOST_CORES_SLICED = 2  # auto slices only where slices were measured to win (docs/performance.md)
 
 
-def resolve_batch_splits(cfg: RunConfig, cores: int, has_gpu: bool) -> int:
+def resolve_batch_splits(cfg: RunConfig, cores: int, has_gpu: bool, backend: str = "tensorflow") -> int:
     """``trainer.batch_splits`` for this run. ``auto``: one slice per core (at least MIN_SLICE_IMAGES
     images each) for a family whose steps are convolutions (``Family.slices_batches``) on a CPU of at
     most MOST_CORES_SLICED cores, where TensorFlow's threads leave cores idle in a conv step; 1 on
@@ -37,6 +37,15 @@ def resolve_batch_splits(cfg: RunConfig, cores: int, has_gpu: bool) -> int:
     strategy and with KL sparsity. ``python -m bench --scaling`` measures the choice on the machine
     it runs on."""
     requested = cfg.trainer.batch_splits
+    if backend != "tensorflow":  # the sliced steps are TensorFlow's train_step
+        if requested not in ("auto", 1):
+            raise ConfigError(
+                "trainer.batch_splits",
+                requested,
+                f"auto or 1 on the {backend} backend",
+                "Batches are sliced by a TensorFlow train step; use trainer.backend=tensorflow to slice.",
+            )
+        return 1
     if requested != "auto":
         return int(requested)
     if not family_of(cfg).slices_batches or isinstance(cfg.sparsity, KLSparsity):

@@ -8,14 +8,30 @@ devices, which is how it is tested without a GPU: split the CPU with
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from aetrain.config import ConfigError
 from aetrain.config.registry import build
 from aetrain.training.runtime import import_tensorflow_quietly
 
 
+class OneDevice:
+    """One device, on a backend without tf.distribute: a scope that does nothing, one replica."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+
 def default_strategy() -> Any:
-    """TensorFlow's no-op strategy: one device (the first GPU if there is one, else the CPU)."""
+    """TensorFlow's no-op strategy: one device (the first GPU if there is one, else the CPU); on
+    another backend, the device Keras picks."""
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        return OneDevice()
     return import_tensorflow_quietly().distribute.get_strategy()
 
 
@@ -27,6 +43,15 @@ def mirrored_strategy() -> Any:
     job of a sequential sweep (same process) collides with the first one's ("Shape mismatch in the
     collective instance").
     """
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        raise ConfigError(
+            "trainer.strategy",
+            "mirrored",
+            f"default on the {keras.config.backend()} backend",
+            "mirrored is TensorFlow's MirroredStrategy: use trainer.backend=tensorflow to mirror.",
+        )
     tf = import_tensorflow_quietly()
     gpus = tf.config.list_logical_devices("GPU")
     devices = gpus or tf.config.list_logical_devices("CPU")

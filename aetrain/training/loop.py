@@ -28,6 +28,7 @@ from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import atomic_path, remove_partial_files
 from aetrain.run_folder.record import write_metrics
 from aetrain.run_folder.resume import SavedRun, check_resumable, read_saved_run
+from aetrain.training.backend import activate, check_trains_on, choose_backend
 from aetrain.training.batch_splits import resolve_batch_splits, split_steps
 from aetrain.training.loggers import LoggedRun, RunLoggers
 from aetrain.training.runtime import (
@@ -92,11 +93,15 @@ def _run(
     # Training finished before the run was stopped: only the evaluation and pictures are missing.
     training_done = saved is not None and saved.epoch >= cfg.trainer.epochs
     data, data_seconds = _load_data(cfg)  # before TensorFlow loads: a bad file is reported at once
-    splits = resolve_batch_splits(cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu())
+    backend = choose_backend(cfg.trainer.backend)
+    activate(backend)  # before Keras loads: it reads its backend once
+    splits = resolve_batch_splits(
+        cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu(), backend=backend.name
+    )
     precision = configure_tensorflow(cfg.trainer, cfg.seed, batch_splits=splits)
     device = describe_device()
-    log.info(f"device: {device}, precision {precision}")
-    manifest = _write_run_manifest(cfg, output_dir, device, precision, data.source, saved)
+    log.info(f"device: {device}, precision {precision}, backend {backend.describe()}")
+    manifest = _write_run_manifest(cfg, output_dir, device, precision, backend.name, data.source, saved)
     _log_data(data, data_seconds)
 
     from aetrain.training.distribution import build_strategy
@@ -105,7 +110,9 @@ def _run(
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.trainer.batch_size)
     model, first_epoch = _model_to_train(cfg, saved, strategy, steps_per_epoch, splits)
     watch = _Watchers.of(cfg, saved, model, output_dir, manifest, steps_per_epoch, console, stop)
-    description = _run_description(cfg, model, device, strategy.num_replicas_in_sync, splits, precision)
+    description = _run_description(
+        cfg, model, device, strategy.num_replicas_in_sync, splits, precision, backend.name
+    )
     watch.record_each_epoch(
         lambda: {
             **description,
@@ -175,6 +182,8 @@ def _log_data(data, data_seconds: float) -> None:
 def _model_to_train(cfg: RunConfig, saved: SavedRun | None, strategy, steps_per_epoch: int, splits: int):
     """(compiled model, first epoch): built new, or the saved run's last checkpoint with its optimizer
     state and random generators restored; its steps cut into ``splits`` slices."""
+    import keras
+
     from aetrain.models.build import build_model
     from aetrain.run_folder.checkpoints import (
         CheckpointRefused,
@@ -192,7 +201,8 @@ def _model_to_train(cfg: RunConfig, saved: SavedRun | None, strategy, steps_per_
             optimizer=build_optimizer(cfg.trainer, steps_per_epoch),
             loss=family_of(cfg).compiled_loss,
             metrics=_loss_term_metrics(cfg, saved),
-            jit_compile=cfg.trainer.jit_compile,
+            # trainer.jit_compile is TensorFlow's XLA switch; Keras on JAX runs unjitted only eagerly
+            jit_compile=cfg.trainer.jit_compile if keras.config.backend() == "tensorflow" else True,
             run_eagerly=cfg.trainer.run_eagerly,
             # more steps than an epoch has only make Keras spin on an exhausted iterator
             steps_per_execution=min(cfg.trainer.steps_per_execution, steps_per_epoch),
@@ -207,6 +217,7 @@ def _model_to_train(cfg: RunConfig, saved: SavedRun | None, strategy, steps_per_
                 ) from None
             first_epoch = saved.epoch
             log.info(f"resuming {saved.folder} after epoch {saved.epoch} of {cfg.trainer.epochs}")
+    check_trains_on(model, keras.config.backend(), cfg.variant.name)
     split_steps(model, splits)
     log.info(
         f"model: {model.name}, {model.count_params():,} parameters; strategy {cfg.trainer.strategy} "
@@ -319,7 +330,9 @@ def loss_terms(cfg: RunConfig) -> list[str]:
     return terms
 
 
-def _run_description(cfg, model, device: str, replicas: int, splits: int, precision: str) -> dict[str, Any]:
+def _run_description(
+    cfg, model, device: str, replicas: int, splits: int, precision: str, backend: str
+) -> dict[str, Any]:
     """What trained, and on what: the head of metrics.json."""
     return {
         "variant": cfg.variant.name,
@@ -334,6 +347,7 @@ def _run_description(cfg, model, device: str, replicas: int, splits: int, precis
         "batch_splits": splits,
         "thread_pools": thread_pools(),
         "precision": precision,
+        "backend": backend,
     }
 
 
@@ -419,7 +433,13 @@ TRAINING_FIGURES = ("startup_seconds", "train_seconds", "epoch_seconds", "images
 
 
 def _write_run_manifest(
-    cfg: RunConfig, output_dir: Path, device: str, precision: str, source: Path | str, saved: SavedRun | None
+    cfg: RunConfig,
+    output_dir: Path,
+    device: str,
+    precision: str,
+    backend: str,
+    source: Path | str,
+    saved: SavedRun | None,
 ) -> dict[str, Any]:
     """manifest.json, before the first step, so an interrupted run has one (see aetrain.run_folder.manifest).
 
@@ -434,6 +454,7 @@ def _write_run_manifest(
         seed=cfg.seed, device=device, precision=precision, data_dir=folder, data_names=names
     )
     manifest["data_source"] = str(source)
+    manifest["backend"] = backend
     if saved is not None:
         manifest["resumed_from_epoch"] = saved.epoch
     write_manifest(output_dir, manifest)

@@ -81,7 +81,7 @@ def configure_tensorflow(trainer: TrainerConfig, seed: int, batch_splits: int = 
 
     keras.utils.clear_session(free_memory=True)
     _set_threads(tf, *pool_sizes(trainer.intra_op_threads, trainer.inter_op_threads, batch_splits))
-    if trainer.deterministic:
+    if trainer.deterministic and keras.config.backend() == "tensorflow":
         tf.config.experimental.enable_op_determinism()
     precision = resolve_precision(trainer.precision, has_gpu=has_gpu())
     keras.mixed_precision.set_dtype_policy(precision)
@@ -107,8 +107,28 @@ def thread_budget(intra: int | None) -> int:
 
 
 def has_gpu() -> bool:
-    """Whether TensorFlow sees a GPU (it then runs there)."""
-    return bool(import_tensorflow_quietly().config.list_physical_devices("GPU"))
+    """Whether Keras's backend sees a GPU (it then runs there)."""
+    return _gpu_name() is not None
+
+
+def _gpu_name() -> str | None:
+    """The first GPU Keras's backend sees (with how many there are), else None."""
+    import_tensorflow_quietly()  # Keras loads quietly, on the backend chosen before
+    import keras
+
+    if keras.config.backend() == "jax":
+        import jax
+
+        gpus = [device for device in jax.devices() if device.platform == "gpu"]
+        if not gpus:
+            return None
+        return gpus[0].device_kind + (f" (x{len(gpus)})" if len(gpus) > 1 else "")
+    tf = import_tensorflow_quietly()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return details.get("device_name", gpus[0].name) + (f" (x{len(gpus)})" if len(gpus) > 1 else "")
 
 
 def restore_default_precision() -> None:
@@ -171,15 +191,9 @@ def thread_pools() -> dict[str, int]:
 
 
 def describe_device() -> str:
-    """'GPU: <name>' when TensorFlow sees one (it then runs there), else 'CPU (<n> cores)'."""
-    tf = import_tensorflow_quietly()
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU: {details.get('device_name', gpus[0].name)}" + (
-            f" (x{len(gpus)})" if len(gpus) > 1 else ""
-        )
-    return f"CPU ({os.cpu_count()} cores)"
+    """'GPU: <name>' when Keras's backend sees one (it then runs there), else 'CPU (<n> cores)'."""
+    gpu = _gpu_name()
+    return f"GPU: {gpu}" if gpu is not None else f"CPU ({os.cpu_count()} cores)"
 
 
 def available_cores() -> int:

@@ -1,0 +1,136 @@
+"""Which Keras backend a run uses (``trainer.backend``), chosen before anything imports Keras.
+
+Keras reads ``KERAS_BACKEND`` once, at its first import, and a process keeps that backend. So aetrain
+decides from the config, sets the variable, and only then lets Keras load.
+
+``auto``: ``KERAS_BACKEND`` when the user set it, else TensorFlow, which ran every preset measured at
+least as fast from process start to exit (docs/performance.md: JAX's faster epochs do not yet pay for
+its compilation and second framework at start-up). In a process where Keras is already loaded (a
+sequential sweep's later job), ``auto`` keeps that backend, and a backend named outright that differs
+is refused, naming ``hydra/launcher``.
+
+No Keras, TensorFlow or JAX is imported here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aetrain.config import ConfigError
+
+BACKENDS = ("tensorflow", "jax")
+INSTALL = {"jax": "pip install 'aetrain[jax]'", "tensorflow": "pip install tensorflow"}
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend a run uses and why, as the start-up log line says it."""
+
+    name: str
+    why: str
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.why})"
+
+
+def installed(backend: str) -> bool:
+    """Whether ``backend``'s package can be imported here (found without importing it)."""
+    return importlib.util.find_spec(backend) is not None
+
+
+def loaded_backend() -> str | None:
+    """The backend Keras runs on in this process, or None while Keras is not loaded."""
+    keras = sys.modules.get("keras")
+    return keras.config.backend() if keras is not None else None
+
+
+def choose_backend(requested: str, environment: Mapping[str, str] = os.environ) -> BackendChoice:
+    """The backend for a run asking ``requested`` (``trainer.backend``); ConfigError for a backend named
+    outright that cannot be used here."""
+    loaded = loaded_backend()
+    if requested != "auto":
+        if not installed(requested):
+            raise ConfigError(
+                "trainer.backend",
+                requested,
+                f"one of {[name for name in BACKENDS if installed(name)] + ['auto']}",
+                f"{requested} is not installed here: {INSTALL[requested]}, or train on another backend.",
+            )
+        if loaded is not None and loaded != requested:
+            raise _already_loaded(requested, loaded)
+        return BackendChoice(requested, "trainer.backend")
+    if loaded is not None:
+        return BackendChoice(loaded, "auto: Keras is already loaded with it in this process")
+    from_environment = environment.get("KERAS_BACKEND")
+    if from_environment in BACKENDS and installed(from_environment):
+        return BackendChoice(from_environment, "auto: KERAS_BACKEND")
+    return BackendChoice("tensorflow", "auto: the faster start to exit on every preset measured")
+
+
+def activate(choice: BackendChoice) -> None:
+    """Make ``choice`` the backend Keras loads with (before its first import), or ConfigError when
+    Keras already runs on another one in this process."""
+    loaded = loaded_backend()
+    if loaded is None:
+        os.environ["KERAS_BACKEND"] = choice.name
+    elif loaded != choice.name:
+        raise _already_loaded(choice.name, loaded)
+
+
+def _already_loaded(wanted: str, loaded: str) -> ConfigError:
+    return ConfigError(
+        "hydra/launcher",
+        "basic",
+        "a launcher that runs each job in its own process (hydra/launcher=parallel or submitit_local)",
+        f"This job needs Keras's {wanted} backend, and this process already runs Keras on {loaded} (a "
+        "sequential sweep runs its jobs in one process, and Keras cannot change its backend there). "
+        f"Run the sweep with its own process per job, or give every job the same trainer.backend.",
+    )
+
+
+def backend_for_trained_run(
+    trained_on: str | None, environment: Mapping[str, str] = os.environ
+) -> BackendChoice:
+    """The backend a companion command loads a run with: ``KERAS_BACKEND`` when set, else the one the
+    run trained on (``trained_on``, from its manifest) when installed here, else what ``auto`` would
+    choose for it. A checkpoint is the same file on either backend."""
+    loaded = loaded_backend()
+    if loaded is not None:
+        return BackendChoice(loaded, "Keras is already loaded with it in this process")
+    from_environment = environment.get("KERAS_BACKEND")
+    if from_environment in BACKENDS and installed(from_environment):
+        return BackendChoice(from_environment, "KERAS_BACKEND")
+    if trained_on in BACKENDS and installed(trained_on):
+        return BackendChoice(trained_on, "the backend it trained on")
+    return choose_backend("auto", environment)
+
+
+def check_trains_on(model, backend: str, variant: str) -> None:
+    """ConfigError when ``model`` cannot train on ``backend``: on JAX, a layer that keeps metrics of its
+    own (a VAE's latent loss, the families' loss terms) is not updated by Keras's stateless JAX steps."""
+    if backend != "jax":
+        return
+    import keras
+
+    def reporting(layers) -> list[str]:
+        found = []
+        for layer in layers:
+            if isinstance(layer, keras.Model):
+                found += reporting(layer.layers)
+            elif layer.metrics:
+                found.append(layer.name)
+        return found
+
+    layers = reporting(model.layers)
+    if layers:
+        raise ConfigError(
+            "trainer.backend",
+            "jax",
+            "tensorflow (or auto)",
+            f"The {variant} variant reports its loss terms from its layers ({', '.join(layers)}), and "
+            "Keras's JAX backend does not update a layer's own metrics yet.",
+        )

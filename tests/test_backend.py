@@ -1,0 +1,142 @@
+"""trainer.backend: how auto chooses, what is refused, and a checkpoint that crosses backends (trained
+on one, resumed, evaluated and exported on the other)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aetrain.config import ConfigError, validate
+from aetrain.training import backend
+from aetrain.training.backend import backend_for_trained_run, choose_backend
+
+from cli_runs import command, smoke_args
+from conftest import compose_config
+
+
+@pytest.fixture
+def fresh_process(monkeypatch):
+    """As in a process where Keras is not loaded yet, with both backends installed."""
+    monkeypatch.setattr(backend, "loaded_backend", lambda: None)
+    monkeypatch.setattr(backend, "installed", lambda name: True)
+    return monkeypatch
+
+
+def test_auto_trains_on_tensorflow_unless_keras_backend_says_otherwise(fresh_process):
+    assert choose_backend("auto", environment={}).name == "tensorflow"
+    choice = choose_backend("auto", environment={"KERAS_BACKEND": "jax"})
+    assert (choice.name, choice.why) == ("jax", "auto: KERAS_BACKEND")
+    fresh_process.setattr(backend, "installed", lambda name: name != "jax")
+    assert choose_backend("auto", environment={"KERAS_BACKEND": "jax"}).name == "tensorflow"
+
+
+def test_a_backend_named_outright_that_is_not_installed_is_refused_naming_the_key(fresh_process):
+    fresh_process.setattr(backend, "installed", lambda name: name != "jax")
+    with pytest.raises(ConfigError) as caught:
+        choose_backend("jax", environment={})
+    assert caught.value.key == "trainer.backend" and "aetrain[jax]" in str(caught.value)
+
+
+def test_in_a_process_that_runs_keras_auto_keeps_its_backend_and_another_is_refused(fresh_process):
+    fresh_process.setattr(backend, "loaded_backend", lambda: "jax")
+    assert choose_backend("auto", environment={}).name == "jax"
+    with pytest.raises(ConfigError) as caught:
+        choose_backend("tensorflow", environment={})
+    assert caught.value.key == "hydra/launcher" and "own process" in str(caught.value)
+
+
+def test_a_companion_command_uses_keras_backend_else_the_runs_own(fresh_process):
+    assert backend_for_trained_run("jax", {"KERAS_BACKEND": "tensorflow"}).name == "tensorflow"
+    assert backend_for_trained_run("jax", {}).name == "jax"
+    assert backend_for_trained_run(None, {}).name == "tensorflow"  # an older run: as auto would
+
+
+def test_a_model_whose_layers_keep_metrics_is_refused_on_jax(make_config):
+    from aetrain.models.build import build_model
+    from aetrain.training.backend import check_trains_on
+
+    vae = build_model(make_config("variant=vae", "variant.hidden_units=[8]", "latent_size=2"))
+    check_trains_on(vae, "tensorflow", "vae")
+    with pytest.raises(ConfigError) as caught:
+        check_trains_on(vae, "jax", "vae")
+    assert caught.value.key == "trainer.backend" and "latent_loss" in str(caught.value)
+    check_trains_on(build_model(make_config("variant.hidden_units=[8]", "latent_size=2")), "jax", "dense")
+
+
+def test_an_unknown_backend_is_refused_naming_the_key():
+    with pytest.raises(ConfigError) as caught:
+        validate(compose_config("trainer.backend=torch"))
+    assert caught.value.key == "trainer.backend"
+
+
+def test_batch_splits_and_mirroring_are_refused_on_jax(make_config):
+    from aetrain.training.batch_splits import resolve_batch_splits
+
+    cfg = make_config("variant=conv", "trainer.batch_splits=2")
+    with pytest.raises(ConfigError) as caught:
+        resolve_batch_splits(cfg, cores=2, has_gpu=False, backend="jax")
+    assert caught.value.key == "trainer.batch_splits"
+    assert resolve_batch_splits(make_config("variant=conv"), cores=2, has_gpu=False, backend="jax") == 1
+
+
+def _train(tiny_data_dir, tmp_path, run, *overrides):
+    """``aetrain`` in a process of its own (Keras picks its backend once per process)."""
+    done = command(
+        "aetrain",
+        *smoke_args(tiny_data_dir, f"hydra.run.dir={run}", "trainer.run_eagerly=false", *overrides),
+        cwd=tmp_path,
+        own_process=True,
+        KERAS_BACKEND="",  # what auto decides, not the suite's default
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((run / "metrics.json").read_text()), done.stdout
+
+
+@pytest.mark.slow
+def test_a_checkpoint_trained_on_one_backend_resumes_evaluates_and_exports_on_the_other(
+    tiny_data_dir, tmp_path
+):
+    on_jax, on_tensorflow = tmp_path / "jax_first", tmp_path / "tensorflow_first"
+    metrics, out = _train(tiny_data_dir, tmp_path, on_jax, "trainer.backend=jax")
+    assert metrics["backend"] == "jax" and "backend jax (trainer.backend)" in " ".join(out.split())
+    assert json.loads((on_jax / "manifest.json").read_text())["backend"] == "jax"
+    resumed, _ = _train(
+        tiny_data_dir,
+        tmp_path,
+        on_jax,
+        f"trainer.resume={on_jax}",
+        "trainer.epochs=2",
+        "trainer.backend=tensorflow",
+    )
+    assert resumed["backend"] == "tensorflow" and resumed["resumed_from_epoch"] == 1
+    assert resumed["epochs_completed"] == 2 and resumed["history"]["loss"][1] < resumed["history"]["loss"][0]
+
+    _train(tiny_data_dir, tmp_path, on_tensorflow, "trainer.backend=tensorflow")
+    resumed, _ = _train(
+        tiny_data_dir,
+        tmp_path,
+        on_tensorflow,
+        f"trainer.resume={on_tensorflow}",
+        "trainer.epochs=2",
+        "trainer.backend=jax",
+    )
+    assert resumed["backend"] == "jax" and resumed["epochs_completed"] == 2
+    assert resumed["history"]["loss"][1] < resumed["history"]["loss"][0]
+
+    # evaluated on the backend it last trained on (JAX), and exported from TensorFlow
+    evaluated = command(
+        "aetrain-evaluate",
+        str(on_tensorflow),
+        "--probe-steps",
+        "5",
+        cwd=tmp_path,
+        own_process=True,
+        KERAS_BACKEND="",
+    )
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
+    report = json.loads((on_tensorflow / "eval.json").read_text())
+    assert report["mse"] == pytest.approx(resumed["test"]["mse"], rel=1e-3)
+    exported = command("aetrain-export", str(on_tensorflow), cwd=tmp_path, own_process=True, KERAS_BACKEND="")
+    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
+    assert (on_tensorflow / "export" / "encoder.tflite").is_file()
