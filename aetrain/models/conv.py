@@ -81,13 +81,23 @@ def build_conv_decoder(cfg: RunConfig) -> keras.Sequential:
     variant = cfg.variant
     spec = spec_for(cfg.data)
     grids = encoder_grids(spec.height, spec.width, len(variant.encoder_filters))
-    paddings, (crop_rows, crop_columns) = decoder_paddings(grids)
     start = variant.decoder_start_channels
     layers = [
         keras.Input(shape=(cfg.latent_size,)),
         keras.layers.Dense(grids[-1][0] * grids[-1][1] * start),
         keras.layers.Reshape((*grids[-1], start)),
+        *transposed_conv_stages(cfg, grids),
     ]
+    return keras.Sequential(layers, name="decoder")
+
+
+def transposed_conv_stages(cfg: RunConfig, grids: list[tuple[int, int]]) -> list[keras.layers.Layer]:
+    """ConvT per ``variant.decoder_filters`` entry, a last ConvT to the image's channels, [crop],
+    Reshape: from the encoder's last grid (``grids[-1]``) back to the image, any conv decoder's way up."""
+    variant = cfg.variant
+    spec = spec_for(cfg.data)
+    paddings, (crop_rows, crop_columns) = decoder_paddings(grids)
+    layers = []
     for filters, padding in zip(variant.decoder_filters, paddings[:-1], strict=True):
         layers.append(
             keras.layers.Conv2DTranspose(
@@ -107,7 +117,7 @@ def build_conv_decoder(cfg: RunConfig) -> keras.Sequential:
     if crop_rows or crop_columns:
         layers.append(keras.layers.Cropping2D(((0, crop_rows), (0, crop_columns)), dtype=OUTPUT_DTYPE))
     layers.append(keras.layers.Reshape(spec.image_shape, dtype=OUTPUT_DTYPE))
-    return keras.Sequential(layers, name="decoder")
+    return layers
 
 
 def build_conv_autoencoder(cfg: RunConfig) -> keras.Sequential:

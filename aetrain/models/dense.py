@@ -15,14 +15,22 @@ from aetrain.models.sparsity import build_sparsity_layers, coding_activation
 OUTPUT_DTYPE = "float32"
 
 
-def build_dense_encoder(cfg: RunConfig) -> keras.Sequential:
-    """Flatten -> [noise] -> Dense(hidden...) -> Dense(latent_size) -> [sparsity]."""
+def dense_trunk(cfg: RunConfig) -> list[keras.layers.Layer]:
+    """Flatten -> [noise] -> Dense(hidden...): what every dense encoder runs before its coding head
+    (the plain autoencoder's, the VAE's and the dense families')."""
     variant = cfg.variant
-    layers = [keras.Input(shape=spec_for(cfg.data).image_shape), keras.layers.Flatten()]
+    layers = [keras.layers.Flatten()]
     noise = build_noise_layer(cfg.noise, cfg.seed)
     if noise is not None:
         layers.append(noise)
-    layers += [keras.layers.Dense(units, activation=variant.activation) for units in variant.hidden_units]
+    hidden = [keras.layers.Dense(units, activation=variant.activation) for units in variant.hidden_units]
+    return layers + hidden
+
+
+def build_dense_encoder(cfg: RunConfig) -> keras.Sequential:
+    """Flatten -> [noise] -> Dense(hidden...) -> Dense(latent_size) -> [sparsity]."""
+    variant = cfg.variant
+    layers = [keras.Input(shape=spec_for(cfg.data).image_shape), *dense_trunk(cfg)]
     layers.append(
         keras.layers.Dense(
             cfg.latent_size, activation=coding_activation(cfg.sparsity, variant.activation), name="codings"

@@ -7,8 +7,7 @@ from keras import ops
 
 from aetrain.config import RunConfig
 from aetrain.config.data_spec import spec_for
-from aetrain.models.dense import build_dense_decoder
-from aetrain.models.noise import build_noise_layer
+from aetrain.models.dense import build_dense_decoder, dense_trunk
 
 
 def latent_loss_log_var(mean, log_var):
@@ -159,6 +158,15 @@ class Sampling(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
+def gaussian_head(cfg: RunConfig, features):
+    """features -> (mean, log_var), each a float32 Dense of ``latent_size``: under mixed precision
+    exp(log_var) and the latent terms need more than bfloat16's 8 bits, and the codings are what the
+    evaluation and generation read."""
+    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean", dtype="float32")(features)
+    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var", dtype="float32")(features)
+    return mean, log_var
+
+
 def build_gaussian_codings(cfg: RunConfig, features):
     """features -> (mean, log_var) -> LatentLoss -> Sampling: the coding head every VAE variant shares.
 
@@ -167,10 +175,7 @@ def build_gaussian_codings(cfg: RunConfig, features):
     MSE (the book's scaling).
     """
     variant = cfg.variant
-    # The coding head runs in float32 under mixed precision: exp(log_var) and the latent loss need more
-    # than bfloat16's 8 bits, and the codings are what the evaluation and generation read.
-    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean", dtype="float32")(features)
-    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var", dtype="float32")(features)
+    mean, log_var = gaussian_head(cfg, features)
     latent_loss = LatentLoss(
         variant.latent_loss,
         latent_loss_weight(variant.beta, spec_for(cfg.data).pixels),
@@ -192,14 +197,10 @@ def assemble_vae(encoder: keras.Model, decoder: keras.Model, name: str) -> keras
 
 def build_vae_encoder(cfg: RunConfig) -> keras.Model:
     """Flatten -> [noise] -> Dense(hidden...) -> (mean, log_var) -> LatentLoss -> Sampling."""
-    variant = cfg.variant
     inputs = keras.Input(shape=spec_for(cfg.data).image_shape)
-    x = keras.layers.Flatten()(inputs)
-    noise = build_noise_layer(cfg.noise, cfg.seed)
-    if noise is not None:
-        x = noise(x)
-    for units in variant.hidden_units:
-        x = keras.layers.Dense(units, activation=variant.activation)(x)
+    x = inputs
+    for layer in dense_trunk(cfg):
+        x = layer(x)
     return keras.Model(inputs, build_gaussian_codings(cfg, x), name="encoder")
 
 

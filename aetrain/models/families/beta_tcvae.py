@@ -186,21 +186,15 @@ def build_beta_tcvae(cfg) -> Any:
     | Dense(hidden..., reversed) -> the image."""
     import keras
 
-    from aetrain.models.dense import build_dense_decoder
-    from aetrain.models.noise import build_noise_layer
-    from aetrain.models.vae import Sampling, assemble_vae
+    from aetrain.models.dense import build_dense_decoder, dense_trunk
+    from aetrain.models.vae import Sampling, assemble_vae, gaussian_head
 
     variant, spec = cfg.variant, spec_for(cfg.data)
     inputs = keras.Input(shape=spec.image_shape)
-    x = keras.layers.Flatten()(inputs)
-    noise = build_noise_layer(cfg.noise, cfg.seed)
-    if noise is not None:
-        x = noise(x)
-    for units in variant.hidden_units:
-        x = keras.layers.Dense(units, activation=variant.activation)(x)
-    # float32 under mixed precision, as the VAE's coding head: exp(log_var) and the log densities
-    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean", dtype="float32")(x)
-    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var", dtype="float32")(x)
+    x = inputs
+    for layer in dense_trunk(cfg):
+        x = layer(x)
+    mean, log_var = gaussian_head(cfg, x)
     codings = Sampling(seed=cfg.seed, name="codings", dtype="float32")([mean, log_var])
     loss = keras_objects()["TotalCorrelationLoss"](
         training_images(cfg.data),

@@ -174,20 +174,14 @@ def build_iwae_encoder(cfg) -> Any:
     import keras
 
     from aetrain.config.data_spec import spec_for
-    from aetrain.models.noise import build_noise_layer
-    from aetrain.models.vae import Sampling
+    from aetrain.models.dense import dense_trunk
+    from aetrain.models.vae import Sampling, gaussian_head
 
-    variant = cfg.variant
     inputs = keras.Input(shape=spec_for(cfg.data).image_shape)
-    x = keras.layers.Flatten()(inputs)
-    noise = build_noise_layer(cfg.noise, cfg.seed)
-    if noise is not None:
-        x = noise(x)
-    for units in variant.hidden_units:
-        x = keras.layers.Dense(units, activation=variant.activation)(x)
-    # float32 under mixed precision, as the VAE's head: exp(log_var) needs more than bfloat16
-    mean = keras.layers.Dense(cfg.latent_size, name="codings_mean", dtype="float32")(x)
-    log_var = keras.layers.Dense(cfg.latent_size, name="codings_log_var", dtype="float32")(x)
+    x = inputs
+    for layer in dense_trunk(cfg):
+        x = layer(x)
+    mean, log_var = gaussian_head(cfg, x)
     codings = Sampling(seed=cfg.seed, name="codings", dtype="float32")([mean, log_var])
     return keras.Model(inputs, [mean, log_var, codings], name="encoder")
 

@@ -190,8 +190,7 @@ def build_vqvae(cfg) -> Any:
     import keras
 
     from aetrain.config.data_spec import spec_for
-    from aetrain.models.conv import KERNEL, build_conv_stages, decoder_paddings, encoder_grids
-    from aetrain.models.dense import OUTPUT_DTYPE
+    from aetrain.models.conv import build_conv_stages, encoder_grids, transposed_conv_stages
 
     variant, spec = cfg.variant, spec_for(cfg.data)
     quantizer = keras_objects()["VectorQuantizer"](
@@ -207,27 +206,7 @@ def build_vqvae(cfg) -> Any:
         name="encoder",
     )
     grids = encoder_grids(spec.height, spec.width, len(variant.encoder_filters))
-    paddings, (crop_rows, crop_columns) = decoder_paddings(grids)
-    layers = [keras.Input(shape=(*grids[-1], cfg.latent_size))]
-    for filters, padding in zip(variant.decoder_filters, paddings[:-1], strict=True):
-        layers.append(
-            keras.layers.Conv2DTranspose(
-                filters, KERNEL, strides=2, padding=padding, activation=variant.activation
-            )
-        )
-    layers.append(
-        keras.layers.Conv2DTranspose(
-            spec.channels,
-            KERNEL,
-            strides=2,
-            padding=paddings[-1],
-            activation=variant.output_activation,
-            dtype=OUTPUT_DTYPE,
-        )
-    )
-    if crop_rows or crop_columns:
-        layers.append(keras.layers.Cropping2D(((0, crop_rows), (0, crop_columns)), dtype=OUTPUT_DTYPE))
-    layers.append(keras.layers.Reshape(spec.image_shape, dtype=OUTPUT_DTYPE))
+    layers = [keras.Input(shape=(*grids[-1], cfg.latent_size)), *transposed_conv_stages(cfg, grids)]
     decoder = keras.Sequential(layers, name="decoder")
     return keras.Sequential([keras.Input(shape=spec.image_shape), encoder, decoder], name="vq_vae")
 

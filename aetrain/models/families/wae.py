@@ -166,15 +166,10 @@ def build_wae(cfg) -> Any:
     import keras
 
     from aetrain.config.data_spec import spec_for
-    from aetrain.models.dense import build_dense_decoder
-    from aetrain.models.noise import build_noise_layer
+    from aetrain.models.dense import build_dense_decoder, dense_trunk
 
     variant, spec = cfg.variant, spec_for(cfg.data)
-    layers = [keras.Input(shape=spec.image_shape), keras.layers.Flatten()]
-    noise = build_noise_layer(cfg.noise, cfg.seed)
-    if noise is not None:
-        layers.append(noise)
-    layers += [keras.layers.Dense(units, activation=variant.activation) for units in variant.hidden_units]
+    layers = [keras.Input(shape=spec.image_shape), *dense_trunk(cfg)]
     # float32 under mixed precision (as a VAE's coding head): the MMD's distances need more than
     # bfloat16's 8 bits, and the codings are what the evaluation and generation read
     layers.append(keras.layers.Dense(cfg.latent_size, name="codings", dtype="float32"))
