@@ -45,7 +45,7 @@ def test_manifest_names_versions_data_hashes_command_and_seed(tmp_path):
     )
     assert set(manifest) == KEYS
     assert manifest["aetrain_version"] == __version__
-    assert set(manifest["libraries"]) == {"tensorflow", "keras", "hydra", "omegaconf", "numpy"}
+    assert set(manifest["libraries"]) == {"tensorflow", "keras", "jax", "hydra", "omegaconf", "numpy"}
     assert all(manifest["libraries"].values())
     assert manifest["data_files"] == {"a.gz": hashlib.sha256(b"abc").hexdigest()}
     assert manifest["command_line"] == "aetrain x=1" and manifest["seed"] == 7
@@ -87,8 +87,9 @@ def test_written_sorted_and_a_resume_keeps_the_earlier_start(tmp_path):
 def test_every_run_folder_and_checkpoint_carries_the_manifest(trained_runs, tiny_data_dir):
     folder = trained_runs()
     manifest = read_manifest(folder)
-    assert set(manifest) == KEYS | {"data_source"}  # a training run also names where its data came from
-    assert str(tiny_data_dir) in manifest["data_source"]
+    # a training run also names where its data came from and the backend it trained on
+    assert set(manifest) == KEYS | {"data_source", "backend"}
+    assert str(tiny_data_dir) in manifest["data_source"] and manifest["backend"] == "tensorflow"
     assert manifest["seed"] == 42 and manifest["data_dir"] == str(tiny_data_dir)
     assert set(manifest["data_files"]) == {
         "train-images-idx3-ubyte.gz",

@@ -178,7 +178,7 @@ CRASHING_RUN = """
 import sys
 import aetrain.training.loop
 
-def run(cfg, output_dir, console, stop=None):
+def run(cfg, output_dir, console, stop=None, checked_resume=None):
     if cfg.seed == 2:
         raise RuntimeError("out of memory on purpose")
     return 0.5
