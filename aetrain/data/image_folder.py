@@ -2,18 +2,21 @@
 
 Class sub-folders are optional: ``photos/cats/*.jpg`` and ``photos/dogs/*.png`` give the classes
 ``cats`` and ``dogs`` (sorted by name); a folder of loose images is one class named after it. Every
-file is decoded by Pillow (a well-kept decoder, with its guard against decompression bombs);
-a file it cannot read is a DataError naming the file, never skipped in silence.
+file is decoded by Pillow (a well-kept decoder, with its guard against decompression bombs), once:
+later runs read the decoded images from aetrain's cache (aetrain.data.image_cache); a file Pillow
+cannot read is a DataError naming the file, never skipped in silence.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from aetrain.data.image_cache import decoded_images
 from aetrain.data.raw import DataError, RawData
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -107,7 +110,9 @@ def read_image_folder(data_cfg: Any, spec: Any, download: bool) -> RawData:
         )
     folder = Path(data_cfg.dir).expanduser()
     files, labels, class_names = list_images(folder)
-    images = np.stack([read_image(path, spec.height, spec.width, spec.channels) for path in files])
+    shape = (spec.height, spec.width, spec.channels) if spec.channels == 3 else (spec.height, spec.width)
+    decode = functools.partial(read_image, height=spec.height, width=spec.width, channels=spec.channels)
+    images = decoded_images(files, folder, shape, decode)
     return RawData(
         train_images=images,
         train_labels=np.asarray(labels, dtype=np.int64),
