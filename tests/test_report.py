@@ -377,3 +377,54 @@ def test_a_run_with_warnings_is_flagged_in_the_table_and_the_csv(tmp_path):
     assert any(line.lstrip().startswith("1 ") and "completed" in line for line in flagged), text
     assert f"run 1 {report.WARNING_FLAG} (completed): {warning}" in text
     assert not any(line.lstrip().startswith("0 ") for line in flagged)
+
+
+def seeds_sweep(folder: Path) -> Path:
+    """latent_size 8 and 16, three seeds each (one of 16's refused): val losses worked by hand below."""
+    originals = np.linspace(0, 1, IMAGES * 28 * 28, dtype=np.float32).reshape(IMAGES, 28, 28)
+    values = {("8", "1"): 0.30, ("8", "2"): 0.32, ("8", "3"): 0.34, ("16", "1"): 0.20, ("16", "2"): 0.24}
+    for number, ((latent, seed), val) in enumerate(values.items()):
+        overrides = [f"latent_size={latent}", f"seed={seed}"]
+        make_run(
+            folder,
+            str(number),
+            overrides,
+            completed(val, val - 0.01, codebook_perplexity=10.0 + number),
+            originals,
+        )
+    make_run(folder, "5", ["latent_size=16", "seed=3"], {"status": "refused", "error": "Invalid config"})
+    return folder
+
+
+def test_runs_that_differ_only_in_their_seed_are_one_row_with_mean_std_and_interval(tmp_path):
+    text, rows = run_report(seeds_sweep(tmp_path))
+    groups = {row["group"]: row for row in rows if row["status"] == "group"}
+    assert list(groups) == ["latent_size=16", "latent_size=8"]  # ranked by the mean: 0.22 before 0.32
+    small = groups["latent_size=8"]
+    # mean 0.32, std sqrt(((-0.02)^2 + 0 + 0.02^2) / 2) = 0.02, 95%: t(0.975, 2) = 4.3027 * 0.02 / sqrt(3)
+    assert float(small["best_val_loss"]) == pytest.approx(0.32)
+    assert float(small["best_val_loss_std"]) == pytest.approx(0.02)
+    assert float(small["best_val_loss_ci95"]) == pytest.approx(4.302653 * 0.02 / 3**0.5, rel=1e-5)
+    assert small["n"] == "3" and groups["latent_size=16"]["n"] == "2"  # the refused run is not counted
+    assert float(small["test_codebook_perplexity"]) == pytest.approx(11.0)  # the family's figure too
+    runs = [row for row in rows if row["status"] != "group"]
+    assert len(runs) == 6 and {row["group"] for row in runs} == {"latent_size=8", "latent_size=16"}
+    flat = " ".join(text.split())
+    assert "latent_size=16 2/3" in flat and "0.32 ± 0.02" in flat
+
+
+def test_runs_prints_each_run_and_over_groups_by_the_keys_it_names(tmp_path):
+    folder = seeds_sweep(tmp_path)
+    text, _ = run_report(folder, per_run=True)
+    assert "± " not in text and "refused" in text
+    _, rows = run_report(folder, over=["latent_size"])
+    assert sorted(row["group"] for row in rows if row["status"] == "group") == ["seed=1", "seed=2", "seed=3"]
+
+
+def test_over_a_key_no_run_varies_is_refused_naming_the_keys_that_vary(tmp_path, capsys):
+    folder = seeds_sweep(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        report.main([str(folder), "--over", "noise.stddev"])
+    assert exit_.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "noise.stddev" in err and "latent_size, seed" in err

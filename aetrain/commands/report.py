@@ -37,6 +37,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aetrain import exit_codes
+from aetrain.analysis import run_groups
 from aetrain.errors import AetrainError, failure
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
@@ -68,6 +69,8 @@ FIGURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("latent_loss", "latent loss", ("test", "latent_loss")),
 )
 ALWAYS_SHOWN = {"best_val_loss", "test_mse", "epochs", "seconds"}
+# What a group's row summarises beside the family's own test figures (test_NAME).
+SUMMARISED = ("best_val_loss", "test_mse", "mean_activation", "near_zero_fraction", "latent_loss")
 # --sort: figures where lower is better, and how the title names them.
 SORT_KEYS = {
     "best_val_loss": "best validation loss",
@@ -512,11 +515,16 @@ def report(
     picture_runs: int = PICTURE_RUNS,
     sort: str = AUTO_SORT,
     out_dir: Path | None = None,
+    over: list[str] | None = None,
+    per_run: bool = False,
 ) -> list[dict[str, Any]]:
     """Print the table, write report.csv and report.png into ``out_dir`` (default ``sweep_dir``).
 
-    Returns the rows. Raises ReportError when ``sweep_dir`` holds no runs, ReportUnwritable when
-    the files cannot be written (after the table is printed).
+    Runs that differ only in ``over`` (default: ``seed``, when the sweep varied it) are summarised a
+    group per row (aetrain.analysis.run_groups); ``per_run`` prints the table of runs instead, and
+    report.csv holds both. Returns the rows of the runs. Raises ReportError when ``sweep_dir`` holds
+    no runs or ``over`` names a key no run varies, ReportUnwritable when the files cannot be written
+    (after the table is printed).
     """
     out_dir = sweep_dir if out_dir is None else out_dir
     found = find_runs(sweep_dir)
@@ -524,6 +532,9 @@ def report(
     sort_key = choose_sort(sort, loss_groups)
     runs = rank(found, sort_key)
     columns, rows = report_rows(runs)
+    varied = differing_overrides(runs)
+    over = grouped_over(over, varied)
+    groups = run_groups.group_runs(rows, varied, over, summarised_figures(columns), sort_key) if over else []
     completed = sum(run.status == "completed" for run in runs)
     if sort != AUTO_SORT:
         how = f"--sort {sort_key}"
@@ -536,10 +547,14 @@ def report(
         f"{SORT_KEYS[sort_key]}, lowest first ({how}); the others last, with why"
     )
     console.print(Text(title, style="bold"))
-    table, left_out = rich_table(columns, rows, console)
-    console.print(table)
-    if left_out:
-        console.print(f"(left out at this width, all in report.csv: {', '.join(left_out)})")
+    if groups and not per_run:
+        console.print(groups_table(groups, over, sort_key))
+        console.print(f"(one row per setting, over {', '.join(over)}; each run: --runs; both in report.csv)")
+    else:
+        table, left_out = rich_table(columns, rows, console)
+        console.print(table)
+        if left_out:
+            console.print(f"(left out at this width, all in report.csv: {', '.join(left_out)})")
     for row in rows:
         if row["error"]:
             console.print(Text.assemble((f"run {row['run']}", "bold"), f" ({row['status']}): {row['error']}"))
@@ -566,9 +581,91 @@ def report(
         signal_ = f" ({record['signal']})" if record.get("signal") else ""
         console.print(f"[bold]sweep[/bold]: {record['status']}{signal_}")
     _print_optuna_result(optuna_result(sweep_dir), console)
+    if groups:
+        columns, rows = with_group_rows(columns, rows, groups)
+        runs = _best_of_each(groups, runs)  # report.png: one run per group
     written = _write_outputs(runs, columns, rows, out_dir, picture_runs, sort_key, console)
     console.print("[bold]wrote:[/bold] " + ", ".join(str(p) for p in written))
     return rows
+
+
+def grouped_over(over: list[str] | None, varied: list[str]) -> list[str]:
+    """The keys runs are grouped over: ``over`` as asked (each must be one the runs vary), else
+    ``seed`` when the runs vary it, else none."""
+    if over is None:
+        return ["seed"] if "seed" in varied else []
+    unknown = [key for key in over if key not in varied]
+    if unknown:
+        raise ReportError(
+            f"--over {','.join(over)}: no run varies {', '.join(unknown)}. The keys these runs vary: "
+            f"{', '.join(varied) or 'none (every run has the same settings)'}."
+        )
+    return over
+
+
+def summarised_figures(columns: list[str]) -> list[str]:
+    """The figures a group's row summarises: every figure column but the epochs."""
+    return [column for column in columns if column in SUMMARISED or column.startswith("test_")]
+
+
+def groups_table(groups: list[run_groups.Group], over: list[str], sort_key: str) -> Table:
+    """One row per group: its setting, its completed runs, and mean ± std [95% interval] per figure."""
+    figures = summarised_figures_of(groups)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    table.add_column("setting", overflow="fold")
+    table.add_column("runs", justify="right", no_wrap=True)
+    for figure in figures:
+        table.add_column(_heading(figure), justify="right", overflow="fold")
+    for group in groups:
+        cells = [group.label, f"{len(group.completed)}/{len(group.runs)}"]
+        cells += [_summary_cell(group.figures.get(figure)) for figure in figures]
+        table.add_row(*cells)
+    return table
+
+
+def summarised_figures_of(groups: list[run_groups.Group]) -> list[str]:
+    seen: dict[str, None] = {}
+    for group in groups:
+        seen.update(dict.fromkeys(group.figures))
+    return list(seen)
+
+
+def _heading(figure: str) -> str:
+    known = {column: heading for column, heading, _ in FIGURES}
+    return known.get(figure, figure.removeprefix("test_").replace("_", " "))
+
+
+def _summary_cell(summary: run_groups.Summary | None) -> str:
+    if summary is None:
+        return ""
+    if summary.std is None:
+        return _short(summary.mean)
+    return f"{_short(summary.mean)} ± {_short(summary.std, 2)} [±{_short(summary.ci95, 2)}]"
+
+
+def with_group_rows(
+    columns: list[str], rows: list[dict[str, Any]], groups: list[run_groups.Group]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """report.csv's columns and rows with both: each run's row names its group; each group's row
+    (``run`` empty) gives n, and per figure the mean, ``_std`` and ``_ci95``."""
+    group_of = {id(row): group.label for group in groups for row in group.runs}
+    figures = summarised_figures_of(groups)
+    extra = ["group", "n", *(f"{figure}_{part}" for figure in figures for part in ("std", "ci95"))]
+    run_rows = [{**row, "group": group_of.get(id(row), "")} for row in rows]
+    group_rows = []
+    for group in groups:
+        row: dict[str, Any] = {"run": "", "status": "group", "group": group.label, "n": len(group.completed)}
+        row.update(group.setting)
+        for figure, summary in group.figures.items():
+            row.update({figure: summary.mean, f"{figure}_std": summary.std, f"{figure}_ci95": summary.ci95})
+        group_rows.append(row)
+    return ["group", *columns, *(column for column in extra if column != "group")], run_rows + group_rows
+
+
+def _best_of_each(groups: list[run_groups.Group], runs: list[SweepRun]) -> list[SweepRun]:
+    """Each group's best run (the first of the ranked runs in it), in the groups' order."""
+    by_name = {run.name: run for run in runs}
+    return [by_name[group.runs[0]["run"]] for group in groups if group.runs]
 
 
 def _loss_group_lines(loss_groups: dict[str, list[str]], shown: int = 4) -> list[str]:
@@ -666,11 +763,19 @@ def main(argv: list[str] | None = None) -> None:
         metavar="N",
         help=f"at most N runs (the best) in report.png (default {PICTURE_RUNS})",
     )
+    parser.add_argument(
+        "--over",
+        type=lambda text: [key for key in text.split(",") if key],
+        metavar="KEY,...",
+        help="group runs that differ only in these overrides, one row per group with the mean, standard "
+        "deviation and 95%% interval of each figure (default: seed, when the sweep varied it)",
+    )
+    parser.add_argument("--runs", action="store_true", help="print one row per run, not per group")
     args = parser.parse_args(argv)
     console = Console()
     errors = Console(stderr=True)
     try:
-        report(args.dir, console, args.picture_runs, args.sort, args.out)
+        report(args.dir, console, args.picture_runs, args.sort, args.out, args.over, args.runs)
     except AetrainError as error:
         message, exit_code = failure(error)
         errors.print(f"[bold red]aetrain-report:[/bold red] {message}")
