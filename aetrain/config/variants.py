@@ -98,38 +98,44 @@ class ConvVariant(Variant):
             f"a list of 1 to {MAX_LAYERS} integers from 1 to {MAX_UNITS}",
             "The conv encoder halves the image once per filter count (28 -> 14 -> 7 -> 3 for three).",
         )
-        require(
-            len(self.decoder_filters) == len(self.encoder_filters) - 1
-            and (not self.decoder_filters or are_layer_sizes(self.decoder_filters)),
-            "variant.decoder_filters",
-            self.decoder_filters,
-            f"{len(self.encoder_filters) - 1} integers from 1 to {MAX_UNITS} (one fewer than "
-            "variant.encoder_filters)",
-            "The conv decoder doubles the image once per pooling; its last stage outputs the image's "
-            "channels, so it takes one filter count fewer than the encoder.",
-        )
+        check_decoder_filters(self.encoder_filters, self.decoder_filters)
         require(
             is_count(self.decoder_start_channels, 1, MAX_UNITS),
             "variant.decoder_start_channels",
             self.decoder_start_channels,
             f"an integer from 1 to {MAX_UNITS}",
         )
-        self._check_fits_images(run)
+        check_stages_fit_images(run, self.encoder_filters)
 
-    def _check_fits_images(self, run: RunConfig) -> None:
-        """A conv encoder halves each side once per stage: the image must keep at least 1x1."""
-        spec = spec_for(run.data)
-        stages = len(self.encoder_filters)
-        require(
-            min(spec.height, spec.width) // 2**stages >= 1,
-            "variant.encoder_filters",
-            self.encoder_filters,
-            f"at most {max(min(spec.height, spec.width).bit_length() - 1, 0)} stages for "
-            f"{spec.height}x{spec.width} images",
-            f"The conv encoder halves the image once per stage: {stages} stages shrink "
-            f"{spec.height}x{spec.width} ({run.data.name}) below 1x1. Use fewer stages (and one fewer "
-            "variant.decoder_filters), larger images (data.image_size), or variant=dense.",
-        )
+
+def check_decoder_filters(encoder_filters: list[int], decoder_filters: list[int]) -> None:
+    """A conv decoder's stages: one filter count fewer than the encoder's (its last stage outputs the
+    image's channels)."""
+    require(
+        len(decoder_filters) == len(encoder_filters) - 1
+        and (not decoder_filters or are_layer_sizes(decoder_filters)),
+        "variant.decoder_filters",
+        decoder_filters,
+        f"{len(encoder_filters) - 1} integers from 1 to {MAX_UNITS} (one fewer than variant.encoder_filters)",
+        "The conv decoder doubles the image once per pooling; its last stage outputs the image's "
+        "channels, so it takes one filter count fewer than the encoder.",
+    )
+
+
+def check_stages_fit_images(run: RunConfig, encoder_filters: list[int]) -> None:
+    """A conv encoder halves each side once per stage: the image must keep at least 1x1."""
+    spec = spec_for(run.data)
+    stages = len(encoder_filters)
+    require(
+        min(spec.height, spec.width) // 2**stages >= 1,
+        "variant.encoder_filters",
+        encoder_filters,
+        f"at most {max(min(spec.height, spec.width).bit_length() - 1, 0)} stages for "
+        f"{spec.height}x{spec.width} images",
+        f"The conv encoder halves the image once per stage: {stages} stages shrink "
+        f"{spec.height}x{spec.width} ({run.data.name}) below 1x1. Use fewer stages (and one fewer "
+        "variant.decoder_filters), larger images (data.image_size), or variant=dense.",
+    )
 
 
 declare(

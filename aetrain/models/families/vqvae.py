@@ -20,9 +20,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aetrain.config.checks import MAX_UNITS, are_layer_sizes, is_count, is_finite_at_least, require
+from aetrain.config.checks import (
+    MAX_LAYERS,
+    MAX_UNITS,
+    are_layer_sizes,
+    is_count,
+    is_finite_at_least,
+    require,
+)
 from aetrain.config.registry import declare
-from aetrain.config.variants import Variant
+from aetrain.config.variants import Variant, check_decoder_filters, check_stages_fit_images
 from aetrain.models.family import Family
 
 BATCH = 512
@@ -48,26 +55,15 @@ class VQVAEVariant(Variant):
 
     def check(self, run) -> None:
         super().check(run)
-        from aetrain.config.data_spec import spec_for
-
-        spec = spec_for(run.data)
-        most_stages = max(min(spec.height, spec.width).bit_length() - 1, 1)
         require(
-            are_layer_sizes(self.encoder_filters) and len(self.encoder_filters) <= most_stages,
+            are_layer_sizes(self.encoder_filters),
             "variant.encoder_filters",
             self.encoder_filters,
-            f"a list of 1 to {most_stages} integers from 1 to {MAX_UNITS} for {spec.height}x{spec.width} "
-            "images",
+            f"a list of 1 to {MAX_LAYERS} integers from 1 to {MAX_UNITS}",
             "Each stage halves the image; the codes lie on the last grid.",
         )
-        require(
-            len(self.decoder_filters) == len(self.encoder_filters) - 1
-            and (not self.decoder_filters or are_layer_sizes(self.decoder_filters)),
-            "variant.decoder_filters",
-            self.decoder_filters,
-            f"{len(self.encoder_filters) - 1} integers from 1 to {MAX_UNITS} (one fewer than "
-            "variant.encoder_filters: the last stage outputs the image's channels)",
-        )
+        check_stages_fit_images(run, self.encoder_filters)
+        check_decoder_filters(self.encoder_filters, self.decoder_filters)
         require(
             is_count(self.codebook_size, 2, MAX_CODEBOOK),
             "variant.codebook_size",
