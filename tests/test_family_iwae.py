@@ -161,3 +161,16 @@ def test_a_checkpoint_reloads_to_the_same_outputs(tmp_path):
     bound = reloaded.get_layer("importance_weighted_bound")
     assert bound.k == 3 and reloaded.get_layer("importance_samples").get_config()["k"] == 3
     assert math.isfinite(float(reloaded.evaluate(images, images, verbose=0)[0]))
+
+
+def test_its_warnings_give_an_iwaes_remedies_not_a_vaes():
+    from aetrain.models.variational import VARIATIONAL
+
+    cfg = validate(compose_config("variant=iwae", "latent_size=10"))
+    collapsed, exploded = {"active_units": 1}, {"latent_loss": 5000.0}
+    (collapse,) = IMPORTANCE_WEIGHTED.test_warnings(collapsed, cfg)
+    (explosion,) = IMPORTANCE_WEIGHTED.test_warnings(exploded, cfg)
+    assert "only 1 of 10" in collapse and "variant.k" in collapse and "beta" not in collapse
+    assert "exploded" in explosion and "kl_warmup" not in explosion
+    vae = validate(compose_config("variant=vae", "latent_size=10"))
+    assert "variant.beta" in VARIATIONAL.test_warnings(collapsed, vae)[0]

@@ -47,14 +47,20 @@ def active_units(mean: np.ndarray, threshold: float = ACTIVE_VARIANCE) -> int:
     return int(np.sum(np.var(mean.astype(np.float64), axis=0) > threshold))
 
 
-def collapse_warning(active: int, units: int) -> str | None:
+#: What a VAE's warnings tell the user to do; a family without beta or its warm-up says its own.
+COLLAPSE_REMEDY = "Warm the KL term up (e.g. variant.kl_warmup_epochs=5) or use a smaller variant.beta."
+EXPLOSION_REMEDY = (
+    "Lower trainer.learning_rate or warm the KL term up (variant.kl_warmup_epochs), and train more steps."
+)
+
+
+def collapse_warning(active: int, units: int, remedy: str = COLLAPSE_REMEDY) -> str | None:
     """The posterior-collapse warning when fewer than half of ``units`` are active, else None."""
     if 2 * active >= units:
         return None
     return (
         f"posterior collapse: only {active} of {units} latent dimensions are active (encoder-mean variance "
-        f"> {ACTIVE_VARIANCE} across test images); the others carry no information about the image. "
-        "Warm the KL term up (e.g. variant.kl_warmup_epochs=5) or use a smaller variant.beta."
+        f"> {ACTIVE_VARIANCE} across test images); the others carry no information about the image. " + remedy
     )
 
 
@@ -63,15 +69,14 @@ def collapse_warning(active: int, units: int) -> str | None:
 EXPLODED_KL_PER_DIMENSION = 100.0
 
 
-def exploded_latent_warning(latent_loss: float, units: int) -> str | None:
+def exploded_latent_warning(latent_loss: float, units: int, remedy: str = EXPLOSION_REMEDY) -> str | None:
     """The warning for a latent (KL) term far above what any trained VAE spends, else None."""
     if not latent_loss > EXPLODED_KL_PER_DIMENSION * units:
         return None
     return (
         f"the latent term exploded: {latent_loss:.4g} nats per test image over {units} latent dimensions "
         f"(above {EXPLODED_KL_PER_DIMENSION:g} per dimension); the codings are far from the prior, so "
-        "samples and interpolations mean nothing. Lower trainer.learning_rate or warm the KL term up "
-        "(variant.kl_warmup_epochs), and train more steps."
+        "samples and interpolations mean nothing. " + remedy
     )
 
 
@@ -160,7 +165,7 @@ def iwae_negative_log_likelihood(
 
 
 def vae_health(
-    model, images: np.ndarray, seed: int, iw_samples: int = IW_SAMPLES
+    model, images: np.ndarray, seed: int, iw_samples: int = IW_SAMPLES, collapse_remedy: str = COLLAPSE_REMEDY
 ) -> tuple[dict[str, Any], list[str]]:
     """kl_per_dimension, active_units (and the threshold), iwae_nats; and the warnings, for ``images``."""
     mean, log_var, _ = model.get_layer("encoder").predict(images, batch_size=BATCH, verbose=0)
@@ -177,5 +182,5 @@ def vae_health(
         )
         health["iwae_nats"] = float(np.mean(nll))
         health["iw_samples"] = iw_samples
-    warning = collapse_warning(active, int(mean.shape[1]))
+    warning = collapse_warning(active, int(mean.shape[1]), collapse_remedy)
     return health, [warning] if warning else []

@@ -25,6 +25,9 @@ BATCH = 512
 class VariationalFamily(Family):
     coding_kind: str = "mean codings"
     samples_from_prior: bool = True
+    #: What its posterior-collapse and exploded-latent warnings tell the user to do.
+    collapse_remedy: str = vae_health.COLLAPSE_REMEDY
+    explosion_remedy: str = vae_health.EXPLOSION_REMEDY
 
     def loss_terms(self, cfg) -> list[str]:
         return [f"{cfg.variant.beta:g} x latent loss"] if cfg.variant.beta else []
@@ -51,9 +54,15 @@ class VariationalFamily(Family):
     def test_warnings(self, test: dict[str, Any], cfg) -> list[str]:
         warnings = []
         if "latent_loss" in test:  # a run recorded before these figures has neither
-            warnings.append(vae_health.exploded_latent_warning(test["latent_loss"], cfg.latent_size))
+            warnings.append(
+                vae_health.exploded_latent_warning(
+                    test["latent_loss"], cfg.latent_size, self.explosion_remedy
+                )
+            )
         if "active_units" in test:
-            warnings.append(vae_health.collapse_warning(test["active_units"], cfg.latent_size))
+            warnings.append(
+                vae_health.collapse_warning(test["active_units"], cfg.latent_size, self.collapse_remedy)
+            )
         return [warning for warning in warnings if warning]
 
     def evaluation_report(
@@ -61,7 +70,7 @@ class VariationalFamily(Family):
     ) -> dict[str, Any]:
         """``vae``: the negative ELBO and the latent space's health; ``warnings``: posterior collapse."""
         report = vae_health.negative_elbo(model, images, seed, elbo_samples)
-        health, warnings = vae_health.vae_health(model, images, seed, iw_samples)
+        health, warnings = vae_health.vae_health(model, images, seed, iw_samples, self.collapse_remedy)
         return {"vae": {**report, **health}, "warnings": warnings}
 
     def evaluation_rows(self, report: dict[str, Any]) -> list[tuple[str, str]]:

@@ -211,34 +211,16 @@ def build_iwae(cfg) -> Any:
     return keras.Model(images, outputs, name="importance_weighted_autoencoder")
 
 
-def collapse_warning(active: int, units: int) -> str | None:
-    """vae_health's posterior-collapse warning, with the remedies an IWAE has (no beta, no warm-up)."""
-    if 2 * active >= units:
-        return None
-    return (
-        f"posterior collapse: only {active} of {units} latent dimensions are active (encoder-mean variance "
-        f"> {vae_health.ACTIVE_VARIANCE} across test images); the others carry no information about the "
-        "image. Train longer or with more importance samples (a larger variant.k), or a smaller latent_size."
-    )
-
-
-def exploded_latent_warning(latent_loss: float, units: int) -> str | None:
-    """vae_health's exploded-latent warning, with the remedies an IWAE has."""
-    if not latent_loss > vae_health.EXPLODED_KL_PER_DIMENSION * units:
-        return None
-    return (
-        f"the latent term exploded: {latent_loss:.4g} nats per test image over {units} latent dimensions "
-        f"(above {vae_health.EXPLODED_KL_PER_DIMENSION:g} per dimension); the codings are far from the "
-        "prior, so samples and interpolations mean nothing. Lower trainer.learning_rate and train more steps."
-    )
-
-
 @dataclass(frozen=True)
 class ImportanceWeightedFamily(VariationalFamily):
     """The variational family trained on the importance-weighted bound alone (no compiled MSE): the
     VAE's figures, evaluation, N(0, I) samples and exported posterior, without beta or its warm-up."""
 
     compiled_loss: str | None = None
+    collapse_remedy: str = (
+        "Train longer or with more importance samples (a larger variant.k), or a smaller latent_size."
+    )
+    explosion_remedy: str = "Lower trainer.learning_rate and train more steps."
 
     def register_keras_objects(self) -> None:
         keras_objects()
@@ -254,26 +236,6 @@ class ImportanceWeightedFamily(VariationalFamily):
         mean, log_var, _ = model.get_layer("encoder").predict(images, batch_size=BATCH, verbose=0)
         per_image = vae_health.latent_loss_per_image(mean.astype(np.float64), log_var.astype(np.float64))
         return {"latent_loss": float(np.mean(per_image)), "active_units": vae_health.active_units(mean)}
-
-    def test_warnings(self, test: dict[str, Any], cfg) -> list[str]:
-        warnings = []
-        if "latent_loss" in test:
-            warnings.append(exploded_latent_warning(test["latent_loss"], cfg.latent_size))
-        if "active_units" in test:
-            warnings.append(collapse_warning(test["active_units"], cfg.latent_size))
-        return [warning for warning in warnings if warning]
-
-    def evaluation_report(
-        self, model, images: np.ndarray, *, seed: int, elbo_samples: int, iw_samples: int
-    ) -> dict[str, Any]:
-        """The variational family's report (negative ELBO, iwae_nats, health), with an IWAE's
-        remedies in its posterior-collapse warning."""
-        report = super().evaluation_report(
-            model, images, seed=seed, elbo_samples=elbo_samples, iw_samples=iw_samples
-        )
-        health = report["vae"]
-        warning = collapse_warning(health["active_units"], health["latent_dimensions"])
-        return {**report, "warnings": [warning] if warning else []}
 
 
 IMPORTANCE_WEIGHTED = ImportanceWeightedFamily()
