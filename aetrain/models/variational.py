@@ -89,10 +89,7 @@ class VariationalFamily(Family):
         return rows
 
     def sample(self, model, count: int, latent_size: int, seed: int) -> np.ndarray:
-        """Decodings of ``count`` codings drawn from N(0, I) with a NumPy generator seeded by ``seed``:
-        the samples.png of a run and aetrain-generate's draw the same images for the same seed."""
-        codings = np.random.default_rng(seed).standard_normal((count, latent_size)).astype("float32")
-        return model.get_layer("decoder").predict(codings, batch_size=BATCH, verbose=0)
+        return decode_standard_normal(model, count, latent_size, seed)
 
     def prior_description(self, latent_size: int) -> str:
         return f"N(0, I), {latent_size}-D"
@@ -100,6 +97,14 @@ class VariationalFamily(Family):
     def export_encoder_outputs(self, encoder: keras.Model) -> list:
         """``[mean, log_var]``: a served VAE encoder answers with its posterior, not one sample of it."""
         return [encoder.get_layer("codings_mean").output, encoder.get_layer("codings_log_var").output]
+
+
+def decode_standard_normal(model, count: int, latent_size: int, seed: int) -> np.ndarray:
+    """Decodings of ``count`` codings drawn from N(0, I) with a NumPy generator seeded by ``seed``: the
+    samples.png of a run and aetrain-generate's draw the same images for the same seed. Every family
+    whose prior is N(0, I) samples so."""
+    codings = np.random.default_rng(seed).standard_normal((count, latent_size)).astype("float32")
+    return model.get_layer("decoder").predict(codings, batch_size=BATCH, verbose=0)
 
 
 VARIATIONAL = VariationalFamily()

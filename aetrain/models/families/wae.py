@@ -25,6 +25,7 @@ from aetrain.config.checks import is_finite_at_least, require
 from aetrain.config.registry import declare
 from aetrain.config.variants import Variant, check_hidden_units
 from aetrain.models.family import Family
+from aetrain.models.variational import decode_standard_normal
 
 BATCH = 512
 KERNELS = ("imq",)
@@ -226,10 +227,8 @@ class WassersteinFamily(Family):
         return [("MMD² to N(0, I)", f"{wae['mmd']:.4f} (IMQ, {wae['mmd_codings']:,} codings)")]
 
     def sample(self, model, count: int, latent_size: int, seed: int) -> np.ndarray:
-        """Decodings of ``count`` codings drawn from N(0, I) with a NumPy generator seeded by ``seed``
-        (the same images for the same seed, as a VAE's)."""
-        codings = np.random.default_rng(seed).standard_normal((count, latent_size)).astype("float32")
-        return model.get_layer("decoder").predict(codings, batch_size=BATCH, verbose=0)
+        """Decodings of N(0, I) draws, as a VAE's (the same images for the same seed)."""
+        return decode_standard_normal(model, count, latent_size, seed)
 
     def prior_description(self, latent_size: int) -> str:
         return f"N(0, I), {latent_size}-D"
