@@ -53,6 +53,7 @@ def test_the_penalty_layer_adds_its_weight_times_the_mmd_and_reports_it():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), codings)  # passed through
     assert expected > 0.1  # codings around 2, far from N(0, I)
     assert [float(loss) for loss in layer.losses] == [pytest.approx(2.5 * expected, rel=1e-5)]
+    layer.record_reported()  # what the model's compute_loss does in a training step
     assert float(layer.mmd_tracker.result()) == pytest.approx(expected, rel=1e-5)
     assert layer.get_config()["weight"] == 2.5 and layer.get_config()["seed"] == 7
 

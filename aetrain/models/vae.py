@@ -8,6 +8,7 @@ from keras import ops
 from aetrain.config import RunConfig
 from aetrain.config.data_spec import spec_for
 from aetrain.models.dense import build_dense_decoder, dense_trunk
+from aetrain.models.term_reporting import TermLayer, TermReportingModel
 
 
 def latent_loss_log_var(mean, log_var):
@@ -84,7 +85,7 @@ class KLWarmup(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="aetrain")
-class LatentLoss(keras.layers.Layer):
+class LatentLoss(TermLayer):
     """Adds ``weight * batch-mean latent loss`` to the model's loss; passes (mean, log_var) through.
 
     Keras 3 refuses ``add_loss`` on a functional model's symbolic tensors, so the loss lives in a layer
@@ -116,7 +117,7 @@ class LatentLoss(keras.layers.Layer):
         kl = ops.mean(per_example)
         weight = self.weight * self.beta_scale if self.annealed else self.weight
         self.add_loss(weight * kl)
-        self.kl_tracker.update_state(kl, sample_weight=ops.cast(ops.shape(mean)[0], "float32"))
+        self.report({"kl_loss": kl}, batch_size=ops.cast(ops.shape(mean)[0], "float32"))
         return mean, log_var
 
     def compute_output_shape(self, input_shape):
@@ -192,7 +193,7 @@ def assemble_vae(encoder: keras.Model, decoder: keras.Model, name: str) -> keras
     """image -> encoder -> sampled codings -> decoder, as one model with both sub-models inside."""
     inputs = keras.Input(shape=encoder.input_shape[1:])
     _, _, codings = encoder(inputs)
-    return keras.Model(inputs, decoder(codings), name=name)
+    return TermReportingModel(inputs, decoder(codings), name=name)
 
 
 def build_vae_encoder(cfg: RunConfig) -> keras.Model:

@@ -110,18 +110,21 @@ def backend_for_trained_run(
 
 
 def check_trains_on(model, backend: str, variant: str) -> None:
-    """ConfigError when ``model`` cannot train on ``backend``: on JAX, a layer that keeps metrics of its
-    own (a VAE's latent loss, the families' loss terms) is not updated by Keras's stateless JAX steps."""
+    """ConfigError when ``model`` cannot train on ``backend``: on JAX, a layer that updates metrics of
+    its own inside ``call`` is not recorded by Keras's stateless steps (aetrain.models.term_reporting
+    says how a layer reports its loss terms on both backends)."""
     if backend != "jax":
         return
     import keras
+
+    from aetrain.models.term_reporting import TermLayer
 
     def reporting(layers) -> list[str]:
         found = []
         for layer in layers:
             if isinstance(layer, keras.Model):
                 found += reporting(layer.layers)
-            elif layer.metrics:
+            elif layer.metrics and not isinstance(layer, TermLayer):
                 found.append(layer.name)
         return found
 
@@ -131,6 +134,7 @@ def check_trains_on(model, backend: str, variant: str) -> None:
             "trainer.backend",
             "jax",
             "tensorflow (or auto)",
-            f"The {variant} variant reports its loss terms from its layers ({', '.join(layers)}), and "
-            "Keras's JAX backend does not update a layer's own metrics yet.",
+            f"The {variant} variant updates metrics inside its layers ({', '.join(layers)}), which "
+            "Keras's JAX backend does not record: make them aetrain.models.term_reporting.TermLayer "
+            "layers, or train on TensorFlow.",
         )

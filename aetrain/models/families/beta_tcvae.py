@@ -134,8 +134,10 @@ def keras_objects() -> dict[str, type]:
     import keras
     from keras import ops
 
+    from aetrain.models.term_reporting import TermLayer
+
     @keras.saving.register_keras_serializable(package="aetrain")
-    class TotalCorrelationLoss(keras.layers.Layer):
+    class TotalCorrelationLoss(TermLayer):
         """Adds ``(MI + beta * TC + dimension-wise KL) / pixels`` of the batch (:func:`tc_decomposition`)
         to the model's loss, reports the three parts (nats per image) as metrics, and passes
         ``(mean, log_var, codings)`` through.
@@ -162,9 +164,9 @@ def keras_objects() -> dict[str, type]:
             parts = tc_decomposition(mean, log_var, codings, self.dataset_size)
             mutual_info, total_correlation, dimwise_kl = parts
             self.add_loss((mutual_info + self.beta * total_correlation + dimwise_kl) / self.pixels)
-            batch = ops.cast(ops.shape(mean)[0], "float32")
-            for part, value in zip(PARTS, parts, strict=True):
-                self.trackers[part].update_state(value, sample_weight=batch)
+            self.report(
+                dict(zip(PARTS, parts, strict=True)), batch_size=ops.cast(ops.shape(mean)[0], "float32")
+            )
             return mean, log_var, codings
 
         def compute_output_shape(self, input_shape):

@@ -105,6 +105,8 @@ def keras_objects() -> dict[str, type]:
     import keras
     from keras import ops
 
+    from aetrain.models.term_reporting import TermLayer
+
     @keras.saving.register_keras_serializable(package="aetrain")
     class ImportanceSamples(keras.layers.Layer):
         """``k`` draws z = mean + exp(log_var / 2) * eps per image, eps ~ N(0, I), always (training or
@@ -135,7 +137,7 @@ def keras_objects() -> dict[str, type]:
             return {**super().get_config(), "k": self.k, "seed": self.seed}
 
     @keras.saving.register_keras_serializable(package="aetrain")
-    class ImportanceWeightedBound(keras.layers.Layer):
+    class ImportanceWeightedBound(TermLayer):
         """Adds the negative importance-weighted bound, batch mean per image divided by the pixel
         count (nats per pixel), to the model's loss; reports it per image as ``iwae_bound``; returns
         the reconstruction it is given.
@@ -156,7 +158,7 @@ def keras_objects() -> dict[str, type]:
             pixels = math.prod(images.shape[1:])  # static: the image's shape is known
             per_image = ops.mean(negative_bound)
             self.add_loss(per_image / pixels)
-            self.bound_tracker.update_state(per_image, sample_weight=ops.cast(ops.shape(mean)[0], "float32"))
+            self.report({"iwae_bound": per_image}, batch_size=ops.cast(ops.shape(mean)[0], "float32"))
             return reconstruction
 
         def compute_output_shape(self, input_shape):
@@ -193,6 +195,7 @@ def build_iwae(cfg) -> Any:
 
     from aetrain.config.data_spec import spec_for
     from aetrain.models.dense import build_dense_decoder
+    from aetrain.models.term_reporting import TermReportingModel
 
     layers = keras_objects()
     k = cfg.variant.k
@@ -208,7 +211,7 @@ def build_iwae(cfg) -> Any:
     reconstruction = decoder(codings)
     bound = layers["ImportanceWeightedBound"](k, name="importance_weighted_bound", dtype="float32")
     outputs = bound([images, mean, log_var, z, decoded, reconstruction])
-    return keras.Model(images, outputs, name="importance_weighted_autoencoder")
+    return TermReportingModel(images, outputs, name="importance_weighted_autoencoder")
 
 
 @dataclass(frozen=True)

@@ -128,8 +128,10 @@ def keras_objects() -> dict[str, type]:
     import keras
     from keras import ops
 
+    from aetrain.models.term_reporting import TermLayer
+
     @keras.saving.register_keras_serializable(package="aetrain")
-    class VectorQuantizer(keras.layers.Layer):
+    class VectorQuantizer(TermLayer):
         """Snaps each vector of the last axis to its nearest codebook entry (straight-through), and
         adds the codebook and commitment terms to the model's loss, reporting each as a metric."""
 
@@ -164,8 +166,7 @@ def keras_objects() -> dict[str, type]:
             quantized = self.nearest_entries(encoded)
             codebook_loss, commitment_loss = vq_loss_terms(encoded, quantized)
             self.add_loss(codebook_loss + self.commitment_cost * commitment_loss)
-            self.codebook_tracker.update_state(codebook_loss)
-            self.commitment_tracker.update_state(commitment_loss)
+            self.report({"codebook_loss": codebook_loss, "commitment_loss": commitment_loss})
             return encoded + ops.stop_gradient(quantized - encoded)
 
         def compute_output_shape(self, input_shape):
@@ -187,6 +188,7 @@ def build_vqvae(cfg) -> Any:
 
     from aetrain.config.data_spec import spec_for
     from aetrain.models.conv import build_conv_stages, encoder_grids, transposed_conv_stages
+    from aetrain.models.term_reporting import TermReportingSequential
 
     variant, spec = cfg.variant, spec_for(cfg.data)
     quantizer = keras_objects()["VectorQuantizer"](
@@ -204,7 +206,7 @@ def build_vqvae(cfg) -> Any:
     grids = encoder_grids(spec.height, spec.width, len(variant.encoder_filters))
     layers = [keras.Input(shape=(*grids[-1], cfg.latent_size)), *transposed_conv_stages(cfg, grids)]
     decoder = keras.Sequential(layers, name="decoder")
-    return keras.Sequential([keras.Input(shape=spec.image_shape), encoder, decoder], name="vq_vae")
+    return TermReportingSequential([keras.Input(shape=spec.image_shape), encoder, decoder], name="vq_vae")
 
 
 def _codebook(model) -> np.ndarray:

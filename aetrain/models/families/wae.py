@@ -128,8 +128,10 @@ def keras_objects() -> dict[str, type]:
     import keras
     from keras import ops
 
+    from aetrain.models.term_reporting import TermLayer
+
     @keras.saving.register_keras_serializable(package="aetrain")
-    class MMDPenalty(keras.layers.Layer):
+    class MMDPenalty(TermLayer):
         """Passes the codings through; adds ``weight * MMD^2`` between them and as many N(0, I) draws
         (from its own seed generator) to the model's loss, and reports the MMD^2 as the ``mmd`` metric.
 
@@ -150,7 +152,7 @@ def keras_objects() -> dict[str, type]:
             prior = keras.random.normal(ops.shape(codings), dtype="float32", seed=self.seed_generator)
             mmd = mmd_imq(codings, prior)
             self.add_loss(self.weight * mmd)
-            self.mmd_tracker.update_state(mmd, sample_weight=ops.cast(ops.shape(codings)[0], "float32"))
+            self.report({"mmd": mmd}, batch_size=ops.cast(ops.shape(codings)[0], "float32"))
             return codings
 
         def compute_output_shape(self, input_shape):
@@ -168,6 +170,7 @@ def build_wae(cfg) -> Any:
 
     from aetrain.config.data_spec import spec_for
     from aetrain.models.dense import build_dense_decoder, dense_trunk
+    from aetrain.models.term_reporting import TermReportingSequential
 
     variant, spec = cfg.variant, spec_for(cfg.data)
     layers = [keras.Input(shape=spec.image_shape), *dense_trunk(cfg)]
@@ -183,7 +186,7 @@ def build_wae(cfg) -> Any:
     )
     encoder = keras.Sequential(layers, name="encoder")
     decoder = build_dense_decoder(cfg, list(reversed(variant.hidden_units)))
-    return keras.Sequential([keras.Input(shape=spec.image_shape), encoder, decoder], name="wae")
+    return TermReportingSequential([keras.Input(shape=spec.image_shape), encoder, decoder], name="wae")
 
 
 def codings_mmd(model, images: np.ndarray, seed: int, count: int = FIGURE_CODINGS) -> dict[str, Any]:
