@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         # a terminal console that really draws, into a buffer: the bar's cost is counted
         console = Console(file=io.StringIO(), force_terminal=True, width=100)
         callbacks = [RichProgress(1, steps, console, show_bar=trainer.progress)]
-        model.fit(dataset.take(10), epochs=1, verbose=0)  # trace
+        model.fit(dataset, steps_per_epoch=10, epochs=1, verbose=0)  # trace
         prepared[overrides] = (model, dataset, callbacks)
 
     rates: dict[str, list[float]] = {overrides: [] for overrides in configs}

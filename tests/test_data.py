@@ -239,7 +239,7 @@ def test_split_keeps_the_last_val_size_images_for_validation(dataset_dir):
     np.testing.assert_allclose(split.x_val[:, 5, 5], np.arange(42, 50) / 255)
     np.testing.assert_allclose(split.x_test[:, 27, 27], (200 + np.arange(N_TEST)) / 255)
     np.testing.assert_array_equal(split.y_val, np.arange(42, 50) % 10)
-    assert split.x_test.max() <= 1.0 and split.x_train.min() >= 0.0
+    assert np.asarray(split.x_test).max() <= 1.0 and np.asarray(split.x_train).min() >= 0.0
 
 
 def test_limit_and_test_limit_keep_the_first_images(dataset_dir):
@@ -320,56 +320,56 @@ def test_cache_dir_follows_xdg_when_aetrain_cache_dir_is_unset(tmp_path, monkeyp
     assert data.cache_dir() == tmp_path / "xdg" / "aetrain"
 
 
-# --- tf.data ----------------------------------------------------------------------------------
+# --- batches -----------------------------------------------------------------------------------
 
 
-def epoch(dataset) -> list[np.ndarray]:
-    return [inputs.numpy() for inputs, _ in dataset]
+def epoch(dataset, number: int = 0) -> list[np.ndarray]:
+    """Epoch ``number``'s inputs, started as fit starts it."""
+    dataset.follow_epochs().on_epoch_begin(number)
+    return [dataset[index][0] for index in range(len(dataset))]
 
 
 def test_make_dataset_yields_input_target_pairs_in_batches():
     images = np.arange(10 * 28 * 28, dtype=np.uint8).reshape(10, 28, 28)
-    batches = list(data.make_dataset(images, 4, shuffle=False))
+    dataset = data.make_dataset(data.ScaledImages.of(images), 4)
+    batches = [dataset[index] for index in range(len(dataset))]
     assert [inputs.shape[0] for inputs, _ in batches] == [4, 4, 2]
     for inputs, targets in batches:
         assert inputs.dtype.name == "float32" and inputs.shape[1:] == (28, 28)
-        np.testing.assert_array_equal(inputs.numpy(), targets.numpy())
-    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), images)
+        np.testing.assert_array_equal(inputs, targets)
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), images / np.float32(255))
 
 
-def test_make_dataset_shuffles_repeatably_for_a_seed():
-    images = np.arange(64, dtype=np.float32).reshape(64, 1, 1) * np.ones((1, 28, 28), np.float32)
-    first = np.concatenate(epoch(data.make_dataset(images, 16, shuffle=True, seed=3)))
-    again = np.concatenate(epoch(data.make_dataset(images, 16, shuffle=True, seed=3)))
-    other = np.concatenate(epoch(data.make_dataset(images, 16, shuffle=True, seed=4)))
-    np.testing.assert_array_equal(first, again)
-    assert not np.array_equal(first, images) and not np.array_equal(first, other)
-    np.testing.assert_array_equal(np.sort(first[:, 0, 0]), np.arange(64))
+def test_scaled_images_read_stored_rows_as_float_only_when_asked(tmp_path):
+    stored = np.lib.format.open_memmap(tmp_path / "images.npy", mode="w+", dtype=np.uint8, shape=(6, 2, 2))
+    stored[:] = np.arange(6, dtype=np.uint8)[:, None, None] * 50
+    split = data.ScaledImages(stored, np.array([5, 0, 3]))
+    assert len(split) == 3 and split.shape == (3, 2, 2) and split.nbytes_stored == 12
+    np.testing.assert_array_equal(split[[2, 0]][:, 0, 0], np.float32([150, 250]) / 255)
+    np.testing.assert_array_equal(np.asarray(split)[:, 0, 0], np.float32([250, 0, 150]) / 255)
+    assert split[1].shape == (2, 2) and split.subset(slice(1, None))[0][0, 0] == 0.0
 
 
-def test_make_dataset_repeat_runs_past_one_epoch():
-    images = np.zeros((5, 28, 28), dtype=np.float32)
-    batches = list(data.make_dataset(images, 2, shuffle=False, repeat=True).take(7))
-    assert [inputs.shape[0] for inputs, _ in batches] == [2] * 7
+def test_training_batches_reshuffle_every_epoch_and_a_resumed_run_sees_the_same_epochs():
+    images = data.ScaledImages.of(np.arange(64, dtype=np.uint8).reshape(64, 1, 1))
+    uninterrupted = data.make_training_dataset(images, 16, seed=3)
+    epochs = [np.concatenate(epoch(uninterrupted, number)) for number in range(3)]
+    for one in epochs:
+        np.testing.assert_array_equal(np.sort(one[:, 0, 0] * 255).round(), np.arange(64))
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    resumed = data.make_training_dataset(images, 16, seed=3, first_epoch=2)
+    np.testing.assert_array_equal(resumed[0][0], epochs[2][:16])  # before fit names the epoch
+    np.testing.assert_array_equal(np.concatenate(epoch(resumed, 2)), epochs[2])
+    other_seed = data.make_training_dataset(images, 16, seed=4)
+    assert not np.array_equal(np.concatenate(epoch(other_seed)), epochs[0])
 
 
-@pytest.mark.parametrize("pipeline", ["validation", "training"])
-def test_an_iterator_deleted_mid_stream_frees_at_once(pipeline):
-    """fit deletes its iterators after the last epoch: tf.data's autotuning thread made that wait
-    for seconds (the tail after the last epoch), so the pipelines run without it."""
-    images = np.random.default_rng(0).random((2000, 28, 28), dtype=np.float32)
-    dataset = (
-        data.make_dataset(images, 32, shuffle=False, repeat=True)
-        if pipeline == "validation"
-        else data.make_training_dataset(images, 32, seed=0)
-    )
-    assert dataset.options().autotune.enabled is False
-    iterator = iter(dataset)
-    for _ in range(200):
-        next(iterator)
-    started = time.perf_counter()
-    del iterator
-    assert time.perf_counter() - started < 0.5
+def test_validation_batches_keep_their_order_every_epoch():
+    images = data.ScaledImages.of(np.arange(10, dtype=np.uint8).reshape(10, 1, 1))
+    dataset = data.make_dataset(images, 4)
+    first, second = np.concatenate(epoch(dataset, 0)), np.concatenate(epoch(dataset, 1))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first[:, 0, 0], np.arange(10, dtype=np.float32) / 255)
 
 
 # --- module hygiene and the real files --------------------------------------------------------
@@ -396,7 +396,8 @@ def test_real_files_give_the_books_split_and_load_fast_from_the_cache():
     assert split.x_val.shape == (5000, 28, 28)
     assert split.x_test.shape == (10000, 28, 28)
     assert split.x_train.dtype == np.float32
-    assert split.x_train.min() == 0.0 and split.x_train.max() == 1.0
+    pixels = np.asarray(split.x_train)
+    assert pixels.dtype == np.float32 and pixels.min() == 0.0 and pixels.max() == 1.0
     assert set(np.unique(split.y_test)) == set(range(len(data.data_spec("fashion_mnist").class_names)))
 
     start = time.perf_counter()

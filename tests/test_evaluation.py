@@ -143,3 +143,19 @@ def test_full_report_for_a_sparse_run(trained_runs, tiny_data_dir):
     assert sparse["target_activation"] == 0.1
     assert np.mean(sparse["unit_mean_activation"]) == pytest.approx(sparse["mean_activation"], rel=1e-5)
     assert "vae" not in report and "denoising" not in report
+
+
+@pytest.mark.parametrize("shape", [(5, 28, 28), (3, 32, 32, 3), (4, 8, 8)])
+def test_psnr_and_ssim_equal_tensorflows_own(shape):
+    """aetrain computes both in NumPy (no TensorFlow needed on JAX); tf.image is the reference."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    images = rng.random(shape, dtype=np.float32)
+    noisy = np.clip(images + rng.normal(0, 0.1, shape).astype(np.float32), 0, 1)
+    channels = (lambda a: a[..., None]) if len(shape) == 3 else (lambda a: a)
+    window = min(11, shape[1])
+    expected_ssim = tf.image.ssim(channels(images), channels(noisy), max_val=1.0, filter_size=window).numpy()
+    expected_psnr = tf.image.psnr(channels(images), channels(noisy), max_val=1.0).numpy()
+    np.testing.assert_allclose(ssim_per_image(images, noisy), expected_ssim, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(psnr_per_image(images, noisy), expected_psnr, rtol=1e-5)

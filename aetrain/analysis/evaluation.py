@@ -34,6 +34,7 @@ def reconstruction_mse(model: keras.Model, images: np.ndarray) -> tuple[float, n
 def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) -> dict[str, Any]:
     """``mse`` always; sparsity: mean coding activation; and the family's own figures (a VAE: mean
     latent loss per image in nats, active units)."""
+    images = np.asarray(images)  # the test set, read whole (bounded by data.test_limit)
     mse, _ = reconstruction_mse(model, images)
     metrics: dict[str, Any] = {"images": len(images), "mse": mse, "mean_image_mse": mean_image_mse(images)}
     metrics.update(family_of(cfg).test_figures(model, images, cfg))
@@ -74,35 +75,54 @@ def with_channels(images: np.ndarray) -> np.ndarray:
 
 
 def psnr_per_image(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """10 log10(1 / MSE) per image, in dB (``tf.image.psnr``, max_val=1 on [0,1] pixels).
+    """10 log10(1 / MSE) per image, in dB (as ``tf.image.psnr`` with max_val=1 on [0,1] pixels).
 
     Reconstructions are clipped to [0, 1] first, as an image viewer would show them.
     """
-    import tensorflow as tf
-
     clipped = np.clip(reconstructions, 0.0, 1.0)
-    return tf.image.psnr(with_channels(images), with_channels(clipped), max_val=1.0).numpy()
+    errors = np.square(images.astype(np.float64) - clipped).reshape(len(images), -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return (-10.0 * np.log10(errors)).astype(np.float32)
+
+
+SSIM_SIGMA, SSIM_K1, SSIM_K2 = 1.5, 0.01, 0.03  # tf.image.ssim's (Wang et al. 2004)
 
 
 def ssim_per_image(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """Structural similarity per image (``tf.image.ssim``: 11x11 Gaussian window, max_val=1), in [-1, 1].
+    """Structural similarity per image, in [-1, 1]: as ``tf.image.ssim`` (max_val=1) computes it, an
+    11x11 Gaussian window (sigma 1.5) over the valid positions, averaged over them and the channels.
 
-    Images smaller than 11 pixels a side (the 8x8 digits) use a window of their own size.
+    l = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), cs = (2 s_xy + C2) / (s_x^2 + s_y^2 + C2),
+    C1 = 0.01^2, C2 = 0.03^2; SSIM = mean(l * cs). Images smaller than 11 pixels a side (the 8x8
+    digits) use a window of their own size.
     """
-    import tensorflow as tf
-
     clipped = np.clip(reconstructions, 0.0, 1.0)
     window = min(11, images.shape[1], images.shape[2])
     values = [
-        tf.image.ssim(
-            with_channels(images[i : i + BATCH]),
-            with_channels(clipped[i : i + BATCH]),
-            max_val=1.0,
-            filter_size=window,
-        )
+        _ssim(with_channels(images[i : i + BATCH]), with_channels(clipped[i : i + BATCH]), window)
         for i in range(0, len(images), BATCH)
     ]
-    return np.concatenate([v.numpy() for v in values])
+    return np.concatenate(values).astype(np.float32)
+
+
+def _ssim(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    offsets = np.arange(window) - (window - 1) / 2
+    kernel = np.exp(-np.square(offsets) / (2 * SSIM_SIGMA**2))
+    kernel /= kernel.sum()
+
+    def blur(values):  # the Gaussian-weighted mean around each valid position, separably
+        rows = np.einsum("nhwck,k->nhwc", np.lib.stride_tricks.sliding_window_view(values, window, 1), kernel)
+        return np.einsum("nhwck,k->nhwc", np.lib.stride_tricks.sliding_window_view(rows, window, 2), kernel)
+
+    mean_x, mean_y = blur(x), blur(y)
+    mean_product = mean_x * mean_y
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    luminance = (2 * mean_product + c1) / (np.square(mean_x) + np.square(mean_y) + c1)
+    structure = (2 * (blur(x * y) - mean_product) + c2) / (
+        blur(np.square(x) + np.square(y)) - np.square(mean_x) - np.square(mean_y) + c2
+    )
+    return (luminance * structure).mean(axis=(1, 2, 3))
 
 
 # --- codings ------------------------------------------------------------------------------------
@@ -143,8 +163,6 @@ def linear_probe(
     fixes the initial weights and the order. With fewer than two classes there is nothing to tell
     apart: ``probe_undefined`` says so instead of a number.
     """
-    import tensorflow as tf
-
     present = np.unique(train_labels)
     if len(present) < 2:
         return {
@@ -157,12 +175,7 @@ def linear_probe(
     center = train_codings.mean(axis=0)
     scale = train_codings.std(axis=0) + 1e-6
     x_train, x_test = (train_codings - center) / scale, (test_codings - center) / scale
-    batches = (
-        tf.data.Dataset.from_tensor_slices((x_train.astype(np.float32), train_labels))
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(PROBE_BATCH)
-    )
+    batches = _reshuffled_passes(x_train.astype(np.float32), train_labels, seed)
     probe = keras.Sequential(
         [keras.Input(shape=(x_train.shape[1],)), keras.layers.Dense(classes, activation="softmax")],
         name="linear_probe",
@@ -184,6 +197,18 @@ def linear_probe(
 
 
 # --- denoising ----------------------------------------------------------------------------------
+
+
+def _reshuffled_passes(x: np.ndarray, labels: np.ndarray, seed: int):
+    """Endless (x, labels) batches of PROBE_BATCH rows from passes over the set, each pass in a new
+    order drawn from ``seed``; a batch may span two passes (every batch is full)."""
+    rng = np.random.default_rng(seed)
+    waiting = np.empty(0, dtype=np.int64)
+    while True:
+        while len(waiting) < PROBE_BATCH:
+            waiting = np.concatenate([waiting, rng.permutation(len(x))])
+        rows, waiting = waiting[:PROBE_BATCH], waiting[PROBE_BATCH:]
+        yield x[rows], labels[rows]
 
 
 def denoising_quality(model: keras.Model, images: np.ndarray) -> dict[str, float]:
@@ -243,7 +268,7 @@ def evaluate_trained_model(
     noise_levels: list[float] | None = None,
 ) -> dict[str, Any]:
     """Everything ``aetrain-evaluate`` reports, on ``data.x_test`` (probe trained on ``data.x_train``)."""
-    images = data.x_test
+    images = np.asarray(data.x_test)
     mse, reconstructions = reconstruction_mse(model, images)
     report: dict[str, Any] = {
         "variant": cfg.variant.name,

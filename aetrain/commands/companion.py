@@ -170,12 +170,12 @@ def load(run: TrainedRun, args: argparse.Namespace) -> LoadedRun:
     """Load Keras quietly (on ``KERAS_BACKEND``, else the run's own backend), the checkpoint and the
     run's data splits (test set cut to --limit)."""
     from aetrain.training.backend import activate, backend_for_trained_run
-    from aetrain.training.runtime import import_tensorflow_quietly
+    from aetrain.training.runtime import import_keras_quietly
 
     manifest = run.metadata.get("manifest")
     trained_on = manifest.get("backend") if isinstance(manifest, dict) else None
     activate(backend_for_trained_run(trained_on))
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from aetrain.data import load_data
     from aetrain.run_folder.checkpoints import load_checkpoint
 

@@ -50,9 +50,10 @@ def export(args: argparse.Namespace, console: Console) -> None:
 
 
 def _export(run, out: Path, console: Console) -> None:
-    from aetrain.training.backend import BackendChoice, activate
+    from aetrain.training.backend import BackendChoice, activate, needs_tensorflow
     from aetrain.training.runtime import import_tensorflow_quietly
 
+    needs_tensorflow("aetrain-export (a SavedModel and TensorFlow Lite)")
     # SavedModels and TensorFlow Lite are TensorFlow's: a run trained on JAX exports from TensorFlow
     activate(BackendChoice("tensorflow", "SavedModel and TensorFlow Lite are TensorFlow's"))
     import_tensorflow_quietly()

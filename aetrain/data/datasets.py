@@ -1,87 +1,90 @@
-"""tf.data pipelines of (x, x) batches over images held in memory, for any image shape.
+"""Batches of (x, x) pairs for Keras, read from the stored images a batch at a time, on any backend.
 
-TensorFlow is imported inside the functions: importing aetrain.data stays cheap.
+A ``keras.utils.PyDataset`` serves TensorFlow and JAX alike and needs no tf.data: each batch is
+gathered from the stored (uint8, perhaps memory-mapped) images and scaled to float32 on the fly, one
+worker thread making the next batch while the step runs. Keras is imported inside the functions:
+importing aetrain.data stays cheap.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+import math
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import tensorflow as tf
+from aetrain.data.scaled_images import ScaledImages
 
-PREFETCH_BATCHES = 2  # one batch in the step, one ready: the gather is far faster than any step
+WORKERS = 1  # one thread gathers the next batch while the step runs; NumPy releases the GIL there
+QUEUED_BATCHES = 4
 
 
-def make_dataset(
-    images: np.ndarray,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    seed: int | None = None,
-    repeat: bool = False,
-) -> tf.data.Dataset:
-    """Batches of (x, x) float32 pairs: an autoencoder's input is its own target.
+def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
+    """The order epoch ``epoch`` visits ``count`` images in, drawn from ``(seed, epoch)`` alone: a run
+    resumed at epoch ``e`` sees exactly the batches an uninterrupted run would have."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
 
-    The pipeline shuffles and batches image *indices* and gathers each batch with one vectorised
-    ``tf.gather``: cheaper than slicing, shuffling and re-stacking 55,000 separate small images every
-    epoch (docs/performance.md). The
-    images are held once, in memory, so ``.cache()`` would only add a second copy. Shuffling spans
-    the whole set and reshuffles every epoch; a seed makes the order repeatable.
-    """
-    import tensorflow as tf
 
-    pixels = tf.constant(np.asarray(images, dtype=np.float32))
-    dataset = tf.data.Dataset.range(len(images))
+def make_training_dataset(images: ScaledImages, batch_size: int, *, seed: int, first_epoch: int = 0):
+    """Shuffled (x, x) batches in the order :func:`epoch_order` gives each epoch, starting at epoch
+    ``first_epoch``; each epoch ends with its own smaller last batch. ``fit`` must be given its
+    ``follow_epochs()`` callback, which tells it each epoch's number."""
+    return _batch_classes()["ImageBatches"](images, batch_size, seed=seed, first_epoch=first_epoch)
+
+
+def make_dataset(images: ScaledImages | np.ndarray, batch_size: int, *, shuffle: bool = False, seed: int = 0):
+    """(x, x) batches in order (validation, evaluation), or shuffled per epoch as for training."""
+    if not isinstance(images, ScaledImages):
+        images = ScaledImages.of(np.asarray(images, dtype=np.float32), max_value=1)
     if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size).map(lambda indices: _input_is_target(tf.gather(pixels, indices)))
-    return _prefetched(dataset)
+        return make_training_dataset(images, batch_size, seed=seed)
+    return _batch_classes()["ImageBatches"](images, batch_size, seed=None)
 
 
-def _input_is_target(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    return batch, batch
+@functools.cache
+def _batch_classes() -> dict[str, type]:
+    import keras
 
+    class ImageBatches(keras.utils.PyDataset):
+        """(x, x) float32 batches of ``images``: in order when ``seed`` is None, else in the order
+        :func:`epoch_order` gives the current epoch, which ``fit`` tells it through
+        :meth:`follow_epochs` (Keras's own calls to a PyDataset's epoch hooks differ between
+        backends, so they are not counted)."""
 
-def _prefetched(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """``dataset`` with PREFETCH_BATCHES batches made ahead, and tf.data's autotuning off.
+        def __init__(self, images: ScaledImages, batch_size: int, *, seed: int | None, first_epoch: int = 0):
+            super().__init__(workers=WORKERS, use_multiprocessing=False, max_queue_size=QUEUED_BATCHES)
+            self.images, self.batch_size, self.seed = images, int(batch_size), seed
+            self.epoch = first_epoch
+            self.order = self._order()
 
-    Why no autotuning: its optimisation thread outlives the last batch, and deleting the iterator
-    (the end of ``fit``) waits for it, for seconds to tens of seconds after the last epoch
-    (docs/performance.md, "Time after the last epoch"). A pipeline of one gather per batch has
-    nothing for it to tune.
-    """
-    import tensorflow as tf
+        def _order(self) -> np.ndarray:
+            if self.seed is None:
+                return np.arange(len(self.images))
+            return epoch_order(len(self.images), self.seed, self.epoch)
 
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
+        def __len__(self) -> int:
+            return math.ceil(len(self.images) / self.batch_size)
 
+        def __getitem__(self, index: int):
+            rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+            pixels = self.images[rows]
+            return pixels, pixels
 
-def make_training_dataset(
-    images: np.ndarray, batch_size: int, *, seed: int, first_epoch: int = 0
-) -> tf.data.Dataset:
-    """Endless (x, x) batches, one epoch after another, for ``fit(steps_per_epoch=...)``.
+        def start_epoch(self, epoch: int) -> None:
+            if epoch != self.epoch:
+                self.epoch = epoch
+                self.order = self._order()
 
-    Epoch ``e`` visits the images in an order drawn from ``(seed, e)`` alone (a stateless shuffle),
-    not from how many epochs this process has already run: a run resumed at epoch ``e`` sees exactly
-    the batches an uninterrupted run would have. Each epoch ends with its own smaller last batch.
-    """
-    import tensorflow as tf
+        def follow_epochs(self) -> keras.callbacks.Callback:
+            """The callback that starts each of ``fit``'s epochs here, before its first batch is read."""
+            return EpochFollower(self)
 
-    pixels = tf.constant(np.asarray(images, dtype=np.float32))
-    count = len(images)
+    class EpochFollower(keras.callbacks.Callback):
+        def __init__(self, batches: ImageBatches):
+            super().__init__()
+            self.batches = batches
 
-    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
-        )
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        def on_epoch_begin(self, epoch, logs=None):
+            self.batches.start_epoch(epoch)
 
-    epochs = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
-    batches = epochs.flat_map(one_epoch).map(lambda indices: tf.gather(pixels, indices))
-    return _prefetched(batches.map(_input_is_target))
+    return {"ImageBatches": ImageBatches}

@@ -21,18 +21,19 @@ import numpy as np
 
 from aetrain.config.data_spec import DataSpec, spec_for
 from aetrain.data.raw import DataError, RawData
+from aetrain.data.scaled_images import ScaledImages
 
 
 @dataclass(frozen=True)
 class ImageSplits:
-    """The three splits, pixels scaled to float32 in [0, 1], where they came from, and the spec
-    (with the class names the files gave, for a folder of images)."""
+    """The three splits (images kept as stored, read as float32 in [0, 1]: ScaledImages), where they
+    came from, and the spec (with the class names the files gave, for a folder of images)."""
 
-    x_train: np.ndarray
+    x_train: ScaledImages
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: ScaledImages
     y_val: np.ndarray
-    x_test: np.ndarray
+    x_test: ScaledImages
     y_test: np.ndarray
     source: Path | str
     spec: DataSpec | None = None
@@ -93,18 +94,18 @@ def _split_given_test_set(
     clipped: dict[str, dict[str, int]] = {}
     limit = _clip("data.limit", limit, len(raw.train_images), clipped)
     test_limit = _clip("data.test_limit", test_limit, len(raw.test_images), clipped)
-    kept = raw.train_images[:limit]
-    n_val = resolve_size(val_size, len(kept))
-    _check_val_size(val_size, n_val, len(kept), limit)
-    pixels = scale_pixels(kept, raw.max_value)
+    kept = len(raw.train_images[:limit])
+    n_val = resolve_size(val_size, kept)
+    _check_val_size(val_size, n_val, kept, limit)
+    train = ScaledImages.of(raw.train_images, raw.max_value)
     labels = raw.train_labels[:limit].astype(np.int64)
-    n_train = len(pixels) - n_val
+    n_train = kept - n_val
     return ImageSplits(
-        x_train=pixels[:n_train],
+        x_train=train.subset(slice(0, n_train)),
         y_train=labels[:n_train],
-        x_val=pixels[n_train:],
+        x_val=train.subset(slice(n_train, kept)),
         y_val=labels[n_train:],
-        x_test=scale_pixels(raw.test_images[:test_limit], raw.max_value),
+        x_test=ScaledImages.of(raw.test_images, raw.max_value).subset(slice(0, test_limit)),
         y_test=raw.test_labels[:test_limit].astype(np.int64),
         source=raw.source,
         spec=spec,
@@ -134,9 +135,9 @@ def _split_pool(raw: RawData, spec: DataSpec, data_cfg: Any, test_limit: int | N
     n_train = len(kept) - n_val
     test_order = test_order[:test_limit]
 
-    def take(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def take(indices: np.ndarray) -> tuple[ScaledImages, np.ndarray]:
         labels = raw.train_labels[indices].astype(np.int64)
-        return scale_pixels(raw.train_images[indices], raw.max_value), labels
+        return ScaledImages(raw.train_images, indices, raw.max_value), labels
 
     x_train, y_train = take(kept[:n_train])
     x_val, y_val = take(kept[n_train:])

@@ -20,7 +20,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aetrain import exit_codes
 from aetrain.config import ConfigError
+from aetrain.errors import AetrainError
 
 BACKENDS = ("tensorflow", "jax")
 INSTALL = {"jax": "pip install 'aetrain[jax]'", "tensorflow": "pip install tensorflow"}
@@ -39,7 +41,29 @@ class BackendChoice:
 
 def installed(backend: str) -> bool:
     """Whether ``backend``'s package can be imported here (found without importing it)."""
-    return importlib.util.find_spec(backend) is not None
+    try:
+        return importlib.util.find_spec(backend) is not None
+    except ValueError:  # sys.modules holds None for it: marked as not importable
+        return False
+
+
+def needs_tensorflow(what: str) -> None:
+    """NeedsTensorFlow (exit 2) for ``what`` where TensorFlow is not installed."""
+    if not installed("tensorflow"):
+        raise NeedsTensorFlow(what)
+
+
+class NeedsTensorFlow(AetrainError):
+    """Something only TensorFlow does, asked for where it is not installed."""
+
+    exit_code = exit_codes.CONFIG
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} needs TensorFlow, which is not installed here (this environment trains on Keras's "
+            "JAX backend without it). Install it (`pip install tensorflow`), or run this command where "
+            "it is installed: a checkpoint is the same file on either backend."
+        )
 
 
 def loaded_backend() -> str | None:
@@ -68,6 +92,8 @@ def choose_backend(requested: str, environment: Mapping[str, str] = os.environ) 
     from_environment = environment.get("KERAS_BACKEND")
     if from_environment in BACKENDS and installed(from_environment):
         return BackendChoice(from_environment, "auto: KERAS_BACKEND")
+    if not installed("tensorflow") and installed("jax"):
+        return BackendChoice("jax", "auto: TensorFlow is not installed here")
     return BackendChoice("tensorflow", "auto: the faster start to exit on every preset measured")
 
 

@@ -306,15 +306,17 @@ def _fit(cfg, model, data, first_epoch, steps_per_epoch, callbacks, saved, train
     if training_done:
         log.info(f"training finished earlier ({saved.epoch} epochs): only the phases it missed")
         return time.perf_counter() - started
+    batches = make_training_dataset(
+        data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch
+    )
     model.fit(
-        make_training_dataset(data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch),
+        batches,
         validation_data=make_dataset(data.x_val, cfg.trainer.batch_size, shuffle=False),
         epochs=cfg.trainer.epochs,
         initial_epoch=first_epoch,
-        steps_per_epoch=steps_per_epoch,
         verbose=0,
         shuffle=False,  # make_training_dataset shuffles, per epoch
-        callbacks=callbacks,
+        callbacks=[batches.follow_epochs(), *callbacks],
     )
     return time.perf_counter() - started
 

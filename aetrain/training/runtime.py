@@ -71,18 +71,39 @@ def import_tensorflow_quietly(verbose: bool = False):
     return tf
 
 
+def import_keras_quietly(verbose: bool = False):
+    """Import Keras on the backend chosen before (aetrain.training.backend), without start-up log
+    lines; TensorFlow only when Keras runs on it. Returns the keras module."""
+    if _on_tensorflow():
+        import_tensorflow_quietly(verbose)  # which imports Keras
+    elif "keras" not in sys.modules:
+        with _scikit_learn_hidden(), contextlib.nullcontext() if verbose else _stderr_silenced():
+            import keras
+    import keras
+
+    return keras
+
+
+def _on_tensorflow() -> bool:
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        return keras.config.backend() == "tensorflow"
+    return os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+
+
 def configure_tensorflow(trainer: TrainerConfig, seed: int, batch_splits: int = 1) -> str:
-    """Threads, determinism, precision and seeds for one run (safe to call again in a multirun).
+    """Threads, determinism, precision and seeds for one run (safe to call again in a multirun); the
+    thread pools and determinism are TensorFlow's, left alone on another backend.
 
     Returns the precision policy in force (``trainer.precision=auto`` resolved for this machine).
     """
-    tf = import_tensorflow_quietly()
-    import keras
-
+    keras = import_keras_quietly()
     keras.utils.clear_session(free_memory=True)
-    _set_threads(tf, *pool_sizes(trainer.intra_op_threads, trainer.inter_op_threads, batch_splits))
-    if trainer.deterministic and keras.config.backend() == "tensorflow":
-        tf.config.experimental.enable_op_determinism()
+    if keras.config.backend() == "tensorflow":
+        tf = import_tensorflow_quietly()
+        _set_threads(tf, *pool_sizes(trainer.intra_op_threads, trainer.inter_op_threads, batch_splits))
+        if trainer.deterministic:
+            tf.config.experimental.enable_op_determinism()
     precision = resolve_precision(trainer.precision, has_gpu=has_gpu())
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(seed)
@@ -113,9 +134,7 @@ def has_gpu() -> bool:
 
 def _gpu_name() -> str | None:
     """The first GPU Keras's backend sees (with how many there are), else None."""
-    import_tensorflow_quietly()  # Keras loads quietly, on the backend chosen before
-    import keras
-
+    keras = import_keras_quietly()
     if keras.config.backend() == "jax":
         import jax
 
@@ -182,7 +201,10 @@ def _set_threads(tf, intra: int | None, inter: int | None) -> None:
 
 
 def thread_pools() -> dict[str, int]:
-    """The sizes TensorFlow's thread pools were given (0: TensorFlow's own choice, one per core)."""
+    """The sizes TensorFlow's thread pools were given (0: TensorFlow's own choice, one per core); on
+    another backend, the cores it may use (its affinity mask) for both."""
+    if not _on_tensorflow():
+        return {"intra_op": available_cores(), "inter_op": available_cores()}
     tf = import_tensorflow_quietly()
     return {
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),

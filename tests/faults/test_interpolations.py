@@ -103,7 +103,7 @@ def test_a_nan_validation_loss_is_divergence(make_config, tmp_path, monkeypatch)
     def poisoned(images, batch_size, shuffle=True, **kwargs):
         if shuffle:
             return real(images, batch_size, shuffle=shuffle, **kwargs)
-        return real(images * np.float32("nan"), batch_size, shuffle=shuffle, **kwargs)
+        return real(np.asarray(images) * np.float32("nan"), batch_size, shuffle=shuffle, **kwargs)
 
     monkeypatch.setattr(data, "make_dataset", poisoned)
     run_dir = tmp_path / "run"

@@ -19,20 +19,21 @@ from cli_runs import aetrain, partial_files, plain_text, smoke_args
 
 def poison_from_epoch(epoch: int, monkeypatch) -> None:
     """Make every training batch from ``epoch`` (1-based) on all NaN, so its loss is NaN."""
-    import tensorflow as tf
-
     real = data.make_training_dataset
 
     def poisoned(images, batch_size, *, seed, first_epoch=0):
-        steps = -(-len(images) // batch_size)
         dataset = real(images, batch_size, seed=seed, first_epoch=first_epoch)
+        clean = type(dataset).__getitem__
 
-        def maybe_nan(step, batch):
-            bad = step >= (epoch - 1 - first_epoch) * steps
-            x = tf.where(bad, batch[0] * np.float32("nan"), batch[0])
-            return x, x
+        class Poisoned(type(dataset)):
+            def __getitem__(self, index):
+                x, _ = clean(self, index)
+                if self.epoch >= epoch - 1:  # self.epoch counts from 0
+                    x = x * np.float32("nan")
+                return x, x
 
-        return dataset.enumerate().map(maybe_nan)
+        dataset.__class__ = Poisoned
+        return dataset
 
     monkeypatch.setattr(data, "make_training_dataset", poisoned)
 

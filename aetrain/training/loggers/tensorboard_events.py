@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aetrain.config import ConfigError
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import probe_folder
 from aetrain.training.loggers import LoggedRun, Logger, LoggerSession
@@ -17,6 +18,19 @@ class TensorBoardEvents(Logger):
     path_settings = ("log_dir",)
 
     log_dir: str = layout.TENSORBOARD
+
+    def check(self, key: str) -> None:
+        """Its event files are written by TensorFlow: refused where TensorFlow is not installed."""
+        from aetrain.training.backend import installed
+
+        super().check(key)
+        if not installed("tensorflow"):
+            raise ConfigError(
+                "logger",
+                "tensorboard",
+                "csv or mlflow (or install TensorFlow: `pip install tensorflow`)",
+                "TensorBoard's event files are written by TensorFlow, which is not installed here.",
+            )
 
     def start(self, run: LoggedRun) -> LoggerSession:
         folder = run.output_dir / self.log_dir
