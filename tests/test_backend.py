@@ -87,7 +87,7 @@ def test_an_unknown_backend_is_refused_naming_the_key():
     assert caught.value.key == "trainer.backend"
 
 
-def test_batch_splits_and_mirroring_are_refused_on_jax(make_config):
+def test_batch_splits_are_refused_on_jax(make_config):
     from aetrain.training.batch_splits import resolve_batch_splits
 
     cfg = make_config("variant=conv", "trainer.batch_splits=2")

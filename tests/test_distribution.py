@@ -68,3 +68,62 @@ def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data
     # A second mirrored model in the same process (a sweep's next job) trains too.
     vae = json.loads((tmp_path / "mirrored_vae" / "metrics.json").read_text())
     assert vae["status"] == "completed" and vae["replicas"] == 2 and vae["test"]["latent_loss"] > 0
+
+
+DATA_PARALLEL_RUNS = """
+import io, json, sys
+from pathlib import Path
+from rich.console import Console
+from aetrain.training import loop as train
+from aetrain.config import validate
+sys.path.insert(0, sys.argv[1])
+from conftest import compose_config
+
+data_dir, out = sys.argv[2], Path(sys.argv[3])
+common = ["trainer=smoke", f"data.dir={data_dir}", "data.limit=256", "data.val_size=64",
+          "trainer.backend=jax", "trainer.progress=false", "trainer.epochs=1", "trainer.optimizer=sgd",
+          "trainer.learning_rate=4.0", "trainer.schedule=constant"]
+for name, extra in [("mirrored", ["trainer.strategy=mirrored"]), ("default", []),
+                    ("mirrored_vae", ["trainer.strategy=mirrored", "variant=vae",
+                                      "trainer.learning_rate=0.01"]),
+                    ("mirrored_odd", ["trainer.strategy=mirrored", "data.limit=251"])]:
+    train.run(validate(compose_config(*common, *extra)), out / name, Console(file=io.StringIO()))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_on_jax_is_keras_data_parallel_over_two_cpu_devices(tiny_data_dir, tmp_path):
+    """On JAX, trainer.strategy=mirrored shards each batch over the devices (two CPU devices here);
+    a batch that does not divide among them is cut to a multiple of their number."""
+    result = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL_RUNS, str(TESTS), str(tiny_data_dir), str(tmp_path)],
+        env={
+            **os.environ,
+            "AETRAIN_CACHE_DIR": str(tmp_path / "cache"),
+            "KERAS_BACKEND": "jax",
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = {
+        name: json.loads((tmp_path / name / "metrics.json").read_text())
+        for name in ("mirrored", "default", "mirrored_vae", "mirrored_odd")
+    }
+    assert metrics["mirrored"]["replicas"] == 2 and metrics["default"]["replicas"] == 1
+    assert {run["backend"] for run in metrics.values()} == {"jax"}
+    for key in ("loss", "val_loss"):
+        assert metrics["mirrored"]["history"][key] == pytest.approx(
+            metrics["default"]["history"][key], rel=1e-4
+        )
+    assert metrics["mirrored"]["test"]["mse"] == pytest.approx(metrics["default"]["test"]["mse"], rel=1e-4)
+    assert (
+        metrics["mirrored_vae"]["status"] == "completed"
+        and metrics["mirrored_vae"]["test"]["latent_loss"] > 0
+    )
+    assert (
+        metrics["mirrored_odd"]["status"] == "completed"
+        and metrics["mirrored_odd"]["data"]["images"]["train"] == 187
+    )

@@ -25,20 +25,35 @@ def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(count)
 
 
-def make_training_dataset(images: ScaledImages, batch_size: int, *, seed: int, first_epoch: int = 0):
+def make_training_dataset(
+    images: ScaledImages, batch_size: int, *, seed: int, first_epoch: int = 0, multiple_of: int = 1
+):
     """Shuffled (x, x) batches in the order :func:`epoch_order` gives each epoch, starting at epoch
     ``first_epoch``; each epoch ends with its own smaller last batch. ``fit`` must be given its
-    ``follow_epochs()`` callback, which tells it each epoch's number."""
-    return _batch_classes()["ImageBatches"](images, batch_size, seed=seed, first_epoch=first_epoch)
+    ``follow_epochs()`` callback, which tells it each epoch's number.
+
+    ``multiple_of``: every batch holds a multiple of that many images (the replicas that share it on
+    JAX); the last few images of an epoch's order that would break it wait for another epoch.
+    """
+    return _batch_classes()["ImageBatches"](
+        images, batch_size, seed=seed, first_epoch=first_epoch, multiple_of=multiple_of
+    )
 
 
-def make_dataset(images: ScaledImages | np.ndarray, batch_size: int, *, shuffle: bool = False, seed: int = 0):
+def make_dataset(
+    images: ScaledImages | np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    multiple_of: int = 1,
+):
     """(x, x) batches in order (validation, evaluation), or shuffled per epoch as for training."""
     if not isinstance(images, ScaledImages):
         images = ScaledImages.of(np.asarray(images, dtype=np.float32), max_value=1)
     if shuffle:
-        return make_training_dataset(images, batch_size, seed=seed)
-    return _batch_classes()["ImageBatches"](images, batch_size, seed=None)
+        return make_training_dataset(images, batch_size, seed=seed, multiple_of=multiple_of)
+    return _batch_classes()["ImageBatches"](images, batch_size, seed=None, multiple_of=multiple_of)
 
 
 @functools.cache
@@ -51,19 +66,29 @@ def _batch_classes() -> dict[str, type]:
         :meth:`follow_epochs` (Keras's own calls to a PyDataset's epoch hooks differ between
         backends, so they are not counted)."""
 
-        def __init__(self, images: ScaledImages, batch_size: int, *, seed: int | None, first_epoch: int = 0):
+        def __init__(
+            self,
+            images: ScaledImages,
+            batch_size: int,
+            *,
+            seed: int | None,
+            first_epoch: int = 0,
+            multiple_of: int = 1,
+        ):
             super().__init__(workers=WORKERS, use_multiprocessing=False, max_queue_size=QUEUED_BATCHES)
             self.images, self.batch_size, self.seed = images, int(batch_size), seed
+            # images per epoch: the last batch cut to a multiple of ``multiple_of``
+            self.used = len(images) - (len(images) % self.batch_size) % multiple_of
             self.epoch = first_epoch
             self.order = self._order()
 
         def _order(self) -> np.ndarray:
             if self.seed is None:
-                return np.arange(len(self.images))
-            return epoch_order(len(self.images), self.seed, self.epoch)
+                return np.arange(self.used)
+            return epoch_order(len(self.images), self.seed, self.epoch)[: self.used]
 
         def __len__(self) -> int:
-            return math.ceil(len(self.images) / self.batch_size)
+            return math.ceil(self.used / self.batch_size)
 
         def __getitem__(self, index: int):
             rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]

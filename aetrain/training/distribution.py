@@ -20,9 +20,36 @@ class OneDevice:
     """One device, on a backend without tf.distribute: a scope that does nothing, one replica."""
 
     num_replicas_in_sync = 1
+    batch_multiple = 1
 
     def scope(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
+
+    def training_ended(self) -> None:
+        pass
+
+
+class JaxDataParallel:
+    """``trainer.strategy=mirrored`` on JAX: Keras's DataParallel over every device of JAX's default
+    platform (the GPUs, else the CPU devices), set for the whole run, since Keras's JAX trainer
+    shards each batch by the distribution in force when ``fit`` runs, not by a scope."""
+
+    def __init__(self) -> None:
+        import keras
+
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        # each batch is split evenly among the devices
+        self.num_replicas_in_sync = self.batch_multiple = len(devices)
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def training_ended(self) -> None:
+        """Evaluation and pictures run on one device: their batches need not divide among them."""
+        import keras
+
+        keras.distribution.set_distribution(None)
 
 
 def default_strategy() -> Any:
@@ -30,6 +57,8 @@ def default_strategy() -> Any:
     another backend, the device Keras picks."""
     import keras
 
+    if keras.config.backend() == "jax":
+        keras.distribution.set_distribution(None)  # a sequential sweep's earlier job may have set one
     if keras.config.backend() != "tensorflow":
         return OneDevice()
     return import_tensorflow_quietly().distribute.get_strategy()
@@ -45,12 +74,14 @@ def mirrored_strategy() -> Any:
     """
     import keras
 
+    if keras.config.backend() == "jax":
+        return JaxDataParallel()
     if keras.config.backend() != "tensorflow":
         raise ConfigError(
             "trainer.strategy",
             "mirrored",
             f"default on the {keras.config.backend()} backend",
-            "mirrored is TensorFlow's MirroredStrategy: use trainer.backend=tensorflow to mirror.",
+            "mirrored is TensorFlow's MirroredStrategy or Keras's DataParallel on JAX.",
         )
     tf = import_tensorflow_quietly()
     gpus = tf.config.list_logical_devices("GPU")

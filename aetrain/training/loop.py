@@ -121,9 +121,7 @@ def _run(
         },
         output_dir,
     )
-    train_seconds = _fit(
-        cfg, model, data, first_epoch, steps_per_epoch, watch.callbacks, saved, training_done
-    )
+    train_seconds = _fit(cfg, model, data, first_epoch, strategy, watch.callbacks, saved, training_done)
 
     metrics = {
         **description,
@@ -298,26 +296,30 @@ class _Watchers:
         return watch
 
 
-def _fit(cfg, model, data, first_epoch, steps_per_epoch, callbacks, saved, training_done) -> float:
-    """Train from ``first_epoch`` to ``trainer.epochs`` (nothing when training was done); seconds."""
+def _fit(cfg, model, data, first_epoch, strategy, callbacks, saved, training_done) -> float:
+    """Train from ``first_epoch`` to ``trainer.epochs`` (nothing when training was done); seconds.
+    Batches divide among the strategy's replicas where it needs them to (``batch_multiple``)."""
     from aetrain.data import make_dataset, make_training_dataset
 
     started = time.perf_counter()
     if training_done:
         log.info(f"training finished earlier ({saved.epoch} epochs): only the phases it missed")
         return time.perf_counter() - started
+    multiple = getattr(strategy, "batch_multiple", 1)
     batches = make_training_dataset(
-        data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch
+        data.x_train, cfg.trainer.batch_size, seed=cfg.seed, first_epoch=first_epoch, multiple_of=multiple
     )
     model.fit(
         batches,
-        validation_data=make_dataset(data.x_val, cfg.trainer.batch_size, shuffle=False),
+        validation_data=make_dataset(data.x_val, cfg.trainer.batch_size, multiple_of=multiple),
         epochs=cfg.trainer.epochs,
         initial_epoch=first_epoch,
         verbose=0,
         shuffle=False,  # make_training_dataset shuffles, per epoch
         callbacks=[batches.follow_epochs(), *callbacks],
     )
+    if hasattr(strategy, "training_ended"):  # aetrain's own strategies (not tf.distribute's)
+        strategy.training_ended()
     return time.perf_counter() - started
 
 
