@@ -6,6 +6,7 @@ classes, reader); a data set from outside aetrain uses one of them, or subclasse
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -135,11 +136,75 @@ class ImageFolderData(Data):
             "the folder of your PNG/JPEG images",
             "data=image_folder reads a folder of your own images (class sub-folders optional).",
         )
+        check_image_shape(self)
+
+
+def check_image_shape(data: Data) -> None:
+    """``image_size`` and ``channels`` of a data set whose images are resized and converted to them."""
+    require(
+        len(data.image_size) == 2 and are_layer_sizes(data.image_size) and max(data.image_size) <= 4096,
+        "data.image_size",
+        data.image_size,
+        "[height, width], two integers from 1 to 4096",
+        "Every image is resized to it.",
+    )
+    require(data.channels in (1, 3), "data.channels", data.channels, "1 (grey) or 3 (RGB colour)")
+
+
+#: A TFDS name as ``tfds.builder`` parses it: ``name[/config][:version]``; TFDS itself says whether
+#: it knows the set (at read time, exit 3).
+TFDS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/+-]*")
+#: The keys of data=tfds that name a split or a feature, and what null means where it is allowed.
+TFDS_NAMED_KEYS = {
+    "split_train": None,
+    "image_key": None,
+    "split_test": "the test images are drawn from split_train",
+    "label_key": "no labels: one class",
+}
+
+
+@dataclass
+class TfdsData(Data):
+    """A TensorFlow Datasets image data set by name, read offline from a prepared TFDS folder and
+    resized to image_size (aetrain.data.tfds). With ``split_test`` null the test images are drawn
+    from the training split, as for a folder of images."""
+
+    name: str = "tfds"
+    dataset: str = "mnist"
+    dir: str | None = None
+    split_train: str = "train"
+    split_test: str | None = "test"
+    image_key: str = "image"
+    label_key: str | None = "label"
+    image_size: list[int] = field(default_factory=lambda: [28, 28])
+    channels: int = 1
+    limit: int | None = None
+    val_size: float = 0.1
+    test_size: float = 0.1  # used only when split_test is null
+    split_seed: int = 0
+    test_limit: int | None = None
+
+    def check(self, run: RunConfig) -> None:
+        check_drawn_splits(self)
+        super().check(run)
         require(
-            len(self.image_size) == 2 and are_layer_sizes(self.image_size) and max(self.image_size) <= 4096,
-            "data.image_size",
-            self.image_size,
-            "[height, width], two integers from 1 to 4096",
-            "Every image is resized to it.",
+            bool(TFDS_NAME.fullmatch(self.dataset)) and ".." not in self.dataset,
+            "data.dataset",
+            self.dataset,
+            "a TensorFlow Datasets name: name[/config][:version], e.g. celeb_a, mnist:3.0.1",
         )
-        require(self.channels in (1, 3), "data.channels", self.channels, "1 (grey) or 3 (RGB colour)")
+        require(
+            self.dir is None or self.dir.strip() != "",
+            "data.dir",
+            self.dir,
+            "null (TFDS's folder: $TFDS_DATA_DIR, else ~/tensorflow_datasets) or your TFDS folder",
+        )
+        for key, null_means in TFDS_NAMED_KEYS.items():
+            value = getattr(self, key)
+            require(
+                (value is None and null_means is not None) or (value is not None and value.strip() != ""),
+                f"data.{key}",
+                value,
+                "a name the data set's TFDS info lists" + (f", or null ({null_means})" if null_means else ""),
+            )
+        check_image_shape(self)

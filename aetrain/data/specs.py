@@ -10,13 +10,14 @@ aetrain is declared the same way in a module its YAML names under ``_declared_in
 
 from __future__ import annotations
 
-from aetrain.config.data_settings import DataConfig, DigitsData, ImageFolderData
+from aetrain.config.data_settings import DataConfig, DigitsData, ImageFolderData, TfdsData
 from aetrain.config.data_spec import DataSpec
 from aetrain.config.registry import declare
 from aetrain.data.cifar_pickle import read_cifar10
 from aetrain.data.digits import read_digits
 from aetrain.data.idx import FASHION_MNIST_FILES, MNIST_FILES, idx_reader
 from aetrain.data.image_folder import read_image_folder
+from aetrain.data.tfds import read_tfds
 
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 
@@ -126,5 +127,23 @@ declare(
         test_images=None,
         read=read_image_folder,
         where="data.dir: a folder of PNG/JPEG images, class sub-folders optional",
+    ),
+)
+
+declare(
+    "data",
+    "tfds",
+    TfdsData,
+    build=DataSpec(
+        title="the TensorFlow Datasets data set",
+        height=28,
+        width=28,
+        channels=1,
+        class_names=(),
+        train_images=None,
+        test_images=None,
+        read=read_tfds,
+        where="data.dir, else $TFDS_DATA_DIR, else ~/tensorflow_datasets: a TFDS folder where data.dataset "
+        "is prepared (`tfds build NAME --data_dir DIR`); never downloaded",
     ),
 )
