@@ -4,33 +4,37 @@ panel per preset."""
 from __future__ import annotations
 
 import math
-from itertools import accumulate
 from pathlib import Path
 
 
 def plot_time_to_quality(races: list, path: Path) -> Path:
-    """One panel per preset: a point per epoch at its cumulative training time; the target dashed."""
+    """One panel per preset: a point per epoch at its end, in seconds from its process's start, for the
+    recipe and for aetrain on each backend; the target dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = min(3, len(races))
-    rows = math.ceil(len(races) / columns)
+    presets = list(dict.fromkeys(race.preset for race in races))
+    columns = min(3, len(presets))
+    rows = math.ceil(len(presets) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), dpi=110, squeeze=False)
-    for axis in axes.flat[len(races) :]:
+    for axis in axes.flat[len(presets) :]:
         axis.axis("off")
-    for axis, race in zip(axes.flat, races, strict=False):
-        curves = [
-            ("seed recipe", race.recipe["epoch_seconds"], race.recipe["val_mse"]),
-            ("aetrain", race.aetrain["epoch_seconds"], race.aetrain_val_mse),
-        ]
+    for axis, preset in zip(axes.flat, presets, strict=False):
+        ran = [race for race in races if race.preset == preset]
+        curves = [("seed recipe", ran[0].recipe["epoch_end_seconds"], ran[0].recipe["val_mse"])]
+        curves += [
+            (f"aetrain, {race.backend}" + (" (auto)" if race.auto else ""), race.aetrain["epoch_end_seconds"],
+             race.aetrain_val_mse)
+            for race in ran
+        ]  # fmt: skip
         for label, seconds, val_mse in curves:
-            axis.plot(list(accumulate(seconds)), val_mse, marker="o", markersize=3, label=label)
+            axis.plot(seconds, val_mse, marker="o", markersize=3, label=label)
         axis.axhline(
-            race.target, color="gray", linestyle="--", linewidth=1, label=f"target {race.target:.5f}"
+            ran[0].target, color="gray", linestyle="--", linewidth=1, label=f"target {ran[0].target:.5f}"
         )
-        axis.set(xlabel="training wall time (s)", ylabel="validation MSE", yscale="log", title=race.preset)
+        axis.set(xlabel="seconds from process start", ylabel="validation MSE", yscale="log", title=preset)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     figure.tight_layout()

@@ -51,12 +51,16 @@ class EpochTimer(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
         self.seconds: list[float] = []
+        self.ends: list[float | None] = []  # seconds from the process's start
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from aetrain.run_folder.record import seconds_since_process_start
+
         self.seconds.append(time.perf_counter() - self._start)
+        self.ends.append(seconds_since_process_start())
 
 
 def train_seed_recipe(
@@ -72,6 +76,8 @@ def train_seed_recipe(
     A model with penalties of its own (sparsity, a VAE's latent loss: ``add_loss``) also records the
     MSE alone as a metric, so that ``val_mse`` is the reconstruction error whatever the model adds.
     """
+    x_train, x_val = np.asarray(x_train), np.asarray(x_val)
+    x_test = None if x_test is None else np.asarray(x_test)
     keras.utils.set_random_seed(seed)
     model(x_train[:1])  # a first call collects the model's add_loss terms
     penalised = bool(model.losses)
@@ -96,6 +102,7 @@ def train_seed_recipe(
     result = {
         "train_seconds": train_seconds,
         "epoch_seconds": timer.seconds,
+        "epoch_end_seconds": timer.ends,
         "val_loss": [float(v) for v in history.history["val_loss"]],
         "val_mse": [float(v) for v in val_mse],
         "images_per_second": steady_throughput(len(x_train), timer.seconds),

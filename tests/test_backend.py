@@ -23,12 +23,28 @@ def fresh_process(monkeypatch):
     return monkeypatch
 
 
-def test_auto_trains_on_tensorflow_unless_keras_backend_says_otherwise(fresh_process):
-    assert choose_backend("auto", environment={}).name == "tensorflow"
-    choice = choose_backend("auto", environment={"KERAS_BACKEND": "jax"})
-    assert (choice.name, choice.why) == ("jax", "auto: KERAS_BACKEND")
-    fresh_process.setattr(backend, "installed", lambda name: name != "jax")
-    assert choose_backend("auto", environment={"KERAS_BACKEND": "jax"}).name == "tensorflow"
+def test_auto_follows_keras_backend_else_the_measured_rule_per_kind_of_model(fresh_process):
+    dense = compose_config("variant=dense")
+    conv = compose_config("variant=conv")
+    for run in (dense, conv):  # KERAS_BACKEND, when set, decides
+        choice = choose_backend("auto", environment={"KERAS_BACKEND": "tensorflow"}, run=validate(run))
+        assert (choice.name, choice.why) == ("tensorflow", "auto: KERAS_BACKEND")
+    for run, kind in ((dense, "dense"), (conv, "convolutional")):
+        choice = choose_backend("auto", environment={}, run=validate(run))
+        assert choice.name == backend.FASTER_ON_CPU[kind] and kind in choice.why
+    assert (
+        choose_backend("auto", environment={}, run=validate(compose_config("variant=vae"))).name
+        == (backend.FASTER_ON_CPU["dense"])
+    )
+    fresh_process.setattr(backend, "installed", lambda name: name != "jax")  # no JAX: TensorFlow
+    for run in (dense, conv):
+        assert (
+            choose_backend("auto", environment={"KERAS_BACKEND": "jax"}, run=validate(run)).name
+            == "tensorflow"
+        )
+    fresh_process.setattr(backend, "installed", lambda name: name != "tensorflow")  # no TensorFlow: JAX
+    choice = choose_backend("auto", environment={}, run=validate(conv))
+    assert (choice.name, choice.why) == ("jax", "auto: TensorFlow is not installed here")
 
 
 def test_a_backend_named_outright_that_is_not_installed_is_refused_naming_the_key(fresh_process):

@@ -72,9 +72,14 @@ def loaded_backend() -> str | None:
     return keras.config.backend() if keras is not None else None
 
 
-def choose_backend(requested: str, environment: Mapping[str, str] = os.environ) -> BackendChoice:
-    """The backend for a run asking ``requested`` (``trainer.backend``); ConfigError for a backend named
-    outright that cannot be used here."""
+#: What ``auto`` trains on, on a CPU, by the kind of step a model takes: measured from process start
+#: to exit against each other (bench/RESULTS.md; docs/performance.md has the table per machine).
+FASTER_ON_CPU = {"convolutional": "tensorflow", "dense": "jax"}
+
+
+def choose_backend(requested: str, environment: Mapping[str, str] = os.environ, run=None) -> BackendChoice:
+    """The backend for a run asking ``requested`` (``trainer.backend``) with the config ``run``;
+    ConfigError for a backend named outright that cannot be used here."""
     loaded = loaded_backend()
     if requested != "auto":
         if not installed(requested):
@@ -94,7 +99,25 @@ def choose_backend(requested: str, environment: Mapping[str, str] = os.environ) 
         return BackendChoice(from_environment, "auto: KERAS_BACKEND")
     if not installed("tensorflow") and installed("jax"):
         return BackendChoice("jax", "auto: TensorFlow is not installed here")
-    return BackendChoice("tensorflow", "auto: the faster start to exit on every preset measured")
+    if run is None:
+        return BackendChoice("tensorflow", "auto: no model to choose for")
+    kind = "convolutional" if _steps_are_convolutions(run) else "dense"
+    faster = FASTER_ON_CPU[kind]
+    if not installed(faster):
+        return BackendChoice("tensorflow", f"auto: JAX would be faster for {kind} models, and is not "
+                             f"installed here ({INSTALL['jax']})")  # fmt: skip
+    return BackendChoice(faster, f"auto: the faster from start to exit for {kind} models on a CPU")
+
+
+def _steps_are_convolutions(run) -> bool:
+    from aetrain.models.family import family_of
+
+    return family_of(run).slices_batches
+
+
+def auto_backend_for(run, environment: Mapping[str, str] = os.environ) -> BackendChoice:
+    """What ``trainer.backend=auto`` trains the run ``run`` on here (the benchmark marks it)."""
+    return choose_backend("auto", environment, run)
 
 
 def activate(choice: BackendChoice) -> None:

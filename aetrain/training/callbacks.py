@@ -49,6 +49,7 @@ class RichProgress(keras.callbacks.Callback):
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
         self.console, self.show_bar = console, show_bar
         self.epoch_seconds: list[float] = []
+        self.epoch_ends: list[float] = []  # seconds from the process's start (what a user waits by)
         self._progress: Progress | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -84,6 +85,7 @@ class RichProgress(keras.callbacks.Callback):
             return  # a partial epoch (see the module docstring)
         seconds = time.perf_counter() - self._epoch_start
         self.epoch_seconds.append(seconds)
+        self.epoch_ends.append(seconds_since_process_start())
         figures = "  ".join(f"{k} {float(v):.5f}" for k, v in (logs or {}).items() if k != "learning_rate")
         log.info(f"epoch {epoch + 1}/{self.epochs}  {figures}  ({seconds:.1f} s)")
 

@@ -93,7 +93,7 @@ def _run(
     # Training finished before the run was stopped: only the evaluation and pictures are missing.
     training_done = saved is not None and saved.epoch >= cfg.trainer.epochs
     data, data_seconds = _load_data(cfg)  # before TensorFlow loads: a bad file is reported at once
-    backend = choose_backend(cfg.trainer.backend)
+    backend = choose_backend(cfg.trainer.backend, run=cfg)
     activate(backend)  # before Keras loads: it reads its backend once
     splits = resolve_batch_splits(
         cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu(), backend=backend.name
@@ -376,6 +376,7 @@ def _training_figures(
         "startup_seconds": watch.startup.seconds,
         "train_seconds": train_seconds,
         "epoch_seconds": progress.epoch_seconds,
+        "epoch_end_seconds": progress.epoch_ends,
         "images_per_second": _steady_throughput(len(data.x_train), progress.epoch_seconds),
         "status": "diverged" if watch.guard.failure else "completed",
     }
@@ -433,7 +434,13 @@ def _enter_phase(stop: StopRequest, phase: str, message: str) -> None:
 
 
 # What a resume that only finishes the later phases keeps from the metrics.json of the training.
-TRAINING_FIGURES = ("startup_seconds", "train_seconds", "epoch_seconds", "images_per_second")
+TRAINING_FIGURES = (
+    "startup_seconds",
+    "train_seconds",
+    "epoch_seconds",
+    "epoch_end_seconds",
+    "images_per_second",
+)
 
 
 def _write_run_manifest(
