@@ -16,6 +16,11 @@ plugin's (hydra-optuna-sweeper 1.3, optuna 2.x), with these differences:
   are trial user attributes; a diverged run is PRUNED, the other failures FAIL.
 - **A study with no completed trial** ends with a message and an ``optimization_results.yaml``
   that says so (``best_params: null``), exit 0.
+- **Workers share a stored study** (aetrain.sweeps.optuna_shared): processes started on one study
+  split its ``n_trials`` (claimed through the database, so none is run twice), each records a
+  heartbeat for its running trials, a trial whose worker died is marked FAIL and run again, and
+  every worker waits for the others' trials so that all report the same best trial. A stored study
+  with another ``hydra.sweeper.direction`` is refused (exit 2) before any trial.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import json
 import logging
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +42,23 @@ from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
-from optuna.trial import Trial, TrialState
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, Trial, TrialState
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from aetrain import exit_codes
 from aetrain.errors import AetrainError, failure
 from aetrain.run_folder import layout
 from aetrain.run_folder.atomic_files import write_text_atomically
 from aetrain.run_folder.record import read_metrics_or_empty, run_outcome
+from aetrain.sweeps.optuna_shared import (
+    RETRY_OF_ATTR,
+    TRIAL_SEARCH_ATTR,
+    SearchState,
+    SharedSearch,
+    heartbeats,
+    retry_sampler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +77,36 @@ class SearchSpaceChanged(AetrainError):
     exit_code = exit_codes.CONFIG
 
 
+class DirectionChanged(AetrainError):
+    """The stored study optimises in another direction than ``hydra.sweeper.direction``."""
+
+    exit_code = exit_codes.CONFIG
+
+
 class AetrainOptunaSearch(OptunaSweeperImpl):
     """The Optuna sweeper of hydra-optuna-sweeper 1.3, with the differences the module names."""
 
+    def __init__(
+        self, *, heartbeat_interval: int = 30, grace_period: int | None = None, **settings: Any
+    ) -> None:
+        super().__init__(**settings)
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.database: RDBStorage | None = None  # the stored study's database, when there is one
+
     def sweep(self, arguments: list[str]) -> None:
+        distributions, fixed_params = self._search_space(arguments)
+        directions = self._get_directions()
+        study = self._open_checked_study(directions, distributions)
+        earlier = len(study.get_trials(deepcopy=False))
+        shared = SharedSearch(study, self.database, self._grace_s)
+        rejoin = self._finish_stopped_trials(study) if self.config.get("resume_sweep") is True else None
+        state, joined = shared.join_or_open(self.n_trials, rejoin=rejoin)
+        log.info(search_log_line(study, self.storage, earlier, state, joined, self.n_trials))
+        ran = self._run_search(study, shared, distributions, fixed_params)
+        self._write_results(study, directions, ran, state.search)
+
+    def _search_space(self, arguments: list[str]) -> tuple[dict[str, BaseDistribution], dict]:
+        """The searched distributions and the fixed overrides, as the plugin reads them."""
         self._process_searchspace_config()
         distributions, fixed_params = create_params_from_overrides(
             [*self._parse_sweeper_params_config(), *arguments]
@@ -76,64 +118,141 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
             self.sampler = self.sampler(grid)
             self.n_trials = min(self.n_trials, math.prod(len(choices) for choices in grid.values()))
+        return distributions, fixed_params
 
-        directions = self._get_directions()
+    def _open_checked_study(
+        self, directions: list[str], distributions: dict[str, BaseDistribution]
+    ) -> optuna.Study:
+        """The study, or an exit before any trial naming the key to fix (``_refuse``)."""
+        problem = heartbeat_problem(self.heartbeat_interval, self.grace_period)
+        if problem:
+            self._refuse(problem)
         try:
-            study = optuna.create_study(
-                study_name=self.study_name,
-                storage=self.storage,
-                sampler=self.sampler,
-                directions=directions,
-                load_if_exists=True,
-            )
+            study = self._open_study(directions)
         except Exception as error:  # a bad URL, an unreachable or read-only database, another direction
             self._refuse(*storage_refusal(self.storage, self.study_name, error))
         try:
-            check_search_space(study, distributions)
+            record_search_space(study, distributions)
         except SearchSpaceChanged as error:
             self._refuse(*failure(error))
-        study.set_user_attr(SEARCH_SPACE_ATTR, search_space_record(distributions))
-        earlier = len(study.get_trials(deepcopy=False))
-        log.info(
-            f"Study {study.study_name!r} in {self.storage or 'memory'}: {earlier} earlier trials, "
-            f"{self.n_trials} to add."
-        )
+        return study
 
-        stopped_early = False
-        to_go = self.n_trials
-        if self.config.get("resume_sweep") is True:
-            to_go -= self._finish_stopped_trials(study)
-        while to_go > 0 and not stopped_early:
-            batch = min(to_go, self.n_jobs)
-            trials = [study.ask() for _ in range(batch)]
-            overrides = [self._configure_trial(study, trial, distributions, fixed_params) for trial in trials]
-            try:
-                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
-            except BaseException as stop:  # a signal, or a launcher that gave up: no trial left RUNNING
-                self._tell_stopped_batch(study, trials, f"the sweep stopped ({type(stop).__name__}: {stop})")
-                raise
-            self.job_idx += len(returns)
-            told = [self._tell(study, trial, ret) for trial, ret in zip(trials, returns, strict=False)]
-            failures = sum(state != TrialState.COMPLETE for state in told)
-            for trial in trials[len(returns) :]:
-                _tell_unfinished(study, trial, "the launcher returned no result for this job")
-            if failures / max(len(returns), 1) > self.max_failure_rate:
+    def _run_search(
+        self,
+        study: optuna.Study,
+        shared: SharedSearch,
+        distributions: dict[str, BaseDistribution],
+        fixed: dict,
+    ) -> int:
+        """Claim and run trials until the search has none left to start and all have finished (or
+        too many failed); returns how many this worker ran."""
+        ran = 0
+        while True:
+            for lost in shared.fail_lost_trials():
+                log.warning(f"Trial {lost.number} lost its worker (no heartbeat): FAIL, and it runs again")
+            claims = shared.claim(self.n_jobs)
+            if not claims:
+                if shared.is_finished(study.get_trials(deepcopy=False)):
+                    return ran
+                if ran:  # a signal caught by the sweep's control (made at the first launch) ends the wait
+                    _stop_if_requested(self._sweep_dir)
+                time.sleep(self._poll_s)
+                continue
+            trials, overrides = self._ask(study, shared, claims, distributions, fixed)
+            failures = self._run_batch(study, trials, overrides)
+            ran += len(trials)
+            if failures / len(trials) > self.max_failure_rate:
                 log.error(
-                    f"{failures} of {len(returns)} trials failed, more than "
+                    f"{failures} of {len(trials)} trials failed, more than "
                     f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: the search stops."
                 )
-                stopped_early = True
-            to_go -= batch
+                return ran
 
-        self._write_results(study, directions, earlier)
+    def _run_batch(self, study: optuna.Study, trials: list[Trial], overrides: list[tuple[str, ...]]) -> int:
+        """Launch one batch with heartbeats, tell Optuna each outcome; returns how many failed."""
+        try:
+            with heartbeats(self.database, [t._trial_id for t in trials], self.heartbeat_interval):
+                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+        except BaseException as stop:  # a signal, or a launcher that gave up: no trial left RUNNING
+            self._tell_stopped_batch(study, trials, f"the sweep stopped ({type(stop).__name__}: {stop})")
+            raise
+        self.job_idx += len(returns)
+        told = [self._tell(study, trial, ret) for trial, ret in zip(trials, returns, strict=False)]
+        for trial in trials[len(returns) :]:
+            _tell_unfinished(study, trial, "the launcher returned no result for this job")
+        return sum(outcome != TrialState.COMPLETE for outcome in told) + len(trials) - len(returns)
+
+    def _open_study(self, directions: list[str]) -> optuna.Study:
+        """The study, created or loaded; a database URL gets heartbeats. Workers that start together
+        on a new database race to create its tables: the loser tries again."""
+        for attempt in range(5):
+            try:
+                self.database = open_database(self.storage, self.heartbeat_interval, self.grace_period)
+                if self.database is not None:
+                    check_direction(self.database, self.study_name, directions)
+                return optuna.create_study(
+                    study_name=self.study_name,
+                    storage=self.database or self.storage,
+                    sampler=self.sampler,
+                    directions=directions,
+                    load_if_exists=True,
+                )
+            except (OperationalError, IntegrityError) as error:
+                raced = isinstance(error, IntegrityError) or "already exists" in str(error)
+                if attempt == 4 or not raced:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    @property
+    def _grace_s(self) -> float:
+        return float(self.grace_period or 2 * self.heartbeat_interval)
+
+    @property
+    def _poll_s(self) -> float:
+        """How often a worker with nothing to claim looks at the study: every heartbeat, 1 to 5 s."""
+        return float(min(max(self.heartbeat_interval, 1), 5))
 
     # --- one trial -------------------------------------------------------------------------------
 
+    def _ask(
+        self,
+        study: optuna.Study,
+        shared: SharedSearch,
+        claims: list[int | None],
+        distributions: dict[str, BaseDistribution],
+        fixed: dict,
+    ) -> tuple[list[Trial], list[tuple[str, ...]]]:
+        """A trial for each claim, tagged with the search, and its overrides: a retry proposes the lost
+        trial's parameters, a new trial samples its own."""
+        trials, overrides = [], []
+        for lost_number in claims:
+            trial = study.ask()
+            if self.database is not None and self.database.is_heartbeat_enabled():
+                self.database.record_heartbeat(trial._trial_id)  # a trial with none is never found lost
+            trial.set_user_attr(TRIAL_SEARCH_ATTR, shared.search_id)
+            lost = None
+            if lost_number is not None:
+                trial.set_user_attr(RETRY_OF_ATTR, lost_number)
+                lost = next(t for t in study.get_trials(deepcopy=False) if t.number == lost_number)
+                log.info(f"Trial {trial.number} runs the parameters of lost trial {lost_number} again")
+            trials.append(trial)
+            overrides.append(self._configure_trial(study, trial, distributions, fixed, lost))
+        return trials, overrides
+
     def _configure_trial(
-        self, study: optuna.Study, trial: Trial, distributions: dict[str, BaseDistribution], fixed: dict
+        self,
+        study: optuna.Study,
+        trial: Trial,
+        distributions: dict[str, BaseDistribution],
+        fixed: dict,
+        lost: FrozenTrial | None = None,
     ) -> tuple[str, ...]:
-        """The trial's overrides, sampled by a sampler seeded for this trial number."""
+        """The trial's overrides, sampled by a sampler seeded for this trial number (a retry: the lost
+        trial's parameters)."""
         sampler = self._sampler_for(trial.number)
+        if lost is not None:
+            sampler = retry_sampler(lost, sampler or self.sampler)
         if sampler is not None:
             study.sampler = sampler
         return tuple(self._configure_trials([trial], distributions, fixed)[0])
@@ -154,6 +273,20 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
     def _tell(self, study: optuna.Study, trial: Trial, job: JobReturn) -> TrialState:
         """Report a finished job to Optuna: its value, or failed/pruned with the reason."""
         run_dir = _job_dir(job)
+        try:
+            return self._tell_outcome(study, trial, job, run_dir)
+        except RuntimeError as error:  # "Trial#N has already finished": marked lost meanwhile
+            log.warning(
+                f"Trial {trial.number} ({run_dir}) had been marked lost by another worker, which saw no "
+                f"heartbeat from it for over {self._grace_s:g} s, and runs again; this run's result "
+                f"stays in its run folder, not in the study ({error}). A longer "
+                "hydra.sweeper.grace_period avoids this."
+            )
+            return TrialState.FAIL
+
+    def _tell_outcome(
+        self, study: optuna.Study, trial: Trial, job: JobReturn, run_dir: Path | None
+    ) -> TrialState:
         status, reason = job_outcome(job, run_dir)
         trial.set_user_attr("status", status)
         trial.set_user_attr("reason", reason)
@@ -171,11 +304,12 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             log.warning(f"Trial {trial.number} ({run_dir}): {status}: {reason}")
         return state
 
-    def _finish_stopped_trials(self, study: optuna.Study) -> int:
+    def _finish_stopped_trials(self, study: optuna.Study) -> str | None:
         """``resume_sweep=true``: run the trials the stopped search left unfinished (RUNNING in the
         stored study, their jobs in sweep.json) as the same trials, resumed from their checkpoints,
-        then number new trials after the stopped search's jobs. Returns how many trials the stopped
-        search had started (they count towards ``n_trials``)."""
+        then number new trials after the stopped search's jobs. Returns the id of the search this
+        sweep's trials belong to: it goes on (its trials count towards its ``n_trials``), and this
+        worker waits for its other workers' trials."""
         from aetrain.sweeps.record import SweepRecord
 
         if self.storage is None:
@@ -198,13 +332,25 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             trial = Trial(study, frozen._trial_id)
             log.info(f"Trial {frozen.number} (job {job.num}) was stopped: it continues")
             try:
-                returns = self.launcher.launch([job.overrides], initial_job_idx=job.num)
+                with heartbeats(self.database, [frozen._trial_id], self.heartbeat_interval):
+                    returns = self.launcher.launch([job.overrides], initial_job_idx=job.num)
             except BaseException as stop:
                 why = f"the sweep stopped ({type(stop).__name__})"
                 self._tell_stopped_batch(study, [trial], why, first=job.num)
                 raise
             self._tell(study, trial, returns[0])
-        return len(jobs)
+        return self._search_of_this_sweep(study)
+
+    def _search_of_this_sweep(self, study: optuna.Study) -> str | None:
+        """The search the trials of this sweep folder belong to (its latest), or None."""
+        here = str(self._sweep_dir)
+        searches = [
+            t.user_attrs.get(TRIAL_SEARCH_ATTR)
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(SWEEP_DIR_ATTR) == here
+            or str(Path(t.user_attrs.get("run_dir", "/")).absolute().parent) == here
+        ]
+        return next((search for search in reversed(searches) if search), None)
 
     @property
     def _sweep_dir(self) -> Path:
@@ -245,7 +391,7 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
 
     # --- the end --------------------------------------------------------------------------------
 
-    def _write_results(self, study: optuna.Study, directions: list[str], earlier: int) -> None:
+    def _write_results(self, study: optuna.Study, directions: list[str], ran: int, search: str) -> None:
         trials = study.get_trials(deepcopy=False)
         completed = [t for t in trials if t.state == TrialState.COMPLETE]
         counts = {
@@ -271,7 +417,7 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
             log.info(f"Best value: {best.value}")
         else:
             results["solutions"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
-        results |= {"trials_in_study": len(trials), "trials_this_run": len(trials) - earlier}
+        results |= {"trials_in_study": len(trials), "trials_this_run": ran, "search": search}
         results["states"] = counts
         path = Path(str(self.config.hydra.sweep.dir)) / RESULTS_FILE
         write_text_atomically(path, OmegaConf.to_yaml(OmegaConf.create(results)))
@@ -294,8 +440,8 @@ class AetrainOptunaSearch(OptunaSweeperImpl):
 
 def storage_refusal(storage: Any, study_name: str | None, error: Exception) -> tuple[str, int]:
     """Why the study cannot be opened, and the exit code: 5 when the database cannot be used, else 2."""
-    from sqlalchemy.exc import OperationalError
-
+    if isinstance(error, AetrainError):
+        return failure(error)
     reason = " ".join(f"{type(error).__name__}: {error}".split())[:400]
     if isinstance(error, OperationalError):
         return (
@@ -309,6 +455,83 @@ def storage_refusal(storage: Any, study_name: str | None, error: Exception) -> t
         "hydra.sweeper.storage / hydra.sweeper.direction, or start a new study with "
         "hydra.sweeper.study_name=NEW_NAME. No trial was started.",
         exit_codes.CONFIG,
+    )
+
+
+def open_database(storage: Any, heartbeat_interval: int, grace_period: int | None) -> RDBStorage | None:
+    """The database of a storage URL, with heartbeats; None for no storage (memory) or a storage that
+    is no URL. SQLite waits up to a minute for a lock another worker holds (its default is 5 s)."""
+    if not isinstance(storage, str) or storage.startswith("redis"):
+        return None
+    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+    return RDBStorage(
+        storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+    )
+
+
+def check_direction(database: RDBStorage, study_name: str | None, directions: list[str]) -> None:
+    """Raise DirectionChanged when the stored study ``study_name`` optimises in other directions."""
+    try:
+        stored = database.get_study_directions(database.get_study_id_from_name(str(study_name)))
+    except KeyError:  # no such study yet
+        return
+    stored_names = [d.name.lower() for d in stored]
+    if "not_set" in stored_names or stored_names == [d.lower() for d in directions]:
+        return
+    theirs, ours = ",".join(stored_names), ",".join(directions)
+    raise DirectionChanged(
+        f"The stored study {study_name!r} in hydra.sweeper.storage={database.url} was made to "
+        f"{theirs}, and this command asks hydra.sweeper.direction={ours}: its trials' values cannot "
+        f"rank this search's. Search it with hydra.sweeper.direction={theirs} (every worker of a "
+        "study the same), or start a new study: hydra.sweeper.study_name=NEW_NAME. No trial was started."
+    )
+
+
+def heartbeat_problem(interval: Any, grace: Any) -> str | None:
+    """Why ``hydra.sweeper.heartbeat_interval`` / ``grace_period`` cannot work, or None."""
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+        return (
+            f"hydra.sweeper.heartbeat_interval={interval!r} is not a whole number of seconds >= 1. Each "
+            "worker records a heartbeat for its running trials this often, so that the others can tell "
+            "a dead worker's trial and run it again; e.g. hydra.sweeper.heartbeat_interval=30."
+        )
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace <= interval):
+        return (
+            f"hydra.sweeper.grace_period={grace!r} must be a whole number of seconds above "
+            f"hydra.sweeper.heartbeat_interval={interval}: a trial whose worker sent no heartbeat for "
+            "that long is counted lost, so a shorter one would fail trials that are still running. "
+            f"Leave it null for {2 * interval} s (twice the interval), or raise it."
+        )
+    return None
+
+
+def record_search_space(study: optuna.Study, distributions: dict[str, BaseDistribution]) -> None:
+    """Check the study's search space against ``distributions`` and record it when the study has
+    none yet. Workers that start together may record it at once: the second checks the first's."""
+    record = search_space_record(distributions)
+    for _ in range(3):
+        check_search_space(study, distributions)
+        if study.user_attrs.get(SEARCH_SPACE_ATTR) == record:
+            return
+        try:
+            study.set_user_attr(SEARCH_SPACE_ATTR, record)
+            return
+        except IntegrityError:
+            continue
+
+
+def search_log_line(
+    study: optuna.Study, storage: Any, earlier: int, state: SearchState, joined: bool, n_trials: int
+) -> str:
+    """What this worker does in the study, for the log."""
+    where = f"Study {study.study_name!r} in {storage or 'memory'}: {earlier} earlier trials; "
+    left = state.n_trials - state.started
+    if not joined:
+        return where + f"a new search of {state.n_trials} trials."
+    other = "" if n_trials == state.n_trials else f" (not this command's n_trials={n_trials})"
+    return where + (
+        f"joins the search in progress ({state.n_trials} trials{other}, {left} still to start, "
+        f"{len(state.retry)} to run again)."
     )
 
 
@@ -389,6 +612,16 @@ def _objective_values(value: Any) -> list[float] | None:
     except (TypeError, ValueError):
         return None
     return values if all(math.isfinite(v) for v in values) else None
+
+
+def _stop_if_requested(sweep_dir: Path) -> None:
+    """End the sweep as a stopped launch does when its control caught SIGINT / SIGTERM (and wrote
+    the sweep's stop request)."""
+    from aetrain.sweeps.control import SweepStopped, finish_sweep
+    from aetrain.training.stop_request import read_stop_request
+
+    if read_stop_request(sweep_dir) is not None:
+        raise SweepStopped(finish_sweep())
 
 
 def _tell_unfinished(study: optuna.Study, trial: Trial, reason: str) -> None:
