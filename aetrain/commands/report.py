@@ -247,7 +247,9 @@ def _read_overrides(path: Path) -> dict[str, str]:
         return {}
     if not isinstance(overrides, list):
         raise ValueError(f"holds a {type(overrides).__name__}, not a list of key=value overrides")
-    return dict(_split_override(o) for o in overrides)
+    # trainer.resume says where a run continued (resume_sweep=true, a requeued SLURM job: its own
+    # folder), not what it is: it neither varies a sweep nor splits a group of seeds
+    return dict(_split_override(o) for o in overrides if not str(o).startswith("trainer.resume="))
 
 
 def _one_line(error: BaseException) -> str:

@@ -42,8 +42,8 @@ from aetrain import exit_codes
 from aetrain.config import ConfigError
 from aetrain.errors import AetrainError
 from aetrain.run_folder import layout
-from aetrain.run_folder.claim import holds_run
-from aetrain.run_folder.lock import busy_message, is_locked, read_holder, this_process
+from aetrain.run_folder.claim import holds_run, remove_created_folders
+from aetrain.run_folder.lock import busy_message, is_locked, read_holder, release_run_folder, this_process
 from aetrain.run_folder.record import FINISHED, record_failure, run_outcome
 from aetrain.sweeps.record import SweepJob, SweepRecord
 from aetrain.training.stop_request import clear_stop_request, read_stop_request, request_stop, signal_number
@@ -213,7 +213,7 @@ class SweepControl:
         planned = []
         for num, overrides in enumerate(job_overrides, start=first):
             overrides = [o for o in overrides if not o.startswith("resume_sweep=")]  # not the job's
-            config = _sweep_config(launcher, overrides, num)
+            config = sweep_job_config(launcher, overrides, num)
             job = SweepJob(num, overrides, str(OmegaConf.select(config, "hydra.sweep.subdir")))
             planned.append(PlannedJob(job, config, overrides, self._action(job), overrides))
         if self.resuming and first == 0 and _plans_every_job_at_once(launcher.config):
@@ -228,7 +228,7 @@ class SweepControl:
             if job.action == "resume":
                 resume = f"trainer.resume={hydra_quote(str(job_dir.absolute()))}"
                 job.run_overrides = [*job.overrides, resume]
-                job.config = _sweep_config(launcher, job.run_overrides, job.record.num)
+                job.config = sweep_job_config(launcher, job.run_overrides, job.record.num)
             elif job.action == "skip":
                 job.record.status, job.record.reason = run_outcome(job_dir)
             elif job.record.num in self.previous and job_dir.is_dir():
@@ -286,6 +286,12 @@ class SweepControl:
             self.processes[job.num] = pid
         self.record.write()
 
+    def never_ran(self, job: SweepJob, reason: str) -> None:
+        """Record a job that ended before it started (a cluster cancelled it while it waited)."""
+        self.processes.pop(job.num, None)
+        job.status, job.reason = "never_started", reason
+        self.record.write()
+
     def ended(self, job: SweepJob, lost: str | None = None) -> None:
         """Record how ``job`` ended: from its metrics.json, or ``lost`` when its process died."""
         self.processes.pop(job.num, None)
@@ -327,6 +333,10 @@ class SweepControl:
                     job.status, job.reason = "interrupted", ABORTED
         elif any(job.lost_worker for job in jobs):
             self.record.status, code = "failed", exit_codes.LOST_WORKER
+        elif any(job.status in ("interrupted", "never_started") for job in jobs):
+            # stopped from outside while the sweep went on: a SLURM job cancelled (scancel), or out
+            # of requeues after its time limit. resume_sweep=true continues them.
+            self.record.status, code = "interrupted", exit_codes.LOST_WORKER
         else:
             self.record.status, code = "completed", exit_codes.OK
         self.record.write()
@@ -336,6 +346,11 @@ class SweepControl:
 
 
 _control: SweepControl | None = None
+
+
+def current_sweep() -> SweepControl | None:
+    """This process's sweep, once its first launch began; None before."""
+    return _control
 
 
 def sweep_control(config: DictConfig) -> SweepControl:
@@ -353,6 +368,25 @@ def finish_sweep(aborted_by: int | None = None) -> int:
     return control.finish(aborted_by) if control else 0
 
 
+def refuse_before_any_job(
+    message: str, exit_code: int, sweep_dir: Path, resuming: bool, written: Sequence[Path] = ()
+) -> None:
+    """Refuse a sweep whose jobs cannot be launched (a cluster that refuses them or cannot be
+    reached), before any job ran. A new sweep leaves no half-made folder: what this process wrote
+    there goes (sweep.json, Hydra's multirun.yaml, the folders in ``written`` inside it, its lock),
+    and so does the folder if this process made it. A resumed sweep's folder stays as it was."""
+    if not resuming:
+        for name in (layout.SWEEP_RECORD, "multirun.yaml"):
+            with contextlib.suppress(OSError):
+                (sweep_dir / name).unlink()
+        for folder in written:
+            if folder.resolve().is_relative_to(sweep_dir.resolve()):
+                shutil.rmtree(folder, ignore_errors=True)
+        release_run_folder(leave_no_trace=True)
+        remove_created_folders()
+    _refuse(message, exit_code)
+
+
 def discard_sweep() -> None:
     """Forget this process's sweep without a summary (it was refused or has finished already): its
     signal handlers go back, and the next command run in this process starts with no sweep."""
@@ -363,7 +397,7 @@ def discard_sweep() -> None:
             signal.signal(number, handler)
 
 
-def _sweep_config(launcher: Any, overrides: list[str], num: int) -> DictConfig:
+def sweep_job_config(launcher: Any, overrides: list[str], num: int) -> DictConfig:
     config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, overrides)
     with open_dict(config):
         config.hydra.job.id = f"{config.hydra.job.name}_{num}"
@@ -451,7 +485,9 @@ def _print_summary(record: SweepRecord, code: int) -> None:
     order = ["completed", "interrupted", "never_started", "failed", "refused", "diverged", "running"]
     parts = ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in order if counts.get(s))
     headline = {
-        "interrupted": f"sweep stopped by {record.signal}",
+        "interrupted": f"sweep stopped by {record.signal}"
+        if record.signal
+        else "sweep finished, but the cluster stopped or cancelled a job before its end",
         "failed": "sweep finished, but the process of a job died",
     }.get(record.status, "sweep finished")
     lines = [f"aetrain: {headline}: {parts} ({record.path})"]

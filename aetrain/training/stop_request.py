@@ -13,7 +13,9 @@ when the sweep's process on this machine died without one (kill -9).
 The sweep's jobs run in the sweep's process (the sequential launcher) or in others (parallel,
 submitit), so a stop reaches them through that file, :data:`STOP_REQUEST`: every job looks for it at
 each batch end (a ``stat``, microseconds) and before it starts. A job that receives a signal itself
-writes it too, so one signal anywhere stops the whole sweep the same way.
+writes it too, so one signal anywhere stops the whole sweep the same way; but not a SLURM job
+(:func:`keep_signals_to_this_job`): SLURM signals one job to preempt, requeue, cancel it or end its
+time, and that is this job's own matter.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ TRAINING, EVALUATION, PICTURES = "training", "evaluation", "pictures"
 REDELIVER_SECONDS = 0.2  # a stop that landed inside TensorFlow is delivered again after this
 WATCH_SECONDS = 0.5  # how often a sweep job, after training, looks for the sweep's stop request
 OWNER_CHECK_SECONDS = 2.0  # how often a sweep job looks whether the sweep's process still lives
+_signals_are_this_jobs_own = False  # set by keep_signals_to_this_job (a SLURM job's process)
 
 
 class StopNow(BaseException):
@@ -93,9 +96,11 @@ class StopRequest:
         raise StopNow(self.phase)
 
     def take_nudge(self) -> bool:
-        """Whether the signal being handled is this request's own nudge (not a second signal)."""
+        """Whether the signal being handled is this request's own nudge (not a second signal); in a
+        SLURM job, any signal after the first: slurmstepd and srun each deliver SLURM's SIGTERM, and
+        the job is stopping already (SLURM kills it KillWait seconds later in any case)."""
         nudged, self._nudged = self._nudged, False
-        return nudged
+        return nudged or (_signals_are_this_jobs_own and self.signal_number is not None)
 
     def _nudge_later(self, seconds: float) -> None:
         timer = threading.Timer(seconds, self._nudge)
@@ -181,9 +186,19 @@ class StopRequest:
 # --- a sweep's stop request: a file in the sweep folder -------------------------------------------
 
 
+def keep_signals_to_this_job() -> None:
+    """This process runs one SLURM job of a sweep (aetrain.sweeps.worker): a signal it gets stops
+    this job, not the sweep (see the module docstring), and a repeat of it is no second signal."""
+    global _signals_are_this_jobs_own
+    _signals_are_this_jobs_own = True
+
+
 def request_stop(sweep_dir: Path, signal_number: int, abort: bool = False) -> None:
     """Ask every job of the sweep to stop at its next batch end (``abort``: at once). The first
-    signal's name is kept, so the record says what stopped the sweep."""
+    signal's name is kept, so the record says what stopped the sweep. Nothing in a SLURM job's
+    process (:func:`keep_signals_to_this_job`)."""
+    if _signals_are_this_jobs_own:
+        return
     current = read_stop_request(sweep_dir)
     name = current["signal"] if current else signal.Signals(signal_number).name
     with contextlib.suppress(OSError):  # the jobs' own handlers still stop them
