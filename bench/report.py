@@ -25,17 +25,26 @@ def cpu_model_and_flags() -> tuple[str, list[str]]:
 
 
 def machine_info() -> dict[str, str]:
+    """The machine and the frameworks, as this process's Keras backend sees them."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import keras
-    import tensorflow as tf
+
+    from aetrain.training.runtime import describe_device
+
+    def installed_version(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
 
     model, flags = cpu_model_and_flags()
-    gpus = tf.config.list_physical_devices("GPU")
     return {
         "CPU": model,
         "cores": str(os.cpu_count()),
         "CPU flags": ", ".join(flags) or "none of " + ", ".join(INTERESTING_FLAGS),
-        "GPU": ", ".join(gpu.name for gpu in gpus) or "none",
-        "TensorFlow / Keras": f"{tf.__version__} / {keras.__version__}",
+        f"device ({keras.config.backend()})": describe_device(),
+        "TensorFlow / JAX / Keras": " / ".join(installed_version(p) for p in ("tensorflow", "jax", "keras")),
         "Python": platform.python_version(),
     }
 

@@ -74,3 +74,25 @@ def test_trains_resumes_and_evaluates_without_tensorflow(bin_dir, tiny_data_dir,
     logged = run(bin_dir, "aetrain", *smoke_args(tiny_data_dir, "logger=tensorboard"), cwd=tmp_path)
     text = plain_text(logged.stdout + logged.stderr)
     assert logged.returncode == 2 and "`logger` = 'tensorboard'" in text and "TensorFlow" in text
+
+
+@pytest.mark.slow
+def test_the_device_benchmark_runs_without_tensorflow(bin_dir, tiny_data_dir, tmp_path):
+    """``python -m bench --device`` as it runs on a lent GPU machine (JAX, no TensorFlow), on CPU."""
+    out = tmp_path / "DEVICE.md"
+    args = ["--device", "--quick", "--presets=seed_dropout", f"--data-dir={tiny_data_dir}", "--limit=256"]
+    done = subprocess.run(
+        [str(bin_dir / "python"), "-m", "bench", *args, "--val-size=64", f"--out={out}"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={
+            **{k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"},
+            "AETRAIN_CACHE_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = out.read_text()
+    assert "`python -m bench --quick --device`" in report and "the recipe on jax, aetrain on jax" in report
+    assert "| seed_dropout on jax (auto) |" in report

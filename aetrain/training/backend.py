@@ -72,9 +72,9 @@ def loaded_backend() -> str | None:
     return keras.config.backend() if keras is not None else None
 
 
-#: What ``auto`` trains on, on a CPU, by the kind of step a model takes: measured from process start
-#: to exit against each other (bench/RESULTS.md; docs/performance.md has the table per machine).
-FASTER_ON_CPU = {"convolutional": "tensorflow", "dense": "jax"}
+#: What ``auto`` trains on, on a CPU, by the kind of step a model takes: the faster from process start
+#: to exit, measured against each other (bench/RESULTS.md; docs/performance.md, "Backends").
+FASTER_ON_CPU = {"convolutional": "tensorflow", "dense": "tensorflow"}
 
 
 def choose_backend(requested: str, environment: Mapping[str, str] = os.environ, run=None) -> BackendChoice:
@@ -94,6 +94,12 @@ def choose_backend(requested: str, environment: Mapping[str, str] = os.environ, 
         return BackendChoice(requested, "trainer.backend")
     if loaded is not None:
         return BackendChoice(loaded, "auto: Keras is already loaded with it in this process")
+    return auto_backend_for(run, environment)
+
+
+def auto_backend_for(run, environment: Mapping[str, str] = os.environ) -> BackendChoice:
+    """What ``trainer.backend=auto`` trains the run ``run`` on in a new process here (the benchmark
+    marks it): ``KERAS_BACKEND`` when set, JAX where TensorFlow is missing, else FASTER_ON_CPU."""
     from_environment = environment.get("KERAS_BACKEND")
     if from_environment in BACKENDS and installed(from_environment):
         return BackendChoice(from_environment, "auto: KERAS_BACKEND")
@@ -113,11 +119,6 @@ def _steps_are_convolutions(run) -> bool:
     from aetrain.models.family import family_of
 
     return family_of(run).slices_batches
-
-
-def auto_backend_for(run, environment: Mapping[str, str] = os.environ) -> BackendChoice:
-    """What ``trainer.backend=auto`` trains the run ``run`` on here (the benchmark marks it)."""
-    return choose_backend("auto", environment, run)
 
 
 def activate(choice: BackendChoice) -> None:
