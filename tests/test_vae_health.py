@@ -92,7 +92,7 @@ def _vae(trained_runs, tiny_data_dir):
     folder = trained_runs("variant=vae", "latent_size=4")
     model = load_checkpoint(folder / "checkpoints" / "best.keras", compile=False)
     data = load_fashion_mnist(tiny_data_dir, limit=256, val_size=64)
-    return folder, model, data.x_test
+    return folder, model, np.asarray(data.x_test)
 
 
 @pytest.mark.slow

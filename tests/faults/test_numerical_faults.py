@@ -21,8 +21,8 @@ def poison_from_epoch(epoch: int, monkeypatch) -> None:
     """Make every training batch from ``epoch`` (1-based) on all NaN, so its loss is NaN."""
     real = data.make_training_dataset
 
-    def poisoned(images, batch_size, *, seed, first_epoch=0):
-        dataset = real(images, batch_size, seed=seed, first_epoch=first_epoch)
+    def poisoned(images, batch_size, *, seed, first_epoch=0, **kwargs):
+        dataset = real(images, batch_size, seed=seed, first_epoch=first_epoch, **kwargs)
         clean = type(dataset).__getitem__
 
         class Poisoned(type(dataset)):
