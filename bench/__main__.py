@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--scaling]``: the six seed presets against the seed's recipe.
+"""``python -m bench [--quick] [--scaling] [--data]``: the six seed presets against the seed's recipe.
 
 1. for every preset (``experiment=seed_*``): the seed's recipe (plain Keras, NumPy ``fit``, batch 32,
    Nadam, float32, MSE and the book's penalties, 10 epochs) on the preset's model, then ``aetrain
@@ -11,7 +11,8 @@
 It prints a markdown report and writes it to bench/RESULTS.md (``--quick``: bench/RESULTS-quick.md).
 ``--quick`` trains one epoch on a few thousand images, for CI: it reports figures, it never fails on them.
 ``--scaling`` measures conv throughput by slice and thread count instead (bench/scaling.py), into
-bench/SCALING.md (``--quick``: SCALING-quick.md).
+bench/SCALING.md (``--quick``: SCALING-quick.md). ``--data`` measures an image folder of ``--images``
+PNGs decoded once and trained on in bounded memory instead (bench/data_loading.py), into bench/DATA.md.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one epoch on a few thousand images (CI)")
     parser.add_argument("--scaling", action="store_true", help="conv throughput by slice and thread count")
+    parser.add_argument(
+        "--data", action="store_true", help="an image folder: first decode, cached start, memory, images/s"
+    )
+    parser.add_argument("--images", type=int, default=50_000, help="--data: PNGs in the folder (50,000)")
+    parser.add_argument("--size", type=int, default=64, help="--data: their height and width (default 64)")
     parser.add_argument("--out", type=Path, help="report file (default bench/RESULTS.md or RESULTS-quick.md)")
     parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST files (default: search)")
     parser.add_argument("--limit", type=int, help="training images kept (default: all, quick: 3000)")
@@ -134,6 +140,10 @@ def time_data_loading(plan: Plan, data_dir: str | None, cache: Path) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.data:  # before Keras loads: aetrain reads a folder before its framework does
+        from bench.data_loading import run_data_benchmark
+
+        return run_data_benchmark(args)
     plan = plan_from(args)
     from aetrain.training.runtime import import_keras_quietly
 

@@ -100,18 +100,6 @@ def test_two_readers_at_once_decode_the_folder_once(folder):
         np.testing.assert_array_equal(images, expected(folder))
 
 
-def test_a_cache_that_cannot_be_written_still_gives_the_images(folder, monkeypatch, caplog):
-    def refuse(*_):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(image_cache, "_write_synced", refuse)
-    with caplog.at_level(logging.WARNING, logger="aetrain"):
-        images = read(folder, CountingDecoder())
-    np.testing.assert_array_equal(images, expected(folder))
-    assert "could not be written" in caplog.text
-    assert not (cache_folder(folder, *SHAPE, 1) / "index.json").exists()  # no cache claims to be whole
-
-
 def test_worker_processes_decode_real_images_as_one_process_does(tmp_path, monkeypatch):
     """The large-folder path (worker processes) on real PNGs, its threshold lowered for the test."""
     import functools
@@ -131,3 +119,24 @@ def test_worker_processes_decode_real_images_as_one_process_does(tmp_path, monke
     decode = functools.partial(read_image, height=6, width=5, channels=3)
     images = decoded_images(files, folder, (6, 5, 3), decode, workers=2)
     np.testing.assert_array_equal(images, np.stack([decode(path) for path in files]))
+
+
+def test_listing_a_folder_keeps_the_order_of_sorted_paths(tmp_path):
+    """A cached start lists the folder with os.scandir (no stat per plain file): the files and their
+    order (which the split is drawn from) are those of sorted Paths, as before; a symlinked folder is
+    not entered."""
+    from aetrain.data.image_folder import image_files
+
+    names = ["a/b.png", "a-c/x.PNG", "a/sub/z.jpg", "B/y.jpeg", "a.png", "a0/q.png", "notes.txt", "a/c.gif"]
+    for name in names:
+        (tmp_path / "f" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "f" / name).write_bytes(b"x")
+    (tmp_path / "f" / "linked").symlink_to(tmp_path / "f" / "a", target_is_directory=True)
+    (tmp_path / "f" / "dir.png").mkdir()
+    folder = tmp_path / "f"
+    expected = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.is_dir() and "linked" not in p.parts
+    )
+    assert image_files(folder) == expected and len(expected) == 6

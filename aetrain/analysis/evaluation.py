@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from aetrain.config import KLSparsity, Noise, NoNoise, NoSparsity, RunConfig
+from aetrain.data.scaled_images import ScaledImages
 from aetrain.models.build import coding_vectors
 from aetrain.models.family import family_of
 from aetrain.models.noise import build_noise_layer, corrupt, find_noise_layer
@@ -23,6 +24,7 @@ BATCH = 512
 PROBE_STEPS = 2000
 PROBE_BATCH = 256
 PROBE_LEARNING_RATE = 1e-2
+SPLIT_READ_BYTES = 16 << 20  # float32 pixels read at a time from a split kept as stored
 
 
 def reconstruction_mse(model: keras.Model, images: np.ndarray) -> tuple[float, np.ndarray]:
@@ -31,15 +33,25 @@ def reconstruction_mse(model: keras.Model, images: np.ndarray) -> tuple[float, n
     return float(np.mean(np.square(reconstructions - images))), reconstructions
 
 
-def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) -> dict[str, Any]:
+def evaluate_test_set(
+    model: keras.Model, images: ScaledImages | np.ndarray, cfg: RunConfig
+) -> dict[str, Any]:
     """``mse`` always; sparsity: mean coding activation; and the family's own figures (a VAE: mean
-    latent loss per image in nats, active units)."""
-    images = np.asarray(images)  # the test set, read whole (bounded by data.test_limit)
-    mse, _ = reconstruction_mse(model, images)
-    metrics: dict[str, Any] = {"images": len(images), "mse": mse, "mean_image_mse": mean_image_mse(images)}
+    latent loss per image in nats, active units). The test images stay as stored: the MSE, the mean
+    image's and the codings are computed a few batches at a time (no float32 copy of the test set,
+    nor of its reconstructions); a family that predicts over them reads them as Keras does."""
+    metrics: dict[str, Any] = {
+        "images": len(images),
+        "mse": streamed_mse(model, images),
+        "mean_image_mse": mean_image_mse(images),
+    }
     metrics.update(family_of(cfg).test_figures(model, images, cfg))
     if not isinstance(cfg.sparsity, NoSparsity):
-        codings = model.get_layer("encoder").predict(images, batch_size=BATCH, verbose=0)
+        encoder = model.get_layer("encoder")
+        chunks = _row_chunks(images)
+        codings = np.concatenate(
+            [encoder.predict(images[rows], batch_size=BATCH, verbose=0) for rows in chunks]
+        )
         metrics["mean_activation"] = float(np.mean(codings))
         metrics["near_zero_fraction"] = float(np.mean(codings < NEAR_ZERO_ACTIVATION))
         if hasattr(cfg.sparsity, "target"):
@@ -47,11 +59,40 @@ def evaluate_test_set(model: keras.Model, images: np.ndarray, cfg: RunConfig) ->
     return metrics
 
 
-def mean_image_mse(images: np.ndarray) -> float:
+def streamed_mse(model: keras.Model, images: ScaledImages | np.ndarray) -> float:
+    """:func:`reconstruction_mse`'s figure, the images read, reconstructed and compared a few batches
+    at a time (the same batches as one ``predict``), summed in float64."""
+    squares = 0.0
+    for rows in _row_chunks(images):
+        part = images[rows]
+        difference = model.predict(part, batch_size=BATCH, verbose=0).astype(np.float32, copy=False)
+        difference = np.subtract(difference, part, out=difference if difference.flags.writeable else None)
+        squares += float(np.sum(np.square(difference, out=difference), dtype=np.float64))
+    return squares / _pixels(images)
+
+
+def mean_image_mse(images: ScaledImages | np.ndarray) -> float:
     """The MSE of answering every image with the images' mean image: what a model that learned
-    nothing about its input scores at best (a run whose test MSE is above it is flagged)."""
-    pixels = images.astype(np.float64)
-    return float(np.mean(np.square(pixels - pixels.mean(axis=0))))
+    nothing about its input scores at best (a run whose test MSE is above it is flagged). In float64,
+    the images read a few batches at a time, twice (the mean image, then the squares)."""
+    chunks = _row_chunks(images)
+    mean = sum(images[rows].sum(axis=0, dtype=np.float64) for rows in chunks) / len(images)
+    squares = 0.0
+    for rows in chunks:
+        difference = np.subtract(images[rows], mean)  # float64, one chunk
+        squares += float(np.sum(np.square(difference, out=difference)))
+    return squares / _pixels(images)
+
+
+def _row_chunks(images: ScaledImages | np.ndarray) -> list[slice]:
+    """Slices of whole BATCHes of rows, each about SPLIT_READ_BYTES of float32 pixels."""
+    image_bytes = 4 * int(np.prod(images.shape[1:]))
+    rows = max(1, SPLIT_READ_BYTES // (image_bytes * BATCH)) * BATCH
+    return [slice(start, start + rows) for start in range(0, len(images), rows)]
+
+
+def _pixels(images: ScaledImages | np.ndarray) -> int:
+    return int(np.prod(images.shape))
 
 
 def worse_than_mean_image_warning(mse: float, baseline: float) -> str | None:
@@ -196,6 +237,15 @@ def linear_probe(
     }
 
 
+def split_coding_vectors(model: keras.Model, images: ScaledImages | np.ndarray) -> np.ndarray:
+    """``coding_vectors`` of a whole split, read as float32 a few batches at a time (whole batches of
+    BATCH, so the codings equal one ``predict`` over the split): the training split, which may be
+    larger than memory as float32, is never read whole."""
+    if not isinstance(images, ScaledImages):
+        return coding_vectors(model, images, BATCH)
+    return np.concatenate([coding_vectors(model, images[rows], BATCH) for rows in _row_chunks(images)])
+
+
 # --- denoising ----------------------------------------------------------------------------------
 
 
@@ -300,6 +350,6 @@ def evaluate_trained_model(
             "points": denoising_curve(model, images, noise_levels, cfg.noise, seed),
         }
     report["linear_probe"] = linear_probe(
-        coding_vectors(model, data.x_train), data.y_train, test_codings, data.y_test, seed, probe_steps
+        split_coding_vectors(model, data.x_train), data.y_train, test_codings, data.y_test, seed, probe_steps
     )
     return report

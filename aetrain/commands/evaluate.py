@@ -121,9 +121,8 @@ def evaluate(args: argparse.Namespace, console: Console) -> None:
 
     data = loaded.data
     if args.train_limit is not None:
-        data = dataclasses.replace(
-            data, x_train=data.x_train[: args.train_limit], y_train=data.y_train[: args.train_limit]
-        )
+        kept = slice(0, args.train_limit)  # rows, still unread: the probe reads them a batch at a time
+        data = dataclasses.replace(data, x_train=data.x_train.subset(kept), y_train=data.y_train[kept])
     seed = seed_of(loaded.run, args)
     with console.status("evaluating on the test set"):
         report = evaluate_trained_model(

@@ -1,32 +1,47 @@
 """An image folder decoded once: uint8 arrays in aetrain's cache folder, read back memory-mapped.
 
 The first run over a folder decodes every file on every core (worker processes for a large folder,
-threads for a few files), with a progress bar, into an ``images-*.npy`` file
+threads for a few files), with a progress bar, streaming the rows into an ``images-*.npy`` file
 that ``index.json`` names, with each file's name, size and modification time, per ``image_size`` and
 ``channels``. A later run lists the folder and compares: the same files, it maps the cache in under a
 second; files added, changed or removed, it decodes only those and keeps the other rows, saying why;
 a cache that cannot be read or does not match its index is rebuilt, never used. The images are
 written under a new name first and the index, renamed into place, commits them (a crash between leaves
 the old cache whole); all under a lock: two processes building the same cache at once build it once.
+
+Bad input: every file that cannot be decoded is named, all of them in one DataError, after the others
+are cached (the run after the fix decodes only those). A cache that cannot be written (a read-only
+folder; a full disk, found before decoding starts by reserving the file's space) leaves no partial
+file behind: the images are decoded into memory instead with one warning, or refused (exit 5) where
+they would not fit in the memory this process may still take.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
 
+from aetrain import exit_codes
+from aetrain.data.available_memory import available_memory
 from aetrain.data.idx import cache_dir
+from aetrain.data.raw import DataError
+from aetrain.errors import AetrainError
 
 log = logging.getLogger("aetrain")
 
@@ -41,6 +56,33 @@ Decode = Callable[[Path], np.ndarray]
 #: it, starting the processes costs more than they save.
 PROCESS_FILES = 2048
 CHUNK = 64  # files a worker process decodes per task
+#: What the framework, the model and its batches take beside images held in memory (a dense model on
+#: 64x64x3 images peaked at 0.4-0.7 GB of anonymous memory): kept free when deciding they fit.
+FRAMEWORK_BYTES = 1 << 30
+#: How a decoder's refusal of one file ends; a list of several says it once.
+REPLACE_OR_REMOVE = "Replace or remove it."
+
+
+class ImageCacheUnwritable(AetrainError):
+    """The cache cannot be written and the decoded images would not fit in memory instead."""
+
+    exit_code = exit_codes.OUTPUT
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """The files one call decodes (below ``root``), their index entries, the image shape, the decoder."""
+
+    files: Sequence[Path]
+    entries: list[list]
+    root: Path
+    shape: tuple[int, ...]
+    decode: Decode
+    workers: int
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.files) * math.prod(self.shape)
 
 
 def cache_folder(folder: Path, height: int, width: int, channels: int) -> Path:
@@ -51,10 +93,12 @@ def cache_folder(folder: Path, height: int, width: int, channels: int) -> Path:
 
 def file_entries(files: Sequence[Path], folder: Path) -> list[list]:
     """[name relative to ``folder``, size, modification time in ns] per file: what keys a cached row."""
-    entries = []
+    entries, prefix = [], os.path.join(str(folder), "")
     for path in files:
-        stat = path.stat()
-        entries.append([str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns])
+        name = str(path)
+        stat = os.stat(name)
+        relative = name[len(prefix) :] if name.startswith(prefix) else str(path.relative_to(folder))
+        entries.append([relative, stat.st_size, stat.st_mtime_ns])
     return entries
 
 
@@ -63,23 +107,31 @@ def decoded_images(
 ) -> np.ndarray:
     """Every file of ``files`` (below ``folder``) decoded to a uint8 array of ``shape``, in order: from
     the cache where it holds them, decoded (and cached) where it does not."""
+    job = _Folder(files, file_entries(files, folder), folder, shape, decode, workers or os.cpu_count() or 1)
     target = cache_folder(folder, *shape[:2], shape[2] if len(shape) == 3 else 1)
-    entries = file_entries(files, folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        cached, why = _read_cache(target, shape)
-        if cached is not None and cached[0] == entries:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(target) + ".lock")
+        lock.acquire()
+    except OSError as error:  # a read-only cache folder may still hold a cache made before
+        cached, _ = _read_cache(target, shape)
+        if cached is not None and cached[0] == job.entries:
             return cached[1]
-        rows = {tuple(entry): index for index, entry in enumerate(cached[0])} if cached else {}
-        missing = [index for index, entry in enumerate(entries) if tuple(entry) not in rows]
-        log.info(f"image cache of {folder}: {why or _changes(cached[0], entries)}; decoding {len(missing):,}")
-        images = np.empty((len(files), *shape), dtype=np.uint8)
-        for index, entry in enumerate(entries):
-            if tuple(entry) in rows:
-                images[index] = cached[1][rows[tuple(entry)]]
-        _decode_into(images, missing, files, decode, workers)
-        written = _write_cache(target, images, entries)
-    return np.load(written, mmap_mode="r") if written is not None else images
+        return _decoded_in_memory(job, target, error, cached)
+    try:
+        cached, why = _read_cache(target, shape)
+        if cached is not None and cached[0] == job.entries:
+            return cached[1]
+        log.info(
+            f"image cache of {folder}: {why or _changes(cached[0], job.entries)}; "
+            f"decoding {len(files) - len(_kept_rows(cached, job.entries)):,}"
+        )
+        try:
+            return _decoded_into_cache(job, target, cached)
+        except OSError as error:
+            return _decoded_in_memory(job, target, error, cached)
+    finally:
+        lock.release()
 
 
 def _read_cache(target: Path, shape: tuple[int, ...]) -> tuple[tuple[list, np.ndarray] | None, str | None]:
@@ -106,34 +158,139 @@ def _changes(before: list, now: list) -> str:
     return f"{added:,} files added, {changed:,} changed, {removed:,} removed since it was cached"
 
 
-def _decode_into(
-    images: np.ndarray, indices: list[int], files: Sequence[Path], decode: Decode, workers
-) -> None:
-    """Decode ``files[i]`` into ``images[i]`` for each i of ``indices``, on every core, with progress."""
+def _kept_rows(cached: tuple[list, np.ndarray] | None, entries: list[list]) -> dict[int, int]:
+    """{row now: row in the old cache} for each file the old cache holds unchanged."""
+    if cached is None:
+        return {}
+    rows = {tuple(entry): index for index, entry in enumerate(cached[0])}
+    return {index: rows[tuple(entry)] for index, entry in enumerate(entries) if tuple(entry) in rows}
+
+
+def _decoded_into_cache(job: _Folder, target: Path, cached: tuple[list, np.ndarray] | None) -> np.ndarray:
+    """Stream the rows into a new ``.npy`` file (its space reserved first), then commit it with the
+    index, renamed into place; the older arrays go. A failure on the way leaves no partial file."""
+    target.mkdir(parents=True, exist_ok=True)
+    images_file = target / f"images-{time.time_ns()}-{os.getpid()}.npy"
+    partial = target / f".{INDEX}.{os.getpid()}.partial"
+    try:
+        with _created(images_file) as handle:
+            header = {"descr": "|u1", "fortran_order": False, "shape": (len(job.files), *job.shape)}
+            np.lib.format.write_array_header_1_0(handle, header)
+            _reserve(handle, job.nbytes)
+            refusals = _fill(job, cached, lambda _, row: handle.write(row.data))
+            _synced(handle)
+        # an unreadable file's row is kept blank, under an entry no file matches: decoded next run
+        entries = [[e[0], None, None] if i in refusals else e for i, e in enumerate(job.entries)]
+        with _created(partial) as handle:
+            handle.write(json.dumps({"images": images_file.name, "entries": entries}).encode())
+            _synced(handle)
+        os.replace(partial, target / INDEX)
+    except BaseException:
+        images_file.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+        raise
+    for older in [*target.glob("images-*.npy"), *target.glob(f".{INDEX}.*.partial")]:
+        if older != images_file:  # the arrays it replaced, and what writers killed on the way left
+            older.unlink(missing_ok=True)
+    if refusals:
+        raise _unreadable(job, refusals, others_cached=True)
+    return np.load(images_file, mmap_mode="r")
+
+
+def _decoded_in_memory(
+    job: _Folder, target: Path, error: OSError, cached: tuple[list, np.ndarray] | None
+) -> np.ndarray:
+    """The images decoded into an array in memory, the cache being unwritable (said once), or refused
+    before decoding where they would not fit beside the framework."""
+    room = available_memory()
+    if room is not None and job.nbytes + FRAMEWORK_BYTES > room:
+        raise ImageCacheUnwritable(
+            f"The {len(job.files):,} images of {job.root} decode to {_size(job.nbytes)}, and their cache "
+            f"in {target} cannot be written ({error}). Held in memory instead, they and the framework "
+            f"(about {_size(FRAMEWORK_BYTES)}) would need more than the {_size(room)} this process may "
+            "still take (MemAvailable, or its cgroup's memory limit). Free some space there or point "
+            f"$AETRAIN_CACHE_DIR at a writable folder with {_size(job.nbytes)} free, or lower "
+            "data.image_size or data.channels."
+        )
+    log.warning(
+        f"the image cache in {target} cannot be written ({error}): the {len(job.files):,} images are "
+        f"decoded into memory ({_size(job.nbytes)}), and the next run decodes them again"
+    )
+    images = np.empty((len(job.files), *job.shape), dtype=np.uint8)
+    refusals = _fill(job, cached, images.__setitem__)
+    if refusals:
+        raise _unreadable(job, refusals, others_cached=False)
+    return images
+
+
+def _fill(job: _Folder, cached, put: Callable[[int, np.ndarray], object]) -> dict[int, str]:
+    """Hand every row, in order, to ``put(index, row)``: the old cache's where it holds the file
+    unchanged, else decoded (blank where the file cannot be). Returns {index: why} of those."""
+    kept = _kept_rows(cached, job.entries)
+    blank = np.zeros(job.shape, dtype=np.uint8)
+    refusals: dict[int, str] = {}
+    with _decoding(job, [index for index in range(len(job.files)) if index not in kept]) as decoded:
+        for index in range(len(job.files)):
+            if index in kept:
+                put(index, np.ascontiguousarray(cached[1][kept[index]]))
+                continue
+            pixels, refusal = next(decoded)
+            if refusal is not None:
+                refusals[index] = refusal
+            row = blank if pixels is None else np.ascontiguousarray(pixels, dtype=np.uint8)
+            if row.shape != job.shape:
+                raise ValueError(f"{job.files[index]} decoded to {row.shape}, not {job.shape}")
+            put(index, row)
+    return refusals
+
+
+def _decoded_or_refused(decode: Decode, path: Path) -> tuple[np.ndarray | None, str | None]:
+    """(pixels, None), or (None, why) where ``path`` cannot be decoded: one bad file does not stop
+    the others, so that all of them are named at once."""
+    try:
+        return decode(path), None
+    except DataError as error:
+        return None, str(error)
+
+
+@contextlib.contextmanager
+def _decoding(job: _Folder, indices: list[int]) -> Iterator[Iterator[tuple[np.ndarray | None, str | None]]]:
+    """The files ``indices`` decoded in order on every core, with progress: (pixels, None) or
+    (None, why) each. Leaving early cancels the files not yet started."""
     if not indices:
+        yield iter(())
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     started = time.perf_counter()
-    with (
-        _pool(len(indices), workers or os.cpu_count() or 1) as pool,
-        Progress(
+    pool = _pool(len(indices), job.workers)
+    try:
+        pool.submit(int).result()  # the workers start (fork) before the progress bar's thread does
+        with Progress(
             TextColumn("decoding images"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
             transient=True,
-        ) as progress,
-    ):
-        task = progress.add_task("decode", total=len(indices), rate="")
-        for done, (index, pixels) in enumerate(
-            zip(indices, pool.map(decode, [files[i] for i in indices], chunksize=CHUNK), strict=True), start=1
-        ):
-            images[index] = pixels
-            if done % 256 == 0 or done == len(indices):
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=done, rate=f"{rate:,.0f} images/s")
+        ) as progress:
+            task = progress.add_task("decode", total=len(indices), rate="")
+            results = pool.map(
+                functools.partial(_decoded_or_refused, job.decode),
+                [job.files[i] for i in indices],
+                chunksize=CHUNK,
+            )
+
+            def counted() -> Iterator[tuple[np.ndarray | None, str | None]]:
+                for done, result in enumerate(results, start=1):
+                    if done % 256 == 0 or done == len(indices):
+                        rate = done / max(time.perf_counter() - started, 1e-9)
+                        progress.update(task, completed=done, rate=f"{rate:,.0f} images/s")
+                    yield result
+
+            yield counted()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     seconds = time.perf_counter() - started
     log.info(
         f"decoded {len(indices):,} images in {seconds:.1f} s ({len(indices) / max(seconds, 1e-9):,.0f}/s)"
@@ -151,29 +308,46 @@ def _pool(count: int, workers: int) -> Executor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
-def _write_cache(target: Path, images: np.ndarray, entries: list) -> Path | None:
-    """The images under a new name, then index.json naming them, renamed into place (the commit); the
-    older images files go. Returns the images file, or None when the cache cannot be written (said
-    once: the next run decodes again)."""
+def _unreadable(job: _Folder, refusals: dict[int, str], others_cached: bool) -> DataError:
+    """One DataError naming every file that cannot be decoded."""
+    kept = len(job.files) - len(refusals)
+    note = (
+        f" The {kept:,} other images are cached: the next run decodes only what changed."
+        if others_cached and kept
+        else ""
+    )
+    if len(refusals) == 1:
+        return DataError(next(iter(refusals.values())) + note)
+    listed = "\n".join(f"  {refusals[i].removesuffix(REPLACE_OR_REMOVE).rstrip()}" for i in sorted(refusals))
+    return DataError(
+        f"{len(refusals):,} of the {len(job.files):,} images of {job.root} cannot be read; replace or "
+        f"remove them:\n{listed}\n{note.strip()}".rstrip()
+    )
+
+
+def _created(path: Path):
+    """``path`` opened for writing: the one way the cache's files are written."""
+    return open(path, "wb")
+
+
+def _reserve(handle, nbytes: int) -> None:
+    """Claim the space of the rows still to be written: a disk too full for the cache says so now
+    (ENOSPC), before any decoding, and the rows cannot then fail for want of space. A file system
+    without the call (or glibc's emulation of it) is written without the reservation."""
+    handle.flush()
+    if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
+        return
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        images_file = target / f"images-{time.time_ns()}-{os.getpid()}.npy"
-        _write_synced(images_file, lambda handle: np.save(handle, images, allow_pickle=False))
-        index = {"images": images_file.name, "entries": entries}
-        partial = target / f".{INDEX}.{os.getpid()}.partial"
-        _write_synced(partial, lambda handle: handle.write(json.dumps(index).encode()))
-        os.replace(partial, target / INDEX)
+        os.posix_fallocate(handle.fileno(), handle.tell(), nbytes)
     except OSError as error:
-        log.warning(f"the image cache in {target} could not be written ({error}); the next run decodes again")
-        return None
-    for older in target.glob("images-*.npy"):
-        if older != images_file:
-            older.unlink(missing_ok=True)
-    return images_file
+        if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
 
 
-def _write_synced(path: Path, write) -> None:
-    with open(path, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+def _synced(handle) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
