@@ -465,11 +465,15 @@ def _result_appears(handle: Any, wait_s: float) -> bool:
         time.sleep(0.2)
 
 
+SQUEUE_EVERY_S = 5  # one squeue per sweep, not per job: a light load on any controller
+
+
 def squeue_watcher() -> Any:
     """A submitit watcher of SLURM jobs that asks squeue, not sacct: squeue asks the controller, so it
     also works on clusters that keep no accounting, where every sacct poll failed and submitit
     printed "Bypassing sacct error ... status may be inaccurate" each time. A job squeue no longer
-    lists has ended. It asks every 2 s at first, then less often (at most every 30 s)."""
+    lists has ended. It asks every 2 s at first, then less often, at most SQUEUE_EVERY_S apart:
+    submitit's own cap (30 s here before) let a sweep notice a job's end up to twice its run time late."""
     from submitit.slurm.slurm import SlurmInfoWatcher
 
     class SqueueWatcher(SlurmInfoWatcher):
@@ -498,7 +502,7 @@ def squeue_watcher() -> Any:
         def is_done(self, job_id: str, mode: str = "standard") -> bool:
             return self.get_state(job_id, mode=mode).upper() not in STILL_ON
 
-    return SqueueWatcher(delay_s=30)
+    return SqueueWatcher(delay_s=SQUEUE_EVERY_S)
 
 
 def _own_session_executor_class() -> type:
