@@ -58,8 +58,11 @@ class StandInLauncher:
         return returns
 
 
-def search(tmp_path: Path, sweep: str, n_trials: int = 3, space=SPACE, launcher=None, **settings):
-    """One `aetrain -m hparams_search=optuna` invocation's sweeper, on a study in tmp_path/optuna.db."""
+def sweeper_for(
+    tmp_path: Path, sweep: str, n_trials: int = 3, space=SPACE, launcher=None, n_jobs: int = 1, **settings
+) -> AetrainOptunaSearch:
+    """The sweeper of one `aetrain -m hparams_search=optuna` invocation, not yet run, on a study in
+    tmp_path/optuna.db (``settings``: further sweeper keys, e.g. the heartbeat's)."""
     sweep_dir = tmp_path / sweep
     sweep_dir.mkdir()
     sampler_cfg = {"_target_": "optuna.samplers.TPESampler", "seed": 1234, "n_startup_trials": 10}
@@ -69,18 +72,25 @@ def search(tmp_path: Path, sweep: str, n_trials: int = 3, space=SPACE, launcher=
         storage=f"sqlite:///{tmp_path / 'optuna.db'}",
         study_name="study",
         n_trials=n_trials,
-        n_jobs=settings.get("n_jobs", 1),
+        n_jobs=n_jobs,
         max_failure_rate=1.0,
         search_space=None,
         custom_search_space=None,
         params=OmegaConf.create(space),
+        **settings,
     )
-    sweep = {"dir": str(sweep_dir), "subdir": "${hydra.job.num}"}
-    sweeper.config = OmegaConf.create({"hydra": {"sweeper": {"sampler": sampler_cfg}, "sweep": sweep}})
+    sweep_cfg = {"dir": str(sweep_dir), "subdir": "${hydra.job.num}"}
+    sweeper.config = OmegaConf.create({"hydra": {"sweeper": {"sampler": sampler_cfg}, "sweep": sweep_cfg}})
     sweeper.launcher = launcher or StandInLauncher(sweep_dir)
     sweeper.job_idx = 0
+    return sweeper
+
+
+def search(tmp_path: Path, sweep: str, n_trials: int = 3, space=SPACE, launcher=None, n_jobs: int = 1):
+    """One `aetrain -m hparams_search=optuna` invocation, run: its launcher and its results."""
+    sweeper = sweeper_for(tmp_path, sweep, n_trials, space, launcher, n_jobs)
     sweeper.sweep([])
-    return sweeper.launcher, OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    return sweeper.launcher, OmegaConf.load(tmp_path / sweep / "optimization_results.yaml")
 
 
 def stored_trials(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:

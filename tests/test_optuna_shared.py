@@ -22,7 +22,7 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
-from test_optuna import SPACE, StandInLauncher
+from test_optuna import StandInLauncher, sweeper_for
 
 from aetrain.sweeps.optuna_search import AetrainOptunaSearch
 from aetrain.sweeps.optuna_shared import SEARCH_ATTR, SearchState, SharedSearch
@@ -45,28 +45,8 @@ class SlowStandIn(StandInLauncher):
 
 def worker(tmp_path: Path, sweep: str, n_trials: int, launcher=None) -> AetrainOptunaSearch:
     """One worker's sweeper on the study in tmp_path/optuna.db, heartbeat every second."""
-    sweep_dir = tmp_path / sweep
-    sweep_dir.mkdir()
-    sampler_cfg = {"_target_": "optuna.samplers.TPESampler", "seed": 1234, "n_startup_trials": 10}
-    sweeper = AetrainOptunaSearch(
-        sampler=optuna.samplers.TPESampler(seed=1234, n_startup_trials=10),
-        direction="minimize",
-        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
-        study_name="study",
-        n_trials=n_trials,
-        n_jobs=1,
-        max_failure_rate=1.0,
-        search_space=None,
-        custom_search_space=None,
-        params=OmegaConf.create(SPACE),
-        heartbeat_interval=1,
-        grace_period=3,
-    )
-    sweep_cfg = {"dir": str(sweep_dir), "subdir": "${hydra.job.num}"}
-    sweeper.config = OmegaConf.create({"hydra": {"sweeper": {"sampler": sampler_cfg}, "sweep": sweep_cfg}})
-    sweeper.launcher = launcher or SlowStandIn(sweep_dir)
-    sweeper.job_idx = 0
-    return sweeper
+    launcher = launcher or SlowStandIn(tmp_path / sweep)
+    return sweeper_for(tmp_path, sweep, n_trials, launcher=launcher, heartbeat_interval=1, grace_period=3)
 
 
 def results(tmp_path: Path, sweep: str):
