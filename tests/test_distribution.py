@@ -16,13 +16,15 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-MIRRORED_RUNS = """
+RUNS = """
 import io, json, sys
 from pathlib import Path
-import tensorflow as tf
 
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+if json.loads(sys.argv[5]):  # TensorFlow: split the CPU before TensorFlow initialises its devices
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from rich.console import Console
 from aetrain.training import loop as train
@@ -31,32 +33,50 @@ sys.path.insert(0, sys.argv[1])
 from conftest import compose_config
 
 data_dir, out = sys.argv[2], Path(sys.argv[3])
-# Plain SGD, so a gradient summed over the replicas instead of averaged would show in the losses.
-common = ["trainer=smoke", f"data.dir={data_dir}", "data.limit=256", "data.val_size=64",
-          "trainer.progress=false", "trainer.epochs=1", "trainer.optimizer=sgd",
-          "trainer.learning_rate=4.0", "trainer.schedule=constant"]
-for name, extra in [("mirrored", ["trainer.strategy=mirrored"]), ("default", []),
-                    ("mirrored_sliced", ["trainer.strategy=mirrored", "trainer.batch_splits=2"]),
-                    ("mirrored_vae", ["trainer.strategy=mirrored", "variant=vae",
-                                      "trainer.learning_rate=0.01"])]:
-    train.run(validate(compose_config(*common, *extra)), out / name, Console(file=io.StringIO()))
+for name, overrides in json.loads(sys.argv[4]).items():
+    cfg = validate(compose_config(f"data.dir={data_dir}", *overrides))
+    train.run(cfg, out / name, Console(file=io.StringIO()))
 """
+# Plain SGD, so a gradient summed over the replicas instead of averaged would show in the losses.
+COMMON = ["trainer=smoke", "data.limit=256", "data.val_size=64", "trainer.progress=false", "trainer.epochs=1",
+          "trainer.optimizer=sgd", "trainer.learning_rate=4.0", "trainer.schedule=constant"]  # fmt: skip
 
 
-@pytest.mark.slow
-def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data_dir, tmp_path):
+def runs_in_one_process(tmp_path, data_dir, runs: dict[str, list[str]], env: dict, split_cpu: bool) -> dict:
+    """metrics.json of each run ``name: overrides`` (after COMMON), trained one after another in a fresh
+    process, as a sequential sweep runs them; ``split_cpu``: TensorFlow's CPU as two logical devices."""
+    runs = {name: [*COMMON, *overrides] for name, overrides in runs.items()}
     result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_RUNS, str(TESTS), str(tiny_data_dir), str(tmp_path)],
-        env={**os.environ, "AETRAIN_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        [
+            sys.executable,
+            "-c",
+            RUNS,
+            str(TESTS),
+            str(data_dir),
+            str(tmp_path),
+            json.dumps(runs),
+            json.dumps(split_cpu),
+        ],
+        env={**os.environ, "AETRAIN_CACHE_DIR": str(tmp_path / "cache"), **env},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = {
-        name: json.loads((tmp_path / name / "metrics.json").read_text())
-        for name in ("mirrored", "default", "mirrored_sliced")
+    return {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in runs}
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data_dir, tmp_path):
+    runs = {
+        "mirrored": ["trainer.strategy=mirrored"],
+        "default": [],
+        "mirrored_sliced": ["trainer.strategy=mirrored", "trainer.batch_splits=2"],
+        "mirrored_vae": ["trainer.strategy=mirrored", "variant=vae", "trainer.learning_rate=0.01"],
     }
+    metrics = runs_in_one_process(
+        tmp_path, tiny_data_dir, runs, {"TF_CPP_MIN_LOG_LEVEL": "3"}, split_cpu=True
+    )
     assert metrics["mirrored"]["replicas"] == 2 and metrics["default"]["replicas"] == 1
     # Same data, seed and global batch: two replicas averaging their gradients take the same steps.
     # ... and so do two replicas each training its half of the batch as two slices.
@@ -66,52 +86,23 @@ def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data
             assert metrics[run]["history"][key] == pytest.approx(metrics["default"]["history"][key], rel=1e-4)
         assert metrics[run]["test"]["mse"] == pytest.approx(metrics["default"]["test"]["mse"], rel=1e-4)
     # A second mirrored model in the same process (a sweep's next job) trains too.
-    vae = json.loads((tmp_path / "mirrored_vae" / "metrics.json").read_text())
+    vae = metrics["mirrored_vae"]
     assert vae["status"] == "completed" and vae["replicas"] == 2 and vae["test"]["latent_loss"] > 0
-
-
-DATA_PARALLEL_RUNS = """
-import io, json, sys
-from pathlib import Path
-from rich.console import Console
-from aetrain.training import loop as train
-from aetrain.config import validate
-sys.path.insert(0, sys.argv[1])
-from conftest import compose_config
-
-data_dir, out = sys.argv[2], Path(sys.argv[3])
-common = ["trainer=smoke", f"data.dir={data_dir}", "data.limit=256", "data.val_size=64",
-          "trainer.backend=jax", "trainer.progress=false", "trainer.epochs=1", "trainer.optimizer=sgd",
-          "trainer.learning_rate=4.0", "trainer.schedule=constant"]
-for name, extra in [("mirrored", ["trainer.strategy=mirrored"]), ("default", []),
-                    ("mirrored_vae", ["trainer.strategy=mirrored", "variant=vae",
-                                      "trainer.learning_rate=0.01"]),
-                    ("mirrored_odd", ["trainer.strategy=mirrored", "data.limit=251"])]:
-    train.run(validate(compose_config(*common, *extra)), out / name, Console(file=io.StringIO()))
-"""
 
 
 @pytest.mark.slow
 def test_mirrored_on_jax_is_keras_data_parallel_over_two_cpu_devices(tiny_data_dir, tmp_path):
     """On JAX, trainer.strategy=mirrored shards each batch over the devices (two CPU devices here);
     a batch that does not divide among them is cut to a multiple of their number."""
-    result = subprocess.run(
-        [sys.executable, "-c", DATA_PARALLEL_RUNS, str(TESTS), str(tiny_data_dir), str(tmp_path)],
-        env={
-            **os.environ,
-            "AETRAIN_CACHE_DIR": str(tmp_path / "cache"),
-            "KERAS_BACKEND": "jax",
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = {
-        name: json.loads((tmp_path / name / "metrics.json").read_text())
-        for name in ("mirrored", "default", "mirrored_vae", "mirrored_odd")
+    runs = {
+        "mirrored": ["trainer.strategy=mirrored"],
+        "default": [],
+        "mirrored_vae": ["trainer.strategy=mirrored", "variant=vae", "trainer.learning_rate=0.01"],
+        "mirrored_odd": ["trainer.strategy=mirrored", "data.limit=251"],
     }
+    runs = {name: ["trainer.backend=jax", *overrides] for name, overrides in runs.items()}
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    metrics = runs_in_one_process(tmp_path, tiny_data_dir, runs, env, split_cpu=False)
     assert metrics["mirrored"]["replicas"] == 2 and metrics["default"]["replicas"] == 1
     assert {run["backend"] for run in metrics.values()} == {"jax"}
     for key in ("loss", "val_loss"):
