@@ -1,8 +1,9 @@
 """A sweep a user can stop, resume and trust: what ``aetrain -m``'s own process does.
 
 conf/hydra/launcher/ names the launchers: ``basic`` (the default: :class:`SequentialLauncher`, one job
-after another in this process), ``parallel``, ``submitit_local`` and ``slurm`` (aetrain.sweeps.launchers,
-which need the ``sweeps`` extra). They share one :class:`SweepControl`, in the sweep's own process:
+after another in this process), ``parallel`` and ``submitit_local`` (aetrain.sweeps.launchers) and
+``slurm`` (aetrain.sweeps.slurm), which need the ``sweeps`` extra. They share one
+:class:`SweepControl`, in the sweep's own process:
 
 - records every job in ``SWEEP_DIR/sweep.json`` (aetrain.sweeps.record) as it starts and ends;
 - on SIGINT / SIGTERM writes the sweep's stop request: every running job stops at its next batch
