@@ -17,6 +17,7 @@ import pytest
 
 from aetrain.config.data_settings import TfdsData
 from aetrain.config.data_spec import spec_for
+from aetrain.data import npy_cache
 from aetrain.data import tfds as tfds_reader
 from aetrain.data.raw import DataError
 from aetrain.data.splits import load_data
@@ -174,7 +175,7 @@ def test_a_cache_that_cannot_be_written_leaves_nothing_behind_and_still_gives_th
     tfds_dir, cache, monkeypatch, caplog, full_at
 ):
     synced = []
-    real = tfds_reader._synced
+    real = npy_cache._synced
 
     def disk_full(handle):
         synced.append(handle)
@@ -182,7 +183,7 @@ def test_a_cache_that_cannot_be_written_leaves_nothing_behind_and_still_gives_th
             raise OSError(28, "No space left on device")
         real(handle)
 
-    monkeypatch.setattr(tfds_reader, "_synced", disk_full)
+    monkeypatch.setattr(npy_cache, "_synced", disk_full)
     raw = read(tfds_dir, image_size=[6, 5])
     assert raw.train_images.shape == (TRAIN, 6, 5) and not isinstance(raw.train_images, np.memmap)
     assert "No space left" in caplog.text

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aetrain.data import image_cache
+from aetrain.data import image_cache, npy_cache
 from aetrain.data.image_cache import FRAMEWORK_BYTES, ImageCacheUnwritable, cache_folder, decoded_images
 from aetrain.data.image_folder import read_image
 from aetrain.data.raw import DataError
@@ -220,8 +220,8 @@ def small_disk(request, cache_home, monkeypatch):
         if length > room[0]:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(image_cache, "_created", lambda path: FullDiskFile(path, room))
-    monkeypatch.setattr(image_cache.os, "posix_fallocate", reserve)
+    monkeypatch.setattr(npy_cache, "_created", lambda path: FullDiskFile(path, room))
+    monkeypatch.setattr(npy_cache.os, "posix_fallocate", reserve)
     yield cache_home
 
 
@@ -248,7 +248,7 @@ def test_a_disk_that_fills_while_the_rows_are_written_leaves_no_partial_file(
     tmp_path, small_disk, monkeypatch, caplog
 ):
     """A file system that cannot reserve space ahead: the write itself fails midway."""
-    monkeypatch.setattr(image_cache, "_reserve", lambda handle, nbytes: handle.flush())
+    monkeypatch.setattr(npy_cache, "_reserve", lambda handle, nbytes: handle.flush())
     files = byte_files(tmp_path / "photos", 40)  # 480 KiB
     with caplog.at_level(logging.WARNING, logger="aetrain"):
         images = decoded_images(files, files[0].parent, SHAPE, CountingDecoder())

@@ -7,7 +7,8 @@ that ``index.json`` names, with each file's name, size and modification time, pe
 second; files added, changed or removed, it decodes only those and keeps the other rows, saying why;
 a cache that cannot be read or does not match its index is rebuilt, never used. The images are
 written under a new name first and the index, renamed into place, commits them (a crash between leaves
-the old cache whole); all under a lock: two processes building the same cache at once build it once.
+the old cache whole; aetrain.data.npy_cache writes them); all under a lock: two processes building the
+same cache at once build it once.
 
 Bad input: every file that cannot be decoded is named, all of them in one DataError, after the others
 are cached (the run after the fix decodes only those). A cache that cannot be written (a read-only
@@ -19,7 +20,6 @@ they would not fit in the memory this process may still take.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import hashlib
 import json
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 
 from aetrain import exit_codes
+from aetrain.data import npy_cache
 from aetrain.data.available_memory import available_memory
 from aetrain.data.idx import cache_dir
 from aetrain.data.raw import DataError
@@ -46,7 +46,6 @@ from aetrain.errors import AetrainError
 log = logging.getLogger("aetrain")
 
 CACHE_FORMAT = 1
-INDEX = "index.json"
 #: The folders of every cached image folder, below aetrain's cache folder.
 SUBFOLDER = "image_folders"
 
@@ -110,9 +109,7 @@ def decoded_images(
     job = _Folder(files, file_entries(files, folder), folder, shape, decode, workers or os.cpu_count() or 1)
     target = cache_folder(folder, *shape[:2], shape[2] if len(shape) == 3 else 1)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(target) + ".lock")
-        lock.acquire()
+        lock = npy_cache.locked(target)
     except OSError as error:  # a read-only cache folder may still hold a cache made before
         cached, _ = _read_cache(target, shape)
         if cached is not None and cached[0] == job.entries:
@@ -136,12 +133,12 @@ def decoded_images(
 
 def _read_cache(target: Path, shape: tuple[int, ...]) -> tuple[tuple[list, np.ndarray] | None, str | None]:
     """((entries, images memory-mapped), None), or (None, why there is none usable)."""
-    if not (target / INDEX).is_file():
-        return None, "no cache yet"
     try:
-        index = json.loads((target / INDEX).read_text())
+        index = npy_cache.committed_index(target)
+        if index is None:
+            return None, "no cache yet"
         entries = index["entries"]
-        images = np.load(target / Path(index["images"]).name, mmap_mode="r", allow_pickle=False)
+        images = npy_cache.mapped(target, index, "images")
         if images.dtype != np.uint8 or images.shape != (len(entries), *shape):
             raise ValueError(f"holds {images.shape} {images.dtype}, not {len(entries)} images of {shape}")
     except (OSError, ValueError, TypeError, KeyError) as error:
@@ -167,34 +164,17 @@ def _kept_rows(cached: tuple[list, np.ndarray] | None, entries: list[list]) -> d
 
 
 def _decoded_into_cache(job: _Folder, target: Path, cached: tuple[list, np.ndarray] | None) -> np.ndarray:
-    """Stream the rows into a new ``.npy`` file (its space reserved first), then commit it with the
-    index, renamed into place; the older arrays go. A failure on the way leaves no partial file."""
-    target.mkdir(parents=True, exist_ok=True)
-    images_file = target / f"images-{time.time_ns()}-{os.getpid()}.npy"
-    partial = target / f".{INDEX}.{os.getpid()}.partial"
-    try:
-        with _created(images_file) as handle:
-            header = {"descr": "|u1", "fortran_order": False, "shape": (len(job.files), *job.shape)}
-            np.lib.format.write_array_header_1_0(handle, header)
-            _reserve(handle, job.nbytes)
-            refusals = _fill(job, cached, lambda _, row: handle.write(row.data))
-            _synced(handle)
+    """Stream the rows into a new version of the cache (aetrain.data.npy_cache: its space reserved
+    first, committed by its index, no partial file left by a failure)."""
+    with npy_cache.new_version(target) as version:
+        with version.streamed("images", (len(job.files), *job.shape)) as write:
+            refusals = _fill(job, cached, lambda _, row: write(row))
         # an unreadable file's row is kept blank, under an entry no file matches: decoded next run
         entries = [[e[0], None, None] if i in refusals else e for i, e in enumerate(job.entries)]
-        with _created(partial) as handle:
-            handle.write(json.dumps({"images": images_file.name, "entries": entries}).encode())
-            _synced(handle)
-        os.replace(partial, target / INDEX)
-    except BaseException:
-        images_file.unlink(missing_ok=True)
-        partial.unlink(missing_ok=True)
-        raise
-    for older in [*target.glob("images-*.npy"), *target.glob(f".{INDEX}.*.partial")]:
-        if older != images_file:  # the arrays it replaced, and what writers killed on the way left
-            older.unlink(missing_ok=True)
+        index = version.commit(entries=entries)
     if refusals:
         raise _unreadable(job, refusals, others_cached=True)
-    return np.load(images_file, mmap_mode="r")
+    return npy_cache.mapped(target, index, "images")
 
 
 def _decoded_in_memory(
@@ -323,30 +303,6 @@ def _unreadable(job: _Folder, refusals: dict[int, str], others_cached: bool) -> 
         f"{len(refusals):,} of the {len(job.files):,} images of {job.root} cannot be read; replace or "
         f"remove them:\n{listed}\n{note.strip()}".rstrip()
     )
-
-
-def _created(path: Path):
-    """``path`` opened for writing: the one way the cache's files are written."""
-    return open(path, "wb")
-
-
-def _reserve(handle, nbytes: int) -> None:
-    """Claim the space of the rows still to be written: a disk too full for the cache says so now
-    (ENOSPC), before any decoding, and the rows cannot then fail for want of space. A file system
-    without the call (or glibc's emulation of it) is written without the reservation."""
-    handle.flush()
-    if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
-        return
-    try:
-        os.posix_fallocate(handle.fileno(), handle.tell(), nbytes)
-    except OSError as error:
-        if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            raise
-
-
-def _synced(handle) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
 
 
 def _size(nbytes: int) -> str:

@@ -124,9 +124,8 @@ def read_image_folder(data_cfg: Any, spec: Any, download: bool) -> RawData:
         )
     folder = Path(data_cfg.dir).expanduser()
     files, labels, class_names = list_images(folder)
-    shape = (spec.height, spec.width, spec.channels) if spec.channels == 3 else (spec.height, spec.width)
     decode = functools.partial(read_image, height=spec.height, width=spec.width, channels=spec.channels)
-    images = decoded_images(files, folder, shape, decode)
+    images = decoded_images(files, folder, spec.image_shape, decode)
     return RawData(
         train_images=images,
         train_labels=np.asarray(labels, dtype=np.int64),

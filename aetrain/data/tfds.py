@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from aetrain.data import npy_cache
 from aetrain.data.idx import cache_dir
 from aetrain.data.raw import DataError, RawData
 
@@ -39,7 +40,6 @@ log = logging.getLogger("aetrain")
 
 CACHE_FORMAT = 1
 SUBFOLDER = "tfds"  # below aetrain's cache folder
-INDEX = "index.json"
 BATCH = 256  # images converted and written at a time
 INSTALL = "pip install 'aetrain[tfds]'"
 CATALOGUE = "https://www.tensorflow.org/datasets/catalog/overview"
@@ -95,7 +95,8 @@ def _import_tensorflow() -> Any:
     """TensorFlow for TFDS's decoding, imported as the run's own import would leave things: Keras not
     loaded (TensorFlow loads it, and Keras fixes its backend at its first import, while a run chooses
     ``trainer.backend`` after reading its data), and none of the lines TensorFlow's C++ side writes to
-    stderr before it honours TF_CPP_MIN_LOG_LEVEL (as aetrain.training.runtime, a layer above, does)."""
+    stderr before it honours TF_CPP_MIN_LOG_LEVEL (as aetrain.training.runtime does). Not runtime's own
+    import: that one loads Keras, and the data layer may not import training (tests/test_import_graph.py)."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -354,17 +355,13 @@ def cached_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of the first ``keep`` (None: all) images of the split ``data.<key>``: from the
     cache where it holds them, else decoded and cached."""
-    from filelock import FileLock
-
     total = split_size(builder, data_cfg, key)
     count = total if keep is None else min(keep, total)
     split = getattr(data_cfg, key)
     target = cache_folder(builder, data_cfg, split, shape)
     files = prepared_files(builder)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(target) + ".lock")
-        lock.acquire()
+        lock = npy_cache.locked(target)
     except OSError as error:
         log.warning(f"the TFDS cache in {target} cannot be used ({error}); decoding {split} into memory")
         return _decoded_in_memory(builder, data_cfg, split, count, shape)
@@ -386,16 +383,16 @@ def _read_cache(
     target: Path, files: list[list], count: int, shape: tuple[int, ...]
 ) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
     """((images, labels) memory-mapped, first ``count`` rows), or (None, why there are none usable)."""
-    if not (target / INDEX).is_file():
-        return None, "no cache yet"
     try:
-        index = json.loads((target / INDEX).read_text())
+        index = npy_cache.committed_index(target)
+        if index is None:
+            return None, "no cache yet"
         if index["files"] != files:
             return None, "the prepared files changed since it was cached, rebuilt"
         if index["rows"] < count:
             return None, f"it holds the first {index['rows']:,} images, {count:,} are asked for, rebuilt"
-        images = np.load(target / Path(index["images"]).name, mmap_mode="r", allow_pickle=False)
-        labels = np.load(target / Path(index["labels"]).name, mmap_mode="r", allow_pickle=False)
+        images = npy_cache.mapped(target, index, "images")
+        labels = npy_cache.mapped(target, index, "labels")
         if (
             images.dtype != np.uint8
             or images.shape != (index["rows"], *shape)
@@ -418,42 +415,17 @@ def _decoded_into_cache(
     shape: tuple[int, ...],
     files: list[list],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stream the converted images into a new ``.npy`` file (never all in memory), then commit it with
-    the index, renamed into place; the older arrays go. A failed write leaves no partial file."""
-    target.mkdir(parents=True, exist_ok=True)
-    stamp = f"{time.time_ns()}-{os.getpid()}"
-    images_file, labels_file = target / f"images-{stamp}.npy", target / f"labels-{stamp}.npy"
-    partial = target / f".{INDEX}.{os.getpid()}.partial"
+    """Stream the converted images into a new version of the cache (never all in memory; see
+    aetrain.data.npy_cache: its space reserved first, committed by its index, no partial file left)."""
     labels = np.empty(count, dtype=np.int64)
-    try:
-        with open(images_file, "wb") as handle:
-            header = {"descr": "|u1", "fortran_order": False, "shape": (count, *shape)}
-            np.lib.format.write_array_header_1_0(handle, header)
+    with npy_cache.new_version(target) as version:
+        with version.streamed("images", (count, *shape)) as write:
             for start, images, batch_labels in _converted_batches(builder, data_cfg, split, count, shape):
-                handle.write(np.ascontiguousarray(images).tobytes())
+                write(images)
                 labels[start : start + len(batch_labels)] = batch_labels
-            _synced(handle)
-        with open(labels_file, "wb") as handle:
-            np.save(handle, labels, allow_pickle=False)
-            _synced(handle)
-        index = {"images": images_file.name, "labels": labels_file.name, "rows": count, "files": files}
-        with open(partial, "w") as handle:
-            json.dump(index, handle)
-            _synced(handle)
-        os.replace(partial, target / INDEX)
-    except BaseException:
-        for written in (images_file, labels_file, partial):
-            written.unlink(missing_ok=True)
-        raise
-    for older in [*target.glob("images-*.npy"), *target.glob("labels-*.npy")]:
-        if older not in (images_file, labels_file):
-            older.unlink(missing_ok=True)
-    return np.load(images_file, mmap_mode="r"), np.load(labels_file, mmap_mode="r")
-
-
-def _synced(handle: Any) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
+        version.saved("labels", labels)
+        index = version.commit(rows=count, files=files)
+    return npy_cache.mapped(target, index, "images"), npy_cache.mapped(target, index, "labels")
 
 
 def _decoded_in_memory(

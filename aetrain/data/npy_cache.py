@@ -1,0 +1,132 @@
+"""A folder of decoded uint8 arrays in aetrain's cache, committed by its ``index.json``.
+
+The image folder cache (aetrain.data.image_cache) and the TFDS cache (aetrain.data.tfds) keep what
+they decode here, one folder per source, under a lock beside it. A new version streams its rows into
+``images-<stamp>.npy`` (the file's space reserved first: a disk too full for it says so before any
+decoding), saves its other arrays beside it, and is committed by its index, written under a partial
+name and renamed into place: a crash on the way leaves the old version whole, a failure removes every
+file the new one wrote, and a commit removes the arrays it replaced. The index names each array by
+its key; the readers map them back with :func:`mapped`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+
+INDEX = "index.json"
+
+
+def locked(target: Path) -> FileLock:
+    """The lock of the cache folder ``target``, held (one process builds a cache at a time), or an
+    OSError where it cannot be taken (a read-only cache folder, a file in its place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target) + ".lock")
+    lock.acquire()
+    return lock
+
+
+def committed_index(target: Path) -> dict | None:
+    """The index of the version ``target`` holds, or None where there is none yet (OSError or
+    ValueError where it cannot be read)."""
+    if not (target / INDEX).is_file():
+        return None
+    return json.loads((target / INDEX).read_text())
+
+
+def mapped(target: Path, index: dict, key: str) -> np.ndarray:
+    """The array the index names under ``key``, memory-mapped."""
+    return np.load(target / Path(index[key]).name, mmap_mode="r", allow_pickle=False)
+
+
+class NewVersion:
+    """The arrays of a version being written into ``target``, and its index once committed."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.stamp = f"{time.time_ns()}-{os.getpid()}"
+        self.partial = target / f".{INDEX}.{os.getpid()}.partial"
+        self.written: dict[str, Path] = {}
+
+    def _created(self, key: str) -> Any:
+        self.written[key] = self.target / f"{key}-{self.stamp}.npy"
+        return _created(self.written[key])
+
+    @contextlib.contextmanager
+    def streamed(self, key: str, shape: tuple[int, ...]) -> Iterator[Callable[[np.ndarray], object]]:
+        """A uint8 array of ``shape`` whose rows the block writes in order with the function it is
+        given (never all in memory); its space is reserved before the block runs."""
+        with self._created(key) as handle:
+            header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(handle, header)
+            _reserve(handle, math.prod(shape))
+            yield lambda rows: handle.write(np.ascontiguousarray(rows, dtype=np.uint8).data)
+            _synced(handle)
+
+    def saved(self, key: str, array: np.ndarray) -> None:
+        """``array`` written whole, beside the streamed ones."""
+        with self._created(key) as handle:
+            np.save(handle, array, allow_pickle=False)
+            _synced(handle)
+
+    def commit(self, **fields: Any) -> dict:
+        """The index, naming every array written and then ``fields``, renamed into place; returns it."""
+        index = {**{key: path.name for key, path in self.written.items()}, **fields}
+        with _created(self.partial) as handle:
+            handle.write(json.dumps(index).encode())
+            _synced(handle)
+        os.replace(self.partial, self.target / INDEX)
+        return index
+
+
+@contextlib.contextmanager
+def new_version(target: Path) -> Iterator[NewVersion]:
+    """A version of ``target`` to write, its last step :meth:`NewVersion.commit`. Any failure in the
+    block removes the files it wrote; after a commit, the arrays it replaced and the partial index
+    files writers killed on the way left are removed."""
+    target.mkdir(parents=True, exist_ok=True)
+    version = NewVersion(target)
+    try:
+        yield version
+    except BaseException:
+        for written in [*version.written.values(), version.partial]:
+            written.unlink(missing_ok=True)
+        raise
+    older = [path for key in version.written for path in target.glob(f"{key}-*.npy")]
+    for path in [*older, *target.glob(f".{INDEX}.*.partial")]:
+        if path not in version.written.values():
+            path.unlink(missing_ok=True)
+
+
+def _created(path: Path) -> Any:
+    """``path`` opened for writing: the one way the cache's files are written."""
+    return open(path, "wb")
+
+
+def _reserve(handle: Any, nbytes: int) -> None:
+    """Claim the space of the rows still to be written: a disk too full for the cache says so now
+    (ENOSPC), before any decoding, and the rows cannot then fail for want of space. A file system
+    without the call (or glibc's emulation of it) is written without the reservation."""
+    handle.flush()
+    if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(handle.fileno(), handle.tell(), nbytes)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+
+
+def _synced(handle: Any) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
