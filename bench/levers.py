@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     from aetrain.config import validate
     from aetrain.data import load_fashion_mnist, make_dataset
     from aetrain.models.build import build_model
+    from aetrain.models.family import family_of
     from aetrain.training.batch_splits import resolve_batch_splits, split_steps
     from aetrain.training.callbacks import RichProgress
     from aetrain.training.optimization import build_optimizer
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = validate(compose(config_name="config", overrides=overrides.split()))
         trainer = cfg.trainer
-        keras.mixed_precision.set_dtype_policy(resolve_precision(trainer.precision, has_gpu=gpu))
+        convolutional = family_of(cfg).convolutional
+        keras.mixed_precision.set_dtype_policy(resolve_precision(trainer.precision, gpu, convolutional))
         model = build_model(cfg)
         steps = -(-len(images) // trainer.batch_size)
         model.compile(

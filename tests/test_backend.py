@@ -4,6 +4,8 @@ on one, resumed, evaluated and exported on the other)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -11,7 +13,7 @@ from aetrain.config import ConfigError, validate
 from aetrain.training import backend
 from aetrain.training.backend import backend_for_trained_run, choose_backend
 
-from cli_runs import command, smoke_args
+from cli_runs import command, environment, smoke_args
 from conftest import compose_config
 
 
@@ -173,3 +175,37 @@ def test_a_checkpoint_trained_on_one_backend_resumes_evaluates_and_exports_on_th
     exported = command("aetrain-export", str(on_tensorflow), cwd=tmp_path, own_process=True, KERAS_BACKEND="")
     assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
     assert (on_tensorflow / "export" / "encoder.tflite").is_file()
+
+
+_TRAIN_AND_LIST_MODULES = """
+import json, os, sys
+from aetrain.commands.train import entry
+sys.argv = ["aetrain", *sys.argv[2:]]
+try:
+    entry()
+finally:
+    loaded = [name for name in ("tensorflow", "sklearn", "pandas") if name in sys.modules]
+    open(os.environ["LOADED_FILE"], "w").write(json.dumps(loaded))
+"""
+
+
+@pytest.mark.slow
+def test_a_jax_run_loads_no_tensorflow_and_a_rerun_compiles_nothing_new(tiny_data_dir, tmp_path):
+    """Importing TensorFlow (Keras seeds it wherever it is installed) and Keras's optional packages
+    took seconds of a JAX run's start-up; compiled steps are kept in aetrain's cache folder."""
+    programs = []
+    for run in ("first", "second"):
+        loaded = tmp_path / f"{run}.json"
+        overrides = (f"hydra.run.dir={tmp_path / run}", "trainer.backend=jax", "trainer.run_eagerly=false")
+        done = subprocess.run(
+            [sys.executable, "-c", _TRAIN_AND_LIST_MODULES, "--", *smoke_args(tiny_data_dir, *overrides)],
+            cwd=tmp_path,
+            env=environment(tmp_path, LOADED_FILE=str(loaded), KERAS_BACKEND=""),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert json.loads(loaded.read_text()) == []
+        programs.append(sorted(path.name for path in (tmp_path / "cache" / "xla").glob("*-cache")))
+    assert programs[0] and programs[1] == programs[0]

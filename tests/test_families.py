@@ -90,7 +90,7 @@ def test_nothing_outside_the_families_tests_a_variant_class_or_a_family_layer_na
 )
 def test_each_built_in_variant_has_the_family_its_declaration_names(variant, samples, slices, coding_kind):
     family = family_of(validate(compose_config(f"variant={variant}")))
-    assert (family.samples_from_prior, family.slices_batches, family.coding_kind) == (
+    assert (family.samples_from_prior, family.convolutional, family.coding_kind) == (
         samples,
         slices,
         coding_kind,

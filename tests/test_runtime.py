@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -51,18 +52,22 @@ def test_seconds_since_process_start_counts_from_the_process_start():
 
 
 @pytest.mark.parametrize(
-    ("requested", "has_gpu", "flags", "expected"),
+    ("requested", "has_gpu", "convolutional", "flags", "expected"),
     [
-        ("auto", True, set(), "mixed_float16"),
-        ("auto", False, {"avx512f", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),
-        ("auto", False, {"avx512f", "avx512_bf16"}, "mixed_bfloat16"),
-        ("auto", False, {"avx2", "avx512f"}, "float32"),
-        ("float32", True, {"amx_bf16"}, "float32"),
-        ("mixed_bfloat16", False, set(), "mixed_bfloat16"),
+        ("auto", True, False, set(), "mixed_float16"),
+        ("auto", True, True, set(), "mixed_float16"),
+        ("auto", False, True, {"avx512f", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),
+        ("auto", False, True, {"avx512f", "avx512_bf16"}, "mixed_bfloat16"),
+        ("auto", False, False, {"avx512f", "avx512_bf16"}, "float32"),  # dense: slower in bfloat16
+        ("auto", False, True, {"avx2", "avx512f"}, "float32"),
+        ("float32", True, True, {"amx_bf16"}, "float32"),
+        ("mixed_bfloat16", False, False, set(), "mixed_bfloat16"),
     ],
 )
-def test_auto_precision_picks_what_the_hardware_runs_natively(requested, has_gpu, flags, expected):
-    assert resolve_precision(requested, has_gpu=has_gpu, flags=flags) == expected
+def test_auto_precision_picks_what_was_measured_faster_for_the_model_on_the_hardware(
+    requested, has_gpu, convolutional, flags, expected
+):
+    assert resolve_precision(requested, has_gpu, convolutional, flags=flags) == expected
 
 
 @pytest.mark.parametrize(("setting", "expected"), [(None, "False"), ("1", "True")])
@@ -95,14 +100,17 @@ def test_slices_share_the_thread_budget(intra, inter, splits, expected, monkeypa
     assert pool_sizes(intra, inter, splits) == expected
 
 
-def test_scikit_learn_is_hidden_only_while_keras_first_loads(monkeypatch):
+def test_keras_optional_packages_are_hidden_only_while_keras_first_loads(monkeypatch):
     from aetrain.training import runtime
 
-    monkeypatch.delitem(sys.modules, "keras", raising=False)  # restored, with sklearn, after the test
-    monkeypatch.delitem(sys.modules, "sklearn", raising=False)
-    with runtime._scikit_learn_hidden(), pytest.raises(ImportError):
-        import sklearn  # noqa: F401  (what Keras's wrappers try, and go without)
-    assert "sklearn" not in sys.modules  # importable again, for t-SNE and the digits data set
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # restored, with the rest, after the test
+    for package in runtime.KERAS_OPTIONAL_PACKAGES:
+        monkeypatch.delitem(sys.modules, package, raising=False)
+    with runtime._keras_optional_packages_hidden():
+        for package in runtime.KERAS_OPTIONAL_PACKAGES:  # what Keras tries, and goes without
+            with pytest.raises(ImportError):
+                importlib.import_module(package)
+    assert not set(runtime.KERAS_OPTIONAL_PACKAGES) & set(sys.modules)  # importable again (t-SNE)
     monkeypatch.setitem(sys.modules, "keras", object())  # Keras already loaded: nothing to hide
-    with runtime._scikit_learn_hidden():
+    with runtime._keras_optional_packages_hidden():
         assert "sklearn" not in sys.modules

@@ -56,6 +56,7 @@ class TrainerConfig:
     resume: str | None = None
     strategy: str = "default"
     backend: str = "auto"  # Keras's backend (aetrain.training.backend): auto | tensorflow | jax
+    compilation_cache: bool = True  # JAX: compiled steps kept in the cache folder for later runs
 
     def check(self) -> None:
         """Value ranges, and names that no declaration above declares, refused naming the key."""
@@ -132,7 +133,8 @@ class TrainerConfig:
             "trainer.backend",
             self.backend,
             f"one of {list(BACKENDS)}",
-            "Keras's backend: auto follows KERAS_BACKEND when set, else TensorFlow (docs/performance.md).",
+            "Keras's backend: auto follows KERAS_BACKEND when set, else the faster for the model on this "
+            "machine (docs/performance.md).",
         )
         strategies = names("strategy")
         require(

@@ -26,11 +26,13 @@ class Family:
     """A deterministic autoencoder trained on the reconstruction MSE (plus the sparsity penalty, the
     sparsity option's own): its encoder outputs its codings, and it draws no samples.
 
-    ``slices_batches``: its steps are convolutions, whose single batch leaves a small CPU's cores idle,
-    so ``trainer.batch_splits=auto`` splits it (aetrain.training.batch_splits).
+    ``convolutional``: its steps are convolutions. Three ``auto`` settings follow it, each measured on a
+    CPU (docs/performance.md): ``trainer.batch_splits`` splits its batches (one batch leaves a small
+    CPU's cores idle), ``trainer.backend`` keeps it on TensorFlow (XLA's CPU convolutions are slower),
+    and ``trainer.precision`` computes it in bfloat16 where the CPU has bfloat16 instructions.
     """
 
-    slices_batches: bool = False
+    convolutional: bool = False
     #: The loss Keras compiles beside the terms the model's own layers add (``add_loss``): the
     #: per-pixel MSE; None where those layers add the whole objective (an importance-weighted bound).
     compiled_loss: str | None = "mse"
@@ -88,7 +90,7 @@ class Family:
 
 
 PLAIN = Family()
-CONVOLUTIONAL = Family(slices_batches=True)
+CONVOLUTIONAL = Family(convolutional=True)
 
 
 def family_of(cfg: RunConfig) -> Family:

@@ -108,4 +108,4 @@ def decode_standard_normal(model, count: int, latent_size: int, seed: int) -> np
 
 
 VARIATIONAL = VariationalFamily()
-CONVOLUTIONAL_VARIATIONAL = VariationalFamily(slices_batches=True)
+CONVOLUTIONAL_VARIATIONAL = VariationalFamily(convolutional=True)

@@ -3,11 +3,11 @@
 Keras reads ``KERAS_BACKEND`` once, at its first import, and a process keeps that backend. So aetrain
 decides from the config, sets the variable, and only then lets Keras load.
 
-``auto``: ``KERAS_BACKEND`` when the user set it, else TensorFlow, which ran every preset measured at
-least as fast from process start to exit (docs/performance.md: JAX's faster epochs do not yet pay for
-its compilation and second framework at start-up). In a process where Keras is already loaded (a
-sequential sweep's later job), ``auto`` keeps that backend, and a backend named outright that differs
-is refused, naming ``hydra/launcher``.
+``auto``: ``KERAS_BACKEND`` when the user set it, else the backend measured the faster from process
+start to exit for the model's kind of step on a CPU (FASTER_ON_CPU; docs/performance.md): JAX for the
+dense and variational models, TensorFlow for the convolutional ones. In a process where Keras is
+already loaded (a sequential sweep's later job), ``auto`` keeps that backend, and a backend named
+outright that differs is refused, naming ``hydra/launcher``.
 
 No Keras, TensorFlow or JAX is imported here.
 """
@@ -74,7 +74,7 @@ def loaded_backend() -> str | None:
 
 #: What ``auto`` trains on, on a CPU, by the kind of step a model takes: the faster from process start
 #: to exit, measured against each other (bench/RESULTS.md; docs/performance.md, "Backends").
-FASTER_ON_CPU = {"convolutional": "tensorflow", "dense": "tensorflow"}
+FASTER_ON_CPU = {"convolutional": "tensorflow", "dense": "jax"}
 
 
 def choose_backend(requested: str, environment: Mapping[str, str] = os.environ, run=None) -> BackendChoice:
@@ -107,18 +107,14 @@ def auto_backend_for(run, environment: Mapping[str, str] = os.environ) -> Backen
         return BackendChoice("jax", "auto: TensorFlow is not installed here")
     if run is None:
         return BackendChoice("tensorflow", "auto: no model to choose for")
-    kind = "convolutional" if _steps_are_convolutions(run) else "dense"
+    from aetrain.models.family import family_of  # declarations only: no Keras
+
+    kind = "convolutional" if family_of(run).convolutional else "dense"
     faster = FASTER_ON_CPU[kind]
     if not installed(faster):
         return BackendChoice("tensorflow", f"auto: JAX would be faster for {kind} models, and is not "
                              f"installed here ({INSTALL['jax']})")  # fmt: skip
     return BackendChoice(faster, f"auto: the faster from start to exit for {kind} models on a CPU")
-
-
-def _steps_are_convolutions(run) -> bool:
-    from aetrain.models.family import family_of
-
-    return family_of(run).slices_batches
 
 
 def activate(choice: BackendChoice) -> None:

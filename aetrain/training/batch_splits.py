@@ -30,7 +30,7 @@ MOST_CORES_SLICED = 2  # auto slices only where slices were measured to win (doc
 
 def resolve_batch_splits(cfg: RunConfig, cores: int, has_gpu: bool, backend: str = "tensorflow") -> int:
     """``trainer.batch_splits`` for this run. ``auto``: one slice per core (at least MIN_SLICE_IMAGES
-    images each) for a family whose steps are convolutions (``Family.slices_batches``) on a CPU of at
+    images each) for a family whose steps are convolutions (``Family.convolutional``) on a CPU of at
     most MOST_CORES_SLICED cores, where TensorFlow's threads leave cores idle in a conv step; 1 on
     bigger CPUs (there one slice with every thread was faster than any split), for the dense
     variants (their matrix products already keep every core busy), on a GPU, under a distribution
@@ -48,7 +48,7 @@ def resolve_batch_splits(cfg: RunConfig, cores: int, has_gpu: bool, backend: str
         return 1
     if requested != "auto":
         return int(requested)
-    if not family_of(cfg).slices_batches or isinstance(cfg.sparsity, KLSparsity):
+    if not family_of(cfg).convolutional or isinstance(cfg.sparsity, KLSparsity):
         return 1
     if has_gpu or cfg.trainer.strategy != "default" or cores > MOST_CORES_SLICED:
         return 1

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from aetrain import exit_codes
 from aetrain.config import NoNoise, NoSparsity, RunConfig
+from aetrain.data.idx import cache_dir
 from aetrain.errors import AetrainError
 from aetrain.models.family import family_of
 from aetrain.run_folder import layout
@@ -32,7 +33,7 @@ from aetrain.training.backend import activate, check_trains_on, choose_backend
 from aetrain.training.batch_splits import resolve_batch_splits, split_steps
 from aetrain.training.loggers import LoggedRun, RunLoggers
 from aetrain.training.runtime import (
-    configure_tensorflow,
+    configure_keras,
     describe_device,
     has_gpu,
     restore_default_precision,
@@ -98,7 +99,13 @@ def _run(
     splits = resolve_batch_splits(
         cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu(), backend=backend.name
     )
-    precision = configure_tensorflow(cfg.trainer, cfg.seed, batch_splits=splits)
+    precision = configure_keras(
+        cfg.trainer,
+        cfg.seed,
+        batch_splits=splits,
+        convolutional=family_of(cfg).convolutional,
+        cache_folder=cache_dir(),
+    )
     device = describe_device()
     log.info(f"device: {device}, precision {precision}, backend {backend.describe()}")
     manifest = _write_run_manifest(cfg, output_dir, device, precision, backend.name, data.source, saved)

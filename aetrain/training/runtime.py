@@ -1,4 +1,5 @@
-"""Process-wide TensorFlow set-up: a quiet import, threads, determinism, precision, the device.
+"""Process-wide Keras set-up: a quiet import, threads, determinism, precision, the device, JAX's
+compilation cache.
 
 Called by ``commands/train.py`` and ``training/loop.py`` only; models and data stay free of global state.
 """
@@ -34,25 +35,42 @@ def _stderr_silenced() -> Iterator[None]:
             os.close(saved)
 
 
+#: Packages Keras imports at start-up where they are installed, for what aetrain never asks of it:
+#: its scikit-learn wrappers, pandas inputs and matplotlib galleries.
+KERAS_OPTIONAL_PACKAGES = ("sklearn", "pandas", "matplotlib")
+
+
 @contextlib.contextmanager
-def _scikit_learn_hidden() -> Iterator[None]:
-    """Keras imports scikit-learn (and pandas) at start-up for its scikit-learn wrappers, which aetrain
-    never uses: hidden while Keras loads, every process starts faster (docs/performance.md). It stays
-    importable afterwards (t-SNE, the digits data set)."""
-    if "sklearn" in sys.modules or "keras" in sys.modules:
+def _keras_optional_packages_hidden() -> Iterator[None]:
+    """KERAS_OPTIONAL_PACKAGES hidden while Keras loads: every process starts faster, by about half a
+    second (docs/performance.md). They stay importable afterwards (t-SNE, pictures)."""
+    if "keras" in sys.modules:
         yield
         return
-    sys.modules["sklearn"] = None  # an import of it raises ImportError, which Keras expects
+    with contextlib.ExitStack() as hidden:
+        for package in KERAS_OPTIONAL_PACKAGES:
+            hidden.enter_context(_hidden(package))
+        yield
+
+
+@contextlib.contextmanager
+def _hidden(package: str) -> Iterator[None]:
+    """An import of ``package`` raises ImportError meanwhile (which Keras takes as not installed),
+    unless it is already loaded."""
+    if package in sys.modules:
+        yield
+        return
+    sys.modules[package] = None
     try:
         yield
     finally:
-        if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
-            del sys.modules["sklearn"]
+        if package in sys.modules and sys.modules[package] is None:
+            del sys.modules[package]
 
 
 def _import_keras_and_tensorflow():
     """Keras first, under the hiding (TensorFlow imports Keras too): the TensorFlow module."""
-    with _scikit_learn_hidden():
+    with _keras_optional_packages_hidden():
         import keras  # noqa: F401
         import tensorflow as tf
 
@@ -77,7 +95,7 @@ def import_keras_quietly(verbose: bool = False):
     if _on_tensorflow():
         import_tensorflow_quietly(verbose)  # which imports Keras
     elif "keras" not in sys.modules:
-        with _scikit_learn_hidden(), contextlib.nullcontext() if verbose else _stderr_silenced():
+        with _keras_optional_packages_hidden(), contextlib.nullcontext() if verbose else _stderr_silenced():
             import keras
     import keras
 
@@ -91,9 +109,16 @@ def _on_tensorflow() -> bool:
     return os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
 
 
-def configure_tensorflow(trainer: TrainerConfig, seed: int, batch_splits: int = 1) -> str:
+def configure_keras(
+    trainer: TrainerConfig,
+    seed: int,
+    batch_splits: int = 1,
+    convolutional: bool = False,
+    cache_folder: Path | None = None,
+) -> str:
     """Threads, determinism, precision and seeds for one run (safe to call again in a multirun); the
-    thread pools and determinism are TensorFlow's, left alone on another backend.
+    thread pools and determinism are TensorFlow's, left alone on another backend; on JAX, compiled
+    steps are kept under ``cache_folder`` (``trainer.compilation_cache``).
 
     Returns the precision policy in force (``trainer.precision=auto`` resolved for this machine).
     """
@@ -104,10 +129,48 @@ def configure_tensorflow(trainer: TrainerConfig, seed: int, batch_splits: int = 
         _set_threads(tf, *pool_sizes(trainer.intra_op_threads, trainer.inter_op_threads, batch_splits))
         if trainer.deterministic:
             tf.config.experimental.enable_op_determinism()
-    precision = resolve_precision(trainer.precision, has_gpu=has_gpu())
+    elif keras.config.backend() == "jax" and trainer.compilation_cache and cache_folder is not None:
+        keep_compiled_steps(cache_folder / COMPILED_STEPS_FOLDER)
+    precision = resolve_precision(trainer.precision, has_gpu=has_gpu(), convolutional=convolutional)
     keras.mixed_precision.set_dtype_policy(precision)
-    keras.utils.set_random_seed(seed)
+    set_random_seed(keras, seed)
     return precision
+
+
+def set_random_seed(keras, seed: int) -> None:
+    """``keras.utils.set_random_seed``, which also seeds TensorFlow wherever it is installed: on another
+    backend TensorFlow is hidden while it runs. Keras keeps that answer for the process, so its
+    saving code skips its TensorFlow type checks too: importing TensorFlow for them took seconds of a
+    JAX run (docs/performance.md). aetrain's own TensorFlow code (a TensorBoard log) still imports it."""
+    if keras.config.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    with _hidden("tensorflow"):
+        keras.utils.set_random_seed(seed)
+
+
+COMPILED_STEPS_FOLDER = "xla"  # in aetrain's cache folder
+COMPILED_STEPS_MAX_BYTES = 1 << 30  # JAX evicts the least recently used programs beyond it
+
+
+def keep_compiled_steps(folder: Path) -> None:
+    """JAX's persistent compilation cache in ``folder``: a later run of the same model on this machine
+    (a rerun, a resume, a sweep's next job) loads its compiled steps instead of compiling them again,
+    which takes seconds of every start-up (docs/performance.md). Every program is kept, however quick
+    its compilation. A cache folder the user set (``JAX_COMPILATION_CACHE_DIR``) is left as it is."""
+    import jax
+
+    if jax.config.values.get("jax_compilation_cache_dir"):
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # an unwritable cache folder: compile as before (the data cache says so already)
+    if not os.access(folder, os.W_OK):
+        return
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_compilation_cache_max_size", COMPILED_STEPS_MAX_BYTES)
 
 
 def pool_sizes(intra: int | None, inter: int | None, batch_splits: int) -> tuple[int | None, int | None]:
@@ -160,16 +223,21 @@ def restore_default_precision() -> None:
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def resolve_precision(requested: str, has_gpu: bool, flags: set[str] | None = None) -> str:
-    """``auto``: float16 compute on a GPU (tensor cores), bfloat16 on a CPU with AMX or AVX512-BF16,
-    float32 elsewhere. Any other value is taken as asked. Weights stay float32 in every mixed policy,
-    and the models keep their output layer in float32."""
+def resolve_precision(
+    requested: str, has_gpu: bool, convolutional: bool, flags: set[str] | None = None
+) -> str:
+    """``auto``: float16 compute on a GPU (tensor cores); on a CPU with AMX or AVX512-BF16, bfloat16 for
+    a model whose steps are convolutions (``convolutional``), the one kind it made faster there;
+    float32 elsewhere (a dense model's steps ran slower in bfloat16, and a denoiser's test MSE was
+    worse: docs/performance.md). Any other value is taken as asked. Weights stay float32 in every
+    mixed policy, and the models keep their output layer in float32."""
     if requested != "auto":
         return requested
     if has_gpu:
         return "mixed_float16"
     flags = cpu_flags() if flags is None else flags
-    return "mixed_bfloat16" if any(flag in flags for flag in BFLOAT16_CPU_FLAGS) else "float32"
+    native = any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+    return "mixed_bfloat16" if native and convolutional else "float32"
 
 
 def cpu_flags() -> set[str]:

@@ -233,7 +233,7 @@ class VectorQuantizedFamily(Family):
     """Reconstruction MSE plus the codebook and commitment terms; samples from a uniform prior over
     the codes; reports how much of the codebook the test images use."""
 
-    slices_batches: bool = True
+    convolutional: bool = True
     coding_kind: str = "quantized codings"
     samples_from_prior: bool = True
 
