@@ -8,7 +8,7 @@ SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train smoke test test-fast bench bench-quick bench-scaling results lint format clean
+.PHONY: help setup data train smoke test test-fast test-jax bench bench-quick bench-scaling results lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test: setup ## the whole test suite, slow CLI tests included, on every core
 
 test-fast: setup ## the tests that take seconds (no real CLI trainings)
 	$(BIN)/pytest -q -m "not slow"
+
+test-jax: setup ## the tests that take seconds again with the test workers' Keras on JAX (CI runs it after make test)
+	KERAS_BACKEND=jax $(BIN)/pytest -q -n auto --dist worksteal -m "not slow"
 
 bench: setup ## the six seed presets against the seed's recipe, all of Fashion-MNIST (~20 min on 2 cores): bench/RESULTS.md
 	$(BIN)/python -m bench $(ARGS)

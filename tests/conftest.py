@@ -118,5 +118,11 @@ def once_per_session(tmp_path_factory):
 
 def pytest_collection_modifyitems(config, items):
     """Slow tests first, by module: spread over the cores (``make test``), the long tests then start
-    early and the quick ones fill the gaps at the end."""
+    early and the quick ones fill the gaps at the end. Under ``make test-jax`` (the workers' Keras on
+    JAX) the tests of TensorFlow's own features are left to ``make test``, which runs them."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: modules stay in order
+    if os.environ["KERAS_BACKEND"] != "tensorflow":
+        only_there = pytest.mark.skip(reason="a TensorFlow feature: make test runs it on TensorFlow")
+        for item in items:
+            if item.get_closest_marker("tensorflow_only"):
+                item.add_marker(only_there)

@@ -67,6 +67,7 @@ def images(count: int) -> np.ndarray:
     return np.random.default_rng(count).random((count, 28, 28), dtype=np.float32)
 
 
+@pytest.mark.tensorflow_only  # the sliced step is TensorFlow's train_step (refused on JAX)
 @pytest.mark.parametrize(
     "overrides",
     [["variant=conv"], ["variant=dense", "sparsity=l1"], ["variant=vae"], ["variant=conv_vae"]],
@@ -87,6 +88,7 @@ def test_sliced_step_has_the_whole_batch_loss_and_gradient(overrides, batch, spl
         np.testing.assert_allclose(b - start, a - start, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.tensorflow_only  # the sliced step is TensorFlow's train_step (refused on JAX)
 def test_sliced_evaluation_has_the_whole_batch_loss():
     whole, sliced = twin_models("variant=vae")
     split_steps(sliced, 2)

@@ -44,6 +44,7 @@ def test_codebook_use_is_the_perplexity_of_the_codes_and_the_unused_ones():
     assert codebook_usage(np.arange(8), 8)["codebook_perplexity"] == pytest.approx(8.0)
 
 
+@pytest.mark.tensorflow_only  # tf.GradientTape
 def test_the_quantizer_adds_both_terms_and_passes_the_gradient_straight_through():
     import tensorflow as tf
 

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 
+import keras
 import pytest
 
 from aetrain import __version__
@@ -89,7 +90,7 @@ def test_every_run_folder_and_checkpoint_carries_the_manifest(trained_runs, tiny
     manifest = read_manifest(folder)
     # a training run also names where its data came from and the backend it trained on
     assert set(manifest) == KEYS | {"data_source", "backend"}
-    assert str(tiny_data_dir) in manifest["data_source"] and manifest["backend"] == "tensorflow"
+    assert str(tiny_data_dir) in manifest["data_source"] and manifest["backend"] == keras.config.backend()
     assert manifest["seed"] == 42 and manifest["data_dir"] == str(tiny_data_dir)
     assert set(manifest["data_files"]) == {
         "train-images-idx3-ubyte.gz",
