@@ -134,17 +134,25 @@ def _write_pngs(
 
 
 def first_decode(folder: Path, size: int, rounds: int = 2) -> dict[str, float]:
-    """Seconds of one process decoding in turn ("today") and of aetrain's first run (an empty cache
-    each time): the faster of ``rounds`` rounds each, taken in turn (a shared machine's load moves)."""
-    from aetrain.data.image_folder import list_images, read_image
+    """Seconds of one process decoding in turn with Pillow ("today") and of aetrain's first run (an
+    empty cache each time, its own decoder): the faster of ``rounds`` rounds each, taken in turn (a
+    shared machine's load moves)."""
+    from aetrain.data.image_folder import decoder, list_images, read_image, read_image_with_pillow
 
     files, _, _ = list_images(folder)
+    before = functools.partial(read_image_with_pillow, height=size, width=size, channels=3)
     decode = functools.partial(read_image, height=size, width=size, channels=3)
     today, first = [], []
     for _ in range(rounds):
-        today.append(_decoded_in_turn(files, size, decode))
+        today.append(_decoded_in_turn(files, size, before))
         first.append(_decoded_into_an_empty_cache(files, folder, size, decode))
-    return {"images": len(files), "today": min(today), "first": min(first), "workers": os.cpu_count() or 1}
+    return {
+        "images": len(files),
+        "today": min(today),
+        "first": min(first),
+        "workers": os.cpu_count() or 1,
+        "decoder": decoder(),
+    }
 
 
 def _decoded_in_turn(files: list[Path], size: int, decode) -> float:
@@ -158,10 +166,11 @@ def _decoded_in_turn(files: list[Path], size: int, decode) -> float:
 def _decoded_into_an_empty_cache(files: list[Path], folder: Path, size: int, decode) -> float:
     from aetrain.data import cache_dir
     from aetrain.data.image_cache import decoded_images
+    from aetrain.data.image_folder import decoder
 
     shutil.rmtree(cache_dir(), ignore_errors=True)
     started = time.perf_counter()
-    cached = decoded_images(files, folder, (size, size, 3), decode)
+    cached = decoded_images(files, folder, (size, size, 3), decode, decoded_by=decoder())
     seconds = time.perf_counter() - started
     if not isinstance(cached, np.memmap):
         raise RuntimeError(f"the cache in {cache_dir()} was not written (see the log)")
@@ -252,9 +261,10 @@ def render(args, session: str, loads: dict[str, float], decode, cached_load: flo
         return f"{anonymous:+,.0f} MB anonymous, {resident:+,.0f} MB resident"
 
     rows = [
-        ["first decode, one process in turn (before the cache: \"today\"; faster of 2)",
+        ["first decode, one process in turn with Pillow (before the cache: \"today\"; faster of 2)",
          f"{today_rate:,.0f} images/s ({report.seconds(decode['today'])})", "", ""],
-        [f"first decode, aetrain's first run ({decode['workers']} cores, into the cache; faster of 2)",
+        [f"first decode, aetrain's first run ({decode['workers']} cores, {decode['decoder']}, into the "
+         "cache; faster of 2)",
          f"{first_rate:,.0f} images/s ({report.seconds(decode['first'])}): {speedup:.2f}x today",
          ">= 2x today", _yes(speedup >= 2)],
         ["cached start: list, compare, map and split (in process, median of 3)",

@@ -84,9 +84,9 @@ class _Folder:
         return len(self.files) * math.prod(self.shape)
 
 
-def cache_folder(folder: Path, height: int, width: int, channels: int) -> Path:
-    """Where the cache of ``folder`` at this size and channel count lives."""
-    key = json.dumps([CACHE_FORMAT, str(folder.resolve()), height, width, channels])
+def cache_folder(folder: Path, height: int, width: int, channels: int, decoded_by: str = "") -> Path:
+    """Where the cache of ``folder`` at this size and channel count, decoded by ``decoded_by``, lives."""
+    key = json.dumps([CACHE_FORMAT, str(folder.resolve()), height, width, channels, decoded_by])
     return cache_dir() / SUBFOLDER / hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -102,12 +102,18 @@ def file_entries(files: Sequence[Path], folder: Path) -> list[list]:
 
 
 def decoded_images(
-    files: Sequence[Path], folder: Path, shape: tuple[int, ...], decode: Decode, workers: int | None = None
+    files: Sequence[Path],
+    folder: Path,
+    shape: tuple[int, ...],
+    decode: Decode,
+    workers: int | None = None,
+    decoded_by: str = "",
 ) -> np.ndarray:
     """Every file of ``files`` (below ``folder``) decoded to a uint8 array of ``shape``, in order: from
-    the cache where it holds them, decoded (and cached) where it does not."""
+    the cache where it holds them, decoded (and cached) where it does not. ``decoded_by`` names the
+    library ``decode`` uses: a cache another one made is not used (their pixels differ a little)."""
     job = _Folder(files, file_entries(files, folder), folder, shape, decode, workers or os.cpu_count() or 1)
-    target = cache_folder(folder, *shape[:2], shape[2] if len(shape) == 3 else 1)
+    target = cache_folder(folder, *shape[:2], shape[2] if len(shape) == 3 else 1, decoded_by)
     try:
         lock = npy_cache.locked(target)
     except OSError as error:  # a read-only cache folder may still hold a cache made before

@@ -1,10 +1,12 @@
-"""A user's own folder of PNG/JPEG images, read with Pillow and resized to ``data.image_size``.
+"""A user's own folder of PNG/JPEG images, decoded and resized to ``data.image_size``.
 
 Class sub-folders are optional: ``photos/cats/*.jpg`` and ``photos/dogs/*.png`` give the classes
 ``cats`` and ``dogs`` (sorted by name); a folder of loose images is one class named after it. Every
-file is decoded by Pillow (a well-kept decoder, with its guard against decompression bombs), once:
-later runs read the decoded images from aetrain's cache (aetrain.data.image_cache); a file Pillow
-cannot read is a DataError naming the file, never skipped in silence.
+file is decoded once: later runs read the decoded images from aetrain's cache
+(aetrain.data.image_cache). A plain 8-bit PNG is decoded by OpenCV where it is installed (the
+``fast-decode`` extra), every other file by Pillow (a well-kept decoder, with its guard against
+decompression bombs), as is any PNG OpenCV cannot read: a file Pillow cannot read either is a
+DataError naming the file, never skipped in silence.
 """
 
 from __future__ import annotations
@@ -86,6 +88,71 @@ def list_images(folder: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
 
 
 def read_image(path: Path, height: int, width: int, channels: int) -> np.ndarray:
+    """One image converted to grey or RGB and resized to (height, width): uint8. A PNG goes to OpenCV
+    first where it is installed; anything it does not return as plain 8-bit pixels goes to Pillow."""
+    if path.suffix.lower() == ".png":
+        pixels = read_png_with_opencv(path, height, width, channels)
+        if pixels is not None:
+            return pixels
+    return read_image_with_pillow(path, height, width, channels)
+
+
+def decoder() -> str:
+    """Which library decodes this machine's PNGs (part of the cache's key: their pixels differ a little)."""
+    return "opencv" if _opencv() is not None else "pillow"
+
+
+@functools.cache
+def _opencv() -> Any:
+    """OpenCV, quiet and one thread per decoding process, with Pillow's decompression-bomb limit; None
+    where it is not installed."""
+    from PIL import Image
+
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(2 * Image.MAX_IMAGE_PIXELS))
+    try:
+        import cv2
+    except ImportError:
+        return None
+    cv2.setNumThreads(1)  # the decoding processes share the cores already
+    return cv2
+
+
+#: OpenCV's pixel layouts (channels per pixel, in its blue-first order) -> the conversion to what
+#: aetrain stores for data.channels (None: already so)
+_CONVERSIONS = {
+    1: {1: None, 3: "COLOR_BGR2GRAY", 4: "COLOR_BGRA2GRAY"},
+    3: {1: "COLOR_GRAY2RGB", 3: "COLOR_BGR2RGB", 4: "COLOR_BGRA2RGB"},
+}
+
+
+def read_png_with_opencv(path: Path, height: int, width: int, channels: int) -> np.ndarray | None:
+    """An 8-bit PNG decoded by OpenCV, or None (not installed, unreadable, 16-bit, too large): Pillow
+    then decodes it, or says what is wrong with it. Shrunk by pixel area (as Pillow's filters widen
+    when they shrink), enlarged bilinearly."""
+    cv2 = _opencv()
+    if cv2 is None:
+        return None
+    try:
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except (OSError, cv2.error):
+        return None
+    if image is None or image.dtype != np.uint8 or image.ndim not in (2, 3):
+        return None
+    layout = 1 if image.ndim == 2 else image.shape[2]
+    if layout not in _CONVERSIONS[channels]:
+        return None
+    conversion = _CONVERSIONS[channels][layout]
+    if conversion is not None:
+        image = cv2.cvtColor(image, getattr(cv2, conversion))
+    if image.shape[:2] != (height, width):
+        shrinking = image.shape[0] * image.shape[1] > height * width
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        image = cv2.resize(image, (width, height), interpolation=interpolation)
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def read_image_with_pillow(path: Path, height: int, width: int, channels: int) -> np.ndarray:
     """One image decoded by Pillow, converted to grey or RGB, resized to (height, width): uint8."""
     from PIL import Image, UnidentifiedImageError
 
@@ -125,7 +192,7 @@ def read_image_folder(data_cfg: Any, spec: Any, download: bool) -> RawData:
     folder = Path(data_cfg.dir).expanduser()
     files, labels, class_names = list_images(folder)
     decode = functools.partial(read_image, height=spec.height, width=spec.width, channels=spec.channels)
-    images = decoded_images(files, folder, spec.image_shape, decode)
+    images = decoded_images(files, folder, spec.image_shape, decode, decoded_by=decoder())
     return RawData(
         train_images=images,
         train_labels=np.asarray(labels, dtype=np.int64),
