@@ -27,6 +27,7 @@ PACKAGE = "aetrain"
 LAYERS = (
     "exit_codes",  # the table of exit codes (no aetrain import)
     "errors",  # the base of the errors that know their exit code, and the one mapping to (message, code)
+    "quiet_imports",  # heavy libraries imported without their noise (no aetrain import)
     "config",  # the typed schema, its checks and the registry of options (no TensorFlow)
     "data",  # the data sets' specs, readers, splits, tf.data
     "models",  # one module per family, built from (config, data spec)

@@ -35,6 +35,7 @@ import numpy as np
 from aetrain.data import npy_cache
 from aetrain.data.idx import cache_dir
 from aetrain.data.raw import DataError, RawData
+from aetrain.quiet_imports import hidden, stderr_silenced
 
 log = logging.getLogger("aetrain")
 
@@ -95,41 +96,17 @@ def _import_tensorflow() -> Any:
     """TensorFlow for TFDS's decoding, imported as the run's own import would leave things: Keras not
     loaded (TensorFlow loads it, and Keras fixes its backend at its first import, while a run chooses
     ``trainer.backend`` after reading its data), and none of the lines TensorFlow's C++ side writes to
-    stderr before it honours TF_CPP_MIN_LOG_LEVEL (as aetrain.training.runtime does). Not runtime's own
-    import: that one loads Keras, and the data layer may not import training (tests/test_import_graph.py)."""
+    stderr before it honours TF_CPP_MIN_LOG_LEVEL. Not aetrain.training.runtime's own import: that one
+    loads Keras."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    keras_hidden = "keras" not in sys.modules
-    if keras_hidden:
-        sys.modules["keras"] = None  # TensorFlow's eager load of Keras's optimizers gives up on it
-    try:
-        with _stderr_to_devnull():
-            import tensorflow as tf
+    # TensorFlow's eager load of Keras's optimizers gives up on a hidden Keras
+    with hidden("keras"), stderr_silenced():
+        import tensorflow as tf
 
-            tf.config.list_physical_devices()  # CUDA probing logs here, once
-    finally:
-        if keras_hidden and sys.modules.get("keras", 0) is None:
-            del sys.modules["keras"]
+        tf.config.list_physical_devices()  # CUDA probing logs here, once
     return tf
-
-
-@contextlib.contextmanager
-def _stderr_to_devnull() -> Iterator[None]:
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest's capture, notebooks
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
 
 
 def _import_tfds() -> Any:

@@ -14,26 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aetrain.config import TrainerConfig
-
-
-@contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Send the C++ side's stderr to /dev/null: TF 2.20+ logs before absl honours TF_CPP_MIN_LOG_LEVEL."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest capture, notebooks
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-
+from aetrain.quiet_imports import hidden, stderr_silenced
 
 #: Packages Keras imports at start-up where they are installed, for what aetrain never asks of it:
 #: its scikit-learn wrappers, pandas inputs and matplotlib galleries.
@@ -47,25 +28,10 @@ def _keras_optional_packages_hidden() -> Iterator[None]:
     if "keras" in sys.modules:
         yield
         return
-    with contextlib.ExitStack() as hidden:
+    with contextlib.ExitStack() as hiding:
         for package in KERAS_OPTIONAL_PACKAGES:
-            hidden.enter_context(_hidden(package))
+            hiding.enter_context(hidden(package))
         yield
-
-
-@contextlib.contextmanager
-def _hidden(package: str) -> Iterator[None]:
-    """An import of ``package`` raises ImportError meanwhile (which Keras takes as not installed),
-    unless it is already loaded."""
-    if package in sys.modules:
-        yield
-        return
-    sys.modules[package] = None
-    try:
-        yield
-    finally:
-        if package in sys.modules and sys.modules[package] is None:
-            del sys.modules[package]
 
 
 def _import_keras_and_tensorflow():
@@ -82,7 +48,7 @@ def import_tensorflow_quietly(verbose: bool = False):
     if verbose:
         return _import_keras_and_tensorflow()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced():
+    with stderr_silenced():
         tf = _import_keras_and_tensorflow()
         tf.config.list_physical_devices()  # CUDA probing logs here, once
     tf.get_logger().setLevel("ERROR")
@@ -95,7 +61,7 @@ def import_keras_quietly(verbose: bool = False):
     if _on_tensorflow():
         import_tensorflow_quietly(verbose)  # which imports Keras
     elif "keras" not in sys.modules:
-        with _keras_optional_packages_hidden(), contextlib.nullcontext() if verbose else _stderr_silenced():
+        with _keras_optional_packages_hidden(), contextlib.nullcontext() if verbose else stderr_silenced():
             import keras
     import keras
 
@@ -145,7 +111,7 @@ def set_random_seed(keras, seed: int) -> None:
     if keras.config.backend() == "tensorflow":
         keras.utils.set_random_seed(seed)
         return
-    with _hidden("tensorflow"):
+    with hidden("tensorflow"):
         keras.utils.set_random_seed(seed)
 
 
