@@ -192,7 +192,8 @@ finally:
 @pytest.mark.slow
 def test_a_jax_run_loads_no_tensorflow_and_a_rerun_compiles_nothing_new(tiny_data_dir, tmp_path):
     """Importing TensorFlow (Keras seeds it wherever it is installed) and Keras's optional packages
-    took seconds of a JAX run's start-up; compiled steps are kept in aetrain's cache folder."""
+    took seconds of a JAX run's start-up; compiled steps are kept in aetrain's cache folder; JAX's
+    start-up log lines stay out of the run's."""
     programs = []
     for run in ("first", "second"):
         loaded = tmp_path / f"{run}.json"
@@ -207,5 +208,6 @@ def test_a_jax_run_loads_no_tensorflow_and_a_rerun_compiles_nothing_new(tiny_dat
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert json.loads(loaded.read_text()) == []
+        assert "Unable to initialize backend" not in done.stdout + done.stderr  # JAX's TPU search, quiet
         programs.append(sorted(path.name for path in (tmp_path / "cache" / "xla").glob("*-cache")))
     assert programs[0] and programs[1] == programs[0]

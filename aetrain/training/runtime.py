@@ -7,6 +7,7 @@ Called by ``commands/train.py`` and ``training/loop.py`` only; models and data s
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -61,6 +62,8 @@ def import_keras_quietly(verbose: bool = False):
     if _on_tensorflow():
         import_tensorflow_quietly(verbose)  # which imports Keras
     elif "keras" not in sys.modules:
+        if not verbose:  # JAX logs its search for a TPU ("Unable to initialize backend 'tpu'") at INFO
+            logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
         with _keras_optional_packages_hidden(), contextlib.nullcontext() if verbose else stderr_silenced():
             import keras
     import keras
