@@ -17,6 +17,9 @@ import pytest
 PARTITION = "debug"
 REQUIRED = os.environ.get("AETRAIN_TEST_SLURM") == "required"
 START = "sudo tests/slurm/start-cluster.sh"
+# Node states (sinfo %T) that take jobs; "planned" is an idle node the backfill scheduler holds for
+# a pending job, such as one a previous test left behind.
+UP_STATES = ("idle", "mixed", "allocated", "completing", "planned")
 # What every test sweep asks of the cluster: one CPU, no GPU, a little memory, minutes not hours.
 LAUNCHER = [
     "hydra/launcher=slurm",
@@ -36,7 +39,7 @@ def why_unreachable() -> str | None:
         states = slurm("sinfo", "--noheader", f"--partition={PARTITION}", "--format=%T", timeout=20)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         return f"sinfo fails: {' '.join(str(getattr(error, 'stderr', '') or error).split())}"
-    up = [state for state in states.split() if state.rstrip("*~#") in ("idle", "mixed", "allocated")]
+    up = [state for state in states.split() if state.rstrip("*~#%!$@^-") in UP_STATES]
     return (
         None
         if up

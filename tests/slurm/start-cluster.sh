@@ -142,12 +142,12 @@ state=""
 for _ in $(seq $((WAIT_S * 5))); do
     state=$(sinfo --noheader --nodes="$NODE" --format=%T 2>/dev/null | head -1 || true)
     case "$state" in
-        idle | mixed | allocated) break ;;
+        idle | mixed | allocated | completing | planned) break ;;
         down* | drain*) scontrol update nodename="$NODE" state=resume 2>/dev/null || true ;;
     esac
     sleep 0.2
 done
 case "$state" in
-    idle | mixed | allocated) say "node $NODE is $state in partition debug ($(sinfo --version))" ;;
+    idle | mixed | allocated | completing | planned) say "node $NODE is $state in partition debug ($(sinfo --version))" ;;
     *) fail "node $NODE is '${state:-unknown}' after ${WAIT_S} s; see $LOG_DIR/slurmctld.log and slurmd.log" ;;
 esac
