@@ -11,8 +11,8 @@ images scaled up and tinted by class, in a sub-folder per class), then measures,
    record in their metrics.json;
 3. the peak memory of ``aetrain`` training on every image from the cache: its anonymous memory (what
    a copy of the data would add to) and its resident set (which also counts the mapped file's pages,
-   page cache), against the same command on 650 images and 100 test images (the framework, the model
-   and its batches) and the training split's size as uint8;
+   page cache), against the same command on 2,000 images and 200 test images (the framework, the model,
+   its batches and a compiled step for each batch shape the full run sees) and the training split's size as uint8;
 4. training images/s from the cache against from memory: the same command, but with the decoded
    images copied into the process's own memory before the split (everything else alike, so the only
    difference is where each batch is gathered from).
@@ -40,7 +40,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 EPOCHS = 2
-FRAMEWORK_IMAGES = 650  # the run that measures the framework's own footprint keeps this many
+# The run that measures the framework's own footprint keeps this many images (and FRAMEWORK_TEST test
+# images): enough that each split has a full batch and a smaller last one, as the full run's do, so
+# that it compiles (on JAX) the same steps.
+FRAMEWORK_IMAGES = 2000
+FRAMEWORK_TEST = 200
 #: One colour per Fashion-MNIST class, so that the images are really RGB.
 TINTS = np.array(
     [[255, 80, 80], [80, 255, 80], [80, 80, 255], [255, 255, 80], [255, 80, 255],
@@ -215,7 +219,7 @@ def training_runs(folder: Path, size: int, work: Path, say) -> dict[str, dict]:
         f"trainer.epochs={EPOCHS}", "trainer.progress=false", "logger=[]",
     ]  # fmt: skip
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}  # auto decides
-    few = [f"data.limit={min(FRAMEWORK_IMAGES, kept // 2)}", "data.test_limit=100"]
+    few = [f"data.limit={min(FRAMEWORK_IMAGES, kept // 2)}", f"data.test_limit={FRAMEWORK_TEST}"]
     plans = {
         "framework": (aetrain_command(), few),
         "cache": (aetrain_command(), []),
@@ -308,8 +312,11 @@ def render(args, session: str, loads: dict[str, float], decode, cached_load: flo
         "which the kernel takes back when memory runs short); the goal's uint8 size is that of every image "
         "the run reads (training, validation and test: the whole cache, as issue 23's 246 MB for its "
         "20,000 images), and its growth is measured on the resident set. The framework's run keeps "
-        f"{runs['framework']['metrics']['data']['images']['train']:,} training and 100 test images (the "
-        "model, its compiled steps and its batches alike, each epoch ending in a smaller batch); the runs "
+        f"{runs['framework']['metrics']['data']['images']['train']:,} training, "
+        f"{runs['framework']['metrics']['data']['images']['validation']:,} validation and "
+        f"{runs['framework']['metrics']['data']['images']['test']:,} test images (the model, its batches "
+        "and its compiled steps alike: each split has a full batch and a smaller last one, and on JAX "
+        "each batch shape is a program of its own, compiled and kept); the runs "
         "on every image also evaluate their whole test split at the end (a few batches at a time, "
         f"{cache_metrics['data']['images']['test']:,} images), which their growth includes. The run from "
         "memory is the same command with the decoded images copied into the process before the split: "

@@ -182,8 +182,8 @@ def test_an_unwritable_cache_whose_images_would_not_fit_in_memory_is_refused_bef
 class FullDiskFile:
     """A file that takes ``room`` bytes, then fails as a full disk does."""
 
-    def __init__(self, path: Path, room: list[int]) -> None:
-        self.handle, self.room = open(path, "wb"), room  # noqa: SIM115 (closed by __exit__)
+    def __init__(self, path: Path, room: list[int], mode: str = "wb") -> None:
+        self.handle, self.room = open(path, mode), room  # noqa: SIM115 (closed by __exit__)
 
     def write(self, data) -> int:
         size = memoryview(data).nbytes
@@ -221,6 +221,7 @@ def small_disk(request, cache_home, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(npy_cache, "_created", lambda path: FullDiskFile(path, room))
+    monkeypatch.setattr(npy_cache, "_opened", lambda path: FullDiskFile(path, room, "r+b"))
     monkeypatch.setattr(npy_cache.os, "posix_fallocate", reserve)
     yield cache_home
 

@@ -24,7 +24,7 @@ BATCH = 512
 PROBE_STEPS = 2000
 PROBE_BATCH = 256
 PROBE_LEARNING_RATE = 1e-2
-SPLIT_READ_BYTES = 16 << 20  # float32 pixels read at a time from a split kept as stored
+SPLIT_READ_BYTES = 4 << 20  # float32 pixels read at a time from a split kept as stored
 
 
 def reconstruction_mse(model: keras.Model, images: np.ndarray) -> tuple[float, np.ndarray]:
@@ -85,9 +85,12 @@ def mean_image_mse(images: ScaledImages | np.ndarray) -> float:
 
 
 def _row_chunks(images: ScaledImages | np.ndarray) -> list[slice]:
-    """Slices of whole BATCHes of rows, each about SPLIT_READ_BYTES of float32 pixels."""
+    """Slices of about SPLIT_READ_BYTES of float32 pixels: whole BATCHes of rows where a BATCH fits
+    (the batches of one ``predict``), else fewer rows (large images: a chunk's copies, read, predicted
+    and compared, are what the evaluation adds to a run's peak memory)."""
     image_bytes = 4 * int(np.prod(images.shape[1:]))
-    rows = max(1, SPLIT_READ_BYTES // (image_bytes * BATCH)) * BATCH
+    batches = SPLIT_READ_BYTES // (image_bytes * BATCH)
+    rows = batches * BATCH if batches else max(1, SPLIT_READ_BYTES // image_bytes)
     return [slice(start, start + rows) for start in range(0, len(images), rows)]
 
 

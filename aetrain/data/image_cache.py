@@ -20,6 +20,7 @@ they would not fit in the memory this process may still take.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -54,7 +55,7 @@ Decode = Callable[[Path], np.ndarray]
 #: work, so threads gained 1.1-1.2x on 2 cores, processes 1.4x on 4,000 files: docs/data.md); below
 #: it, starting the processes costs more than they save.
 PROCESS_FILES = 2048
-CHUNK = 64  # files a worker process decodes per task
+CHUNK = 64  # files a worker decodes per task
 #: What the framework, the model and its batches take beside images held in memory (a dense model on
 #: 64x64x3 images peaked at 0.4-0.7 GB of anonymous memory): kept free when deciding they fit.
 FRAMEWORK_BYTES = 1 << 30
@@ -70,10 +71,12 @@ class ImageCacheUnwritable(AetrainError):
 
 @dataclass(frozen=True)
 class _Folder:
-    """The files one call decodes (below ``root``), their index entries, the image shape, the decoder."""
+    """The files one call decodes (below ``root``), their index entries (None until a cache is there
+    to compare them with: the decoding workers stat each file they decode), the image shape, the
+    decoder."""
 
     files: Sequence[Path]
-    entries: list[list]
+    entries: list[list] | None
     root: Path
     shape: tuple[int, ...]
     decode: Decode
@@ -92,13 +95,19 @@ def cache_folder(folder: Path, height: int, width: int, channels: int, decoded_b
 
 def file_entries(files: Sequence[Path], folder: Path) -> list[list]:
     """[name relative to ``folder``, size, modification time in ns] per file: what keys a cached row."""
-    entries, prefix = [], os.path.join(str(folder), "")
-    for path in files:
-        name = str(path)
-        stat = os.stat(name)
-        relative = name[len(prefix) :] if name.startswith(prefix) else str(path.relative_to(folder))
-        entries.append([relative, stat.st_size, stat.st_mtime_ns])
+    entries = []
+    for path, name in zip(files, relative_names(files, folder), strict=True):
+        stat = os.stat(path)
+        entries.append([name, stat.st_size, stat.st_mtime_ns])
     return entries
+
+
+def relative_names(files: Sequence[Path], folder: Path) -> list[str]:
+    prefix = os.path.join(str(folder), "")
+    return [
+        str(path)[len(prefix) :] if str(path).startswith(prefix) else str(path.relative_to(folder))
+        for path in files
+    ]
 
 
 def decoded_images(
@@ -112,19 +121,23 @@ def decoded_images(
     """Every file of ``files`` (below ``folder``) decoded to a uint8 array of ``shape``, in order: from
     the cache where it holds them, decoded (and cached) where it does not. ``decoded_by`` names the
     library ``decode`` uses: a cache another one made is not used (their pixels differ a little)."""
-    job = _Folder(files, file_entries(files, folder), folder, shape, decode, workers or os.cpu_count() or 1)
+    job = _Folder(files, None, folder, shape, decode, workers or os.cpu_count() or 1)
     target = cache_folder(folder, *shape[:2], shape[2] if len(shape) == 3 else 1, decoded_by)
     try:
         lock = npy_cache.locked(target)
     except OSError as error:  # a read-only cache folder may still hold a cache made before
         cached, _ = _read_cache(target, shape)
-        if cached is not None and cached[0] == job.entries:
-            return cached[1]
+        if cached is not None:
+            job = dataclasses.replace(job, entries=file_entries(files, folder))
+            if cached[0] == job.entries:
+                return cached[1]
         return _decoded_in_memory(job, target, error, cached)
     try:
         cached, why = _read_cache(target, shape)
-        if cached is not None and cached[0] == job.entries:
-            return cached[1]
+        if cached is not None:
+            job = dataclasses.replace(job, entries=file_entries(files, folder))
+            if cached[0] == job.entries:
+                return cached[1]
         log.info(
             f"image cache of {folder}: {why or _changes(cached[0], job.entries)}; "
             f"decoding {len(files) - len(_kept_rows(cached, job.entries)):,}"
@@ -170,13 +183,14 @@ def _kept_rows(cached: tuple[list, np.ndarray] | None, entries: list[list]) -> d
 
 
 def _decoded_into_cache(job: _Folder, target: Path, cached: tuple[list, np.ndarray] | None) -> np.ndarray:
-    """Stream the rows into a new version of the cache (aetrain.data.npy_cache: its space reserved
-    first, committed by its index, no partial file left by a failure)."""
+    """Write the rows into a new version of the cache (aetrain.data.npy_cache: its space reserved
+    first, committed by its index, no partial file left by a failure), the decoding workers writing
+    their own rows."""
     with npy_cache.new_version(target) as version:
-        with version.streamed("images", (len(job.files), *job.shape)) as write:
-            refusals = _fill(job, cached, lambda _, row: write(row))
+        with version.reserved("images", (len(job.files), *job.shape)) as rows:
+            refusals, entries = _fill(job, cached, rows, rows.write)
         # an unreadable file's row is kept blank, under an entry no file matches: decoded next run
-        entries = [[e[0], None, None] if i in refusals else e for i, e in enumerate(job.entries)]
+        entries = [[e[0], None, None] if i in refusals else e for i, e in enumerate(entries)]
         index = version.commit(entries=entries)
     if refusals:
         raise _unreadable(job, refusals, others_cached=True)
@@ -202,53 +216,94 @@ def _decoded_in_memory(
         f"the image cache in {target} cannot be written ({error}): the {len(job.files):,} images are "
         f"decoded into memory ({_size(job.nbytes)}), and the next run decodes them again"
     )
-    images = np.empty((len(job.files), *job.shape), dtype=np.uint8)
-    refusals = _fill(job, cached, images.__setitem__)
+    images = np.zeros((len(job.files), *job.shape), dtype=np.uint8)
+
+    def put(rows: list[tuple[int, np.ndarray]]) -> None:
+        for index, pixels in rows:
+            images[index] = pixels
+
+    refusals, _ = _fill(job, cached, None, put)
     if refusals:
         raise _unreadable(job, refusals, others_cached=False)
     return images
 
 
-def _fill(job: _Folder, cached, put: Callable[[int, np.ndarray], object]) -> dict[int, str]:
-    """Hand every row, in order, to ``put(index, row)``: the old cache's where it holds the file
-    unchanged, else decoded (blank where the file cannot be). Returns {index: why} of those."""
-    kept = _kept_rows(cached, job.entries)
-    blank = np.zeros(job.shape, dtype=np.uint8)
+Rows = list[tuple[int, np.ndarray]]  # (row number, uint8 pixels)
+#: A decoded chunk: its rows, {row: why} of its files that cannot be decoded, (row, size, mtime) stats
+Decoded = tuple[Rows, dict[int, str], list[tuple[int, int, int]]]
+
+
+def _fill(
+    job: _Folder, cached, into: npy_cache.RowFile | None, put: Callable[[Rows], object]
+) -> tuple[dict[int, str], list[list]]:
+    """Every row: the old cache's where it holds the file unchanged, else decoded (left blank where
+    the file cannot be), each handed to ``put``, or written by the decoding workers themselves where
+    ``into`` is given. Returns {row: why} of the files that cannot be decoded, and every row's index
+    entry (a decoded file's from the worker's stat of it just before it decoded it)."""
+    kept = _kept_rows(cached, job.entries) if job.entries is not None else {}
+    kept_rows = list(kept.items())
+    for first in range(0, len(kept_rows), CHUNK):
+        put([(index, cached[1][row]) for index, row in kept_rows[first : first + CHUNK]])
+    entries = [[name] for name in relative_names(job.files, job.root)]
+    for index in kept:
+        entries[index] = job.entries[index]
     refusals: dict[int, str] = {}
-    with _decoding(job, [index for index in range(len(job.files)) if index not in kept]) as decoded:
-        for index in range(len(job.files)):
-            if index in kept:
-                put(index, np.ascontiguousarray(cached[1][kept[index]]))
-                continue
-            pixels, refusal = next(decoded)
-            if refusal is not None:
-                refusals[index] = refusal
-            row = blank if pixels is None else np.ascontiguousarray(pixels, dtype=np.uint8)
-            if row.shape != job.shape:
-                raise ValueError(f"{job.files[index]} decoded to {row.shape}, not {job.shape}")
-            put(index, row)
-    return refusals
+    with _decoding(job, [index for index in range(len(job.files)) if index not in kept], into) as chunks:
+        for decoded, refused, stats in chunks:
+            if decoded:
+                put(decoded)
+            refusals.update(refused)
+            for index, size, modified in stats:
+                entries[index] = [entries[index][0], size, modified]
+    return refusals, entries
 
 
-def _decoded_or_refused(decode: Decode, path: Path) -> tuple[np.ndarray | None, str | None]:
-    """(pixels, None), or (None, why) where ``path`` cannot be decoded: one bad file does not stop
-    the others, so that all of them are named at once."""
-    try:
-        return decode(path), None
-    except DataError as error:
-        return None, str(error)
+def _decoded_chunk(
+    decode: Decode, shape: tuple[int, ...], into: npy_cache.RowFile | None, chunk: list[tuple[int, Path]]
+) -> Decoded:
+    """A worker's task: the chunk's files decoded, written ``into`` the cache file where given (the
+    pixels never travel back), else returned; {row: why} of those that cannot be decoded (one bad
+    file does not stop the others, so that all of them are named at once); and (row, size,
+    modification time) of each file decoded, stat'ed just before (a file changed after it was read
+    is decoded again next run)."""
+    decoded: Rows = []
+    refusals: dict[int, str] = {}
+    stats: list[tuple[int, int, int]] = []
+    for index, path in chunk:
+        try:
+            stat = os.stat(path)
+            pixels = np.ascontiguousarray(decode(path), dtype=np.uint8)
+        except OSError as error:
+            refusals[index] = f"{path} cannot be read ({error}). {REPLACE_OR_REMOVE}"
+            continue
+        except DataError as error:
+            refusals[index] = str(error)
+            continue
+        stats.append((index, stat.st_size, stat.st_mtime_ns))
+        if pixels.shape != shape:
+            raise ValueError(f"{path} decoded to {pixels.shape}, not {shape}")
+        decoded.append((index, pixels))
+    if into is None:
+        return decoded, refusals, stats
+    into.write(decoded)
+    return [], refusals, stats
 
 
 @contextlib.contextmanager
-def _decoding(job: _Folder, indices: list[int]) -> Iterator[Iterator[tuple[np.ndarray | None, str | None]]]:
-    """The files ``indices`` decoded in order on every core, with progress: (pixels, None) or
-    (None, why) each. Leaving early cancels the files not yet started."""
+def _decoding(
+    job: _Folder, indices: list[int], into: npy_cache.RowFile | None
+) -> Iterator[Iterator[Decoded]]:
+    """The files ``indices`` decoded on every core, CHUNK at a time, with progress: each chunk's
+    :func:`_decoded_chunk`. Leaving early cancels the chunks not yet started."""
     if not indices:
         yield iter(())
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     started = time.perf_counter()
+    chunks = [
+        [(i, job.files[i]) for i in indices[first : first + CHUNK]] for first in range(0, len(indices), CHUNK)
+    ]
     pool = _pool(len(indices), job.workers)
     try:
         pool.submit(int).result()  # the workers start (fork) before the progress bar's thread does
@@ -261,17 +316,14 @@ def _decoding(job: _Folder, indices: list[int]) -> Iterator[Iterator[tuple[np.nd
             transient=True,
         ) as progress:
             task = progress.add_task("decode", total=len(indices), rate="")
-            results = pool.map(
-                functools.partial(_decoded_or_refused, job.decode),
-                [job.files[i] for i in indices],
-                chunksize=CHUNK,
-            )
+            results = pool.map(functools.partial(_decoded_chunk, job.decode, job.shape, into), chunks)
 
-            def counted() -> Iterator[tuple[np.ndarray | None, str | None]]:
-                for done, result in enumerate(results, start=1):
-                    if done % 256 == 0 or done == len(indices):
-                        rate = done / max(time.perf_counter() - started, 1e-9)
-                        progress.update(task, completed=done, rate=f"{rate:,.0f} images/s")
+            def counted() -> Iterator[Decoded]:
+                done = 0
+                for chunk, result in zip(chunks, results, strict=True):
+                    done += len(chunk)
+                    rate = done / max(time.perf_counter() - started, 1e-9)
+                    progress.update(task, completed=done, rate=f"{rate:,.0f} images/s")
                     yield result
 
             yield counted()

@@ -12,12 +12,15 @@ its key; the readers map them back with :func:`mapped`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,40 @@ def mapped(target: Path, index: dict, key: str) -> np.ndarray:
     return np.load(target / Path(index[key]).name, mmap_mode="r", allow_pickle=False)
 
 
+@dataclass(frozen=True)
+class RowFile:
+    """The rows of a reserved array file, writable from any process (what a worker is sent instead of
+    sending its pixels back): the file, where row 0 starts, the bytes of a row."""
+
+    path: str
+    start: int
+    row_bytes: int
+
+    def write(self, rows: Iterable[tuple[int, np.ndarray]]) -> None:
+        """Write each (row number, uint8 pixels); a run of consecutive rows is one write."""
+        with _opened(Path(self.path)) as handle:
+            for first, run in _consecutive_runs(rows):
+                data = memoryview(b"".join(np.ascontiguousarray(row, dtype=np.uint8).data for row in run))
+                position, length = self.start + first * self.row_bytes, len(data)
+                handle.seek(position)
+                while data:
+                    data = data[handle.write(data) :]
+                _start_writeback(handle, position, length)
+
+
+def _consecutive_runs(rows: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, list[np.ndarray]]]:
+    first, run = -1, []
+    for number, pixels in rows:
+        if run and number != first + len(run):
+            yield first, run
+            run = []
+        if not run:
+            first = number
+        run.append(pixels)
+    if run:
+        yield first, run
+
+
 class NewVersion:
     """The arrays of a version being written into ``target``, and its index once committed."""
 
@@ -71,6 +108,20 @@ class NewVersion:
             np.lib.format.write_array_header_1_0(handle, header)
             _reserve(handle, math.prod(shape))
             yield lambda rows: handle.write(np.ascontiguousarray(rows, dtype=np.uint8).data)
+            _synced(handle)
+
+    @contextlib.contextmanager
+    def reserved(self, key: str, shape: tuple[int, ...]) -> Iterator[RowFile]:
+        """A uint8 array of ``shape`` whose rows the block writes in any order, from any process,
+        through the RowFile it is given; its space is reserved before the block runs, and a row never
+        written reads as zeros."""
+        with self._created(key) as handle:
+            header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(handle, header)
+            _reserve(handle, math.prod(shape))
+            start = handle.tell()
+            yield RowFile(str(self.written[key]), start, math.prod(shape[1:]))
+            os.ftruncate(handle.fileno(), start + math.prod(shape))
             _synced(handle)
 
     def saved(self, key: str, array: np.ndarray) -> None:
@@ -109,8 +160,13 @@ def new_version(target: Path) -> Iterator[NewVersion]:
 
 
 def _created(path: Path) -> Any:
-    """``path`` opened for writing: the one way the cache's files are written."""
+    """``path`` created for writing: with :func:`_opened`, the one way the cache's files are written."""
     return open(path, "wb")
+
+
+def _opened(path: Path) -> Any:
+    """``path``, created before, opened to write rows of it in place (unbuffered)."""
+    return open(path, "r+b", buffering=0)
 
 
 def _reserve(handle: Any, nbytes: int) -> None:
@@ -125,6 +181,27 @@ def _reserve(handle: Any, nbytes: int) -> None:
     except OSError as error:
         if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
             raise
+
+
+#: sync_file_range's flag: start writing the range's dirty pages to disk, without waiting
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(handle: Any, position: int, length: int) -> None:
+    """Have the kernel start writing rows just written to disk (Linux's sync_file_range, which the os
+    module lacks), so that the commit's fsync finds little left to wait for; a hint, skipped where
+    the call does not exist."""
+    call = _sync_file_range()
+    if call is not None:
+        call(handle.fileno(), ctypes.c_longlong(position), ctypes.c_longlong(length), SYNC_FILE_RANGE_WRITE)
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
 
 
 def _synced(handle: Any) -> None:
