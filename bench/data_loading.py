@@ -11,8 +11,9 @@ images scaled up and tinted by class, in a sub-folder per class), then measures,
    record in their metrics.json;
 3. the peak memory of ``aetrain`` training on every image from the cache: its anonymous memory (what
    a copy of the data would add to) and its resident set (which also counts the mapped file's pages,
-   page cache), against the same command on 2,000 images and 200 test images (the framework, the model,
-   its batches and a compiled step for each batch shape the full run sees) and the training split's size as uint8;
+   page cache), against the same command on 2,000 images and 200 test images (the framework, the
+   model, its batches and a compiled step for each batch shape the full run sees) and the training
+   split's size as uint8;
 4. training images/s from the cache against from memory: the same command, but with the decoded
    images copied into the process's own memory before the split (everything else alike, so the only
    difference is where each batch is gathered from).

@@ -139,4 +139,4 @@ def test_listing_a_folder_keeps_the_order_of_sorted_paths(tmp_path):
         for p in folder.rglob("*")
         if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.is_dir() and "linked" not in p.parts
     )
-    assert image_files(folder) == expected and len(expected) == 6
+    assert image_files(folder) == [str(path) for path in expected] and len(expected) == 6

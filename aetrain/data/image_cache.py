@@ -50,7 +50,7 @@ CACHE_FORMAT = 1
 #: The folders of every cached image folder, below aetrain's cache folder.
 SUBFOLDER = "image_folders"
 
-Decode = Callable[[Path], np.ndarray]
+Decode = Callable[[str], np.ndarray]
 #: From this many files on, decoding runs in worker processes (Pillow holds the GIL for part of its
 #: work, so threads gained 1.1-1.2x on 2 cores, processes 1.4x on 4,000 files: docs/data.md); below
 #: it, starting the processes costs more than they save.
@@ -75,7 +75,7 @@ class _Folder:
     to compare them with: the decoding workers stat each file they decode), the image shape, the
     decoder."""
 
-    files: Sequence[Path]
+    files: Sequence[str]
     entries: list[list] | None
     root: Path
     shape: tuple[int, ...]
@@ -93,7 +93,7 @@ def cache_folder(folder: Path, height: int, width: int, channels: int, decoded_b
     return cache_dir() / SUBFOLDER / hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def file_entries(files: Sequence[Path], folder: Path) -> list[list]:
+def file_entries(files: Sequence[str], folder: Path) -> list[list]:
     """[name relative to ``folder``, size, modification time in ns] per file: what keys a cached row."""
     entries = []
     for path, name in zip(files, relative_names(files, folder), strict=True):
@@ -102,16 +102,16 @@ def file_entries(files: Sequence[Path], folder: Path) -> list[list]:
     return entries
 
 
-def relative_names(files: Sequence[Path], folder: Path) -> list[str]:
+def relative_names(files: Sequence[str], folder: Path) -> list[str]:
     prefix = os.path.join(str(folder), "")
     return [
-        str(path)[len(prefix) :] if str(path).startswith(prefix) else str(path.relative_to(folder))
-        for path in files
+        path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, folder)
+        for path in map(str, files)
     ]
 
 
 def decoded_images(
-    files: Sequence[Path],
+    files: Sequence[str | Path],
     folder: Path,
     shape: tuple[int, ...],
     decode: Decode,
@@ -121,6 +121,7 @@ def decoded_images(
     """Every file of ``files`` (below ``folder``) decoded to a uint8 array of ``shape``, in order: from
     the cache where it holds them, decoded (and cached) where it does not. ``decoded_by`` names the
     library ``decode`` uses: a cache another one made is not used (their pixels differ a little)."""
+    files = [os.fspath(path) for path in files]
     job = _Folder(files, None, folder, shape, decode, workers or os.cpu_count() or 1)
     target = cache_folder(folder, *shape[:2], shape[2] if len(shape) == 3 else 1, decoded_by)
     try:
@@ -259,7 +260,7 @@ def _fill(
 
 
 def _decoded_chunk(
-    decode: Decode, shape: tuple[int, ...], into: npy_cache.RowFile | None, chunk: list[tuple[int, Path]]
+    decode: Decode, shape: tuple[int, ...], into: npy_cache.RowFile | None, chunk: list[tuple[int, str]]
 ) -> Decoded:
     """A worker's task: the chunk's files decoded, written ``into`` the cache file where given (the
     pixels never travel back), else returned; {row: why} of those that cannot be decoded (one bad

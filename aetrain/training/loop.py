@@ -260,6 +260,7 @@ class _Watchers:
         from aetrain.run_folder.checkpoints import seed_generator_states
         from aetrain.training.callbacks import (
             CheckpointBestAndLast,
+            PaceValidation,
             RecordHistory,
             RecordStartup,
             RichProgress,
@@ -296,7 +297,7 @@ class _Watchers:
         )
         watch.callbacks = [
             watch.startup, recorder, watch.guard, watch.stopper, checkpoints, watch.progress,
-            *watch.loggers.callbacks(),
+            PaceValidation(), *watch.loggers.callbacks(),
         ]  # fmt: skip
         # before the recorder: what they log (a VAE's beta, its val_loss at the full beta) is recorded
         watch.callbacks[1:1] = family_of(cfg).training_callbacks(cfg, steps_per_epoch)
