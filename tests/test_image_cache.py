@@ -35,7 +35,8 @@ class CountingDecoder:
         self.pause = pause
         self.lock = threading.Lock()
 
-    def __call__(self, path: Path) -> np.ndarray:
+    def __call__(self, name: str) -> np.ndarray:
+        path = Path(name)
         time.sleep(self.pause)
         with self.lock:
             self.decoded.append(path.name)

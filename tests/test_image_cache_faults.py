@@ -72,11 +72,11 @@ def add_bad_files(folder: Path) -> list[str]:
     return sorted(bad)
 
 
-def decode_pngs(path: Path) -> np.ndarray:
+def decode_pngs(path: str) -> np.ndarray:
     return read_image(path, *SHAPE)
 
 
-def never_decode(path: Path) -> np.ndarray:
+def never_decode(path: str) -> np.ndarray:
     raise AssertionError(f"{path} was decoded again: the cache should have held it")
 
 
@@ -86,7 +86,8 @@ class CountingDecoder:
     def __init__(self) -> None:
         self.decoded: list[str] = []
 
-    def __call__(self, path: Path) -> np.ndarray:
+    def __call__(self, name: str) -> np.ndarray:
+        path = Path(name)
         self.decoded.append(path.name)
         return np.full(SHAPE, path.read_bytes()[0], dtype=np.uint8)
 
@@ -263,8 +264,8 @@ def test_a_disk_that_fills_while_the_rows_are_written_leaves_no_partial_file(
 def test_a_multi_line_refusal_lists_files_in_folder_order(tmp_path):
     files = byte_files(tmp_path / "photos", 6)
 
-    def refuse_odd(path: Path) -> np.ndarray:
-        if int(path.stem) % 2:
+    def refuse_odd(path: str) -> np.ndarray:
+        if int(Path(path).stem) % 2:
             raise DataError(f"{path} cannot be read as an image (test). Replace or remove it.")
         return np.zeros(SHAPE, dtype=np.uint8)
 
