@@ -4,6 +4,7 @@ changed, a damaged cache is rebuilt, two readers at once decode once."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -75,6 +76,25 @@ def test_a_changed_folder_decodes_only_what_changed_and_says_so(folder, caplog):
     assert sorted(decoder.decoded) == ["2.png", "7.png"]
     np.testing.assert_array_equal(images, expected(folder))
     assert "1 files added, 1 changed, 1 removed" in caplog.text
+
+
+@pytest.mark.parametrize("stat_by", ["this process", "two processes"])
+def test_a_changed_file_is_found_by_its_size_or_time_however_the_folder_is_stat_ed(
+    folder, monkeypatch, stat_by
+):
+    """A large folder is stat'ed by two forked processes on a cached start (the threshold lowered)."""
+    if stat_by == "two processes":  # forked even where the test worker has loaded a framework
+        monkeypatch.setattr(image_cache, "PARALLEL_STAT_FILES", 2)
+        monkeypatch.setattr(image_cache, "_framework_loaded", lambda: False)
+    read(folder, CountingDecoder())
+    unchanged = CountingDecoder()
+    np.testing.assert_array_equal(read(folder, unchanged), expected(folder))
+    assert unchanged.decoded == []
+    os.utime(folder / "5.png", ns=(1, 1))  # same bytes, another time
+    (folder / "1.png").write_bytes(b"\x01 and longer")  # same first byte, another size
+    decoder = CountingDecoder()
+    np.testing.assert_array_equal(read(folder, decoder), expected(folder))
+    assert sorted(decoder.decoded) == ["1.png", "5.png"]
 
 
 def test_a_damaged_cache_is_rebuilt_never_used(folder, caplog):
