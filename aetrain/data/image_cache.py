@@ -76,12 +76,11 @@ class ImageCacheUnwritable(AetrainError):
 
 @dataclass(frozen=True)
 class _Folder:
-    """The files one call decodes (below ``root``), their index entries (None until a cache is there
-    to compare them with: the decoding workers stat each file they decode), the image shape, the
-    decoder."""
+    """The files one call decodes (below ``root``), their listing (None until a cache is there to
+    compare it with: the decoding workers stat each file they decode), the image shape, the decoder."""
 
     files: Sequence[str]
-    entries: list[list] | None
+    listing: Listing | None
     root: Path
     shape: tuple[int, ...]
     decode: Decode
@@ -122,16 +121,6 @@ def _sizes_and_times(files: Sequence[str]) -> np.ndarray:
     return stats
 
 
-def _as_entries(listing: Listing) -> list[list]:
-    """[name, size, modification time] per file: the rows of a listing's columns."""
-    return [list(entry) for entry in zip(*listing, strict=True)]
-
-
-def _as_listing(entries: list[list]) -> Listing:
-    names, sizes, times = (list(column) for column in zip(*entries, strict=True)) if entries else ([], [], [])
-    return names, sizes, times
-
-
 def relative_names(files: Sequence[str], folder: Path) -> list[str]:
     prefix = os.path.join(str(folder), "")
     return [
@@ -158,22 +147,18 @@ def decoded_images(
         lock = npy_cache.locked(target)
     except OSError as error:  # a read-only cache folder may still hold a cache made before
         cached, _ = _read_cache(target, shape)
-        if cached is not None:
-            listing = file_listing(files, folder)
-            if cached[0] == listing:
-                return cached[1]
-            job, cached = dataclasses.replace(job, entries=_as_entries(listing)), _with_entries(cached)
+        job = _listed_if_cached(job, cached)
+        if cached is not None and cached[0] == job.listing:
+            return cached[1]
         return _decoded_in_memory(job, target, error, cached)
     try:
         cached, why = _read_cache(target, shape)
-        if cached is not None:
-            listing = file_listing(files, folder)
-            if cached[0] == listing:
-                return cached[1]
-            job, cached = dataclasses.replace(job, entries=_as_entries(listing)), _with_entries(cached)
+        job = _listed_if_cached(job, cached)
+        if cached is not None and cached[0] == job.listing:
+            return cached[1]
         log.info(
-            f"image cache of {folder}: {why or _changes(cached[0], job.entries)}; "
-            f"decoding {len(files) - len(_kept_rows(cached, job.entries)):,}"
+            f"image cache of {folder}: {why or _changes(cached[0], job.listing)}; "
+            f"decoding {len(files) - len(_kept_rows(cached, job.listing)):,}"
         )
         try:
             return _decoded_into_cache(job, target, cached)
@@ -202,37 +187,36 @@ def _read_cache(target: Path, shape: tuple[int, ...]) -> tuple[tuple[Listing, np
     return (listing, images), None
 
 
-def _with_entries(cached: tuple[Listing, np.ndarray]) -> tuple[list[list], np.ndarray]:
-    return _as_entries(cached[0]), cached[1]
+def _listed_if_cached(job: _Folder, cached: tuple[Listing, np.ndarray] | None) -> _Folder:
+    """The job with its files' listing where there is a cache to compare it with (without one, the
+    decoding workers stat each file they decode)."""
+    return job if cached is None else dataclasses.replace(job, listing=file_listing(job.files, job.root))
 
 
-def _changes(before: list, now: list) -> str:
-    old = {entry[0]: entry for entry in before}
-    new = {entry[0]: entry for entry in now}
+def _changes(before: Listing, now: Listing) -> str:
+    old = {entry[0]: entry for entry in zip(*before, strict=True)}
+    new = {entry[0]: entry for entry in zip(*now, strict=True)}
     added = len(new.keys() - old.keys())
     removed = len(old.keys() - new.keys())
     changed = sum(1 for name in new.keys() & old.keys() if new[name] != old[name])
     return f"{added:,} files added, {changed:,} changed, {removed:,} removed since it was cached"
 
 
-def _kept_rows(cached: tuple[list, np.ndarray] | None, entries: list[list]) -> dict[int, int]:
+def _kept_rows(cached: tuple[Listing, np.ndarray] | None, listing: Listing | None) -> dict[int, int]:
     """{row now: row in the old cache} for each file the old cache holds unchanged."""
-    if cached is None:
+    if cached is None or listing is None:
         return {}
-    rows = {tuple(entry): index for index, entry in enumerate(cached[0])}
-    return {index: rows[tuple(entry)] for index, entry in enumerate(entries) if tuple(entry) in rows}
+    rows = {entry: index for index, entry in enumerate(zip(*cached[0], strict=True))}
+    return {index: rows[entry] for index, entry in enumerate(zip(*listing, strict=True)) if entry in rows}
 
 
-def _decoded_into_cache(job: _Folder, target: Path, cached: tuple[list, np.ndarray] | None) -> np.ndarray:
+def _decoded_into_cache(job: _Folder, target: Path, cached: tuple[Listing, np.ndarray] | None) -> np.ndarray:
     """Write the rows into a new version of the cache (aetrain.data.npy_cache: its space reserved
     first, committed by its index, no partial file left by a failure), the decoding workers writing
     their own rows."""
     with npy_cache.new_version(target) as version:
         with version.reserved("images", (len(job.files), *job.shape)) as rows:
-            refusals, entries = _fill(job, cached, rows, rows.write)
-        # an unreadable file's row is kept blank, under an entry no file matches: decoded next run
-        entries = [[e[0], None, None] if i in refusals else e for i, e in enumerate(entries)]
-        names, sizes, times = _as_listing(entries)
+            refusals, (names, sizes, times) = _fill(job, cached, rows, rows.write)
         index = version.commit(names=names, sizes=sizes, times=times)
     if refusals:
         raise _unreadable(job, refusals, others_cached=True)
@@ -240,7 +224,7 @@ def _decoded_into_cache(job: _Folder, target: Path, cached: tuple[list, np.ndarr
 
 
 def _decoded_in_memory(
-    job: _Folder, target: Path, error: OSError, cached: tuple[list, np.ndarray] | None
+    job: _Folder, target: Path, error: OSError, cached: tuple[Listing, np.ndarray] | None
 ) -> np.ndarray:
     """The images decoded into an array in memory, the cache being unwritable (said once), or refused
     before decoding where they would not fit beside the framework."""
@@ -277,18 +261,20 @@ Decoded = tuple[Rows, dict[int, str], list[tuple[int, int, int]]]
 
 def _fill(
     job: _Folder, cached, into: npy_cache.RowFile | None, put: Callable[[Rows], object]
-) -> tuple[dict[int, str], list[list]]:
+) -> tuple[dict[int, str], Listing]:
     """Every row: the old cache's where it holds the file unchanged, else decoded (left blank where
     the file cannot be), each handed to ``put``, or written by the decoding workers themselves where
-    ``into`` is given. Returns {row: why} of the files that cannot be decoded, and every row's index
-    entry (a decoded file's from the worker's stat of it just before it decoded it)."""
-    kept = _kept_rows(cached, job.entries) if job.entries is not None else {}
+    ``into`` is given. Returns {row: why} of the files that cannot be decoded, and the listing the
+    index keeps: a decoded file's size and time from the worker's stat of it just before it decoded
+    it; an unreadable file's None, which no file matches (decoded again next run)."""
+    kept = _kept_rows(cached, job.listing)
     kept_rows = list(kept.items())
     for first in range(0, len(kept_rows), CHUNK):
         put([(index, cached[1][row]) for index, row in kept_rows[first : first + CHUNK]])
-    entries = [[name] for name in relative_names(job.files, job.root)]
+    names = job.listing[0] if job.listing is not None else relative_names(job.files, job.root)
+    sizes, times = [None] * len(job.files), [None] * len(job.files)
     for index in kept:
-        entries[index] = job.entries[index]
+        sizes[index], times[index] = job.listing[1][index], job.listing[2][index]
     refusals: dict[int, str] = {}
     with _decoding(job, [index for index in range(len(job.files)) if index not in kept], into) as chunks:
         for decoded, refused, stats in chunks:
@@ -296,8 +282,8 @@ def _fill(
                 put(decoded)
             refusals.update(refused)
             for index, size, modified in stats:
-                entries[index] = [entries[index][0], size, modified]
-    return refusals, entries
+                sizes[index], times[index] = size, modified
+    return refusals, (names, sizes, times)
 
 
 def _decoded_chunk(
