@@ -1,12 +1,12 @@
 """A folder of decoded uint8 arrays in aetrain's cache, committed by its ``index.json``.
 
 The image folder cache (aetrain.data.image_cache) and the TFDS cache (aetrain.data.tfds) keep what
-they decode here, one folder per source, under a lock beside it. A new version streams its rows into
-``images-<stamp>.npy`` (the file's space reserved first: a disk too full for it says so before any
-decoding), saves its other arrays beside it, and is committed by its index, written under a partial
-name and renamed into place: a crash on the way leaves the old version whole, a failure removes every
-file the new one wrote, and a commit removes the arrays it replaced. The index names each array by
-its key; the readers map them back with :func:`mapped`.
+they decode here, one folder per source, under a lock beside it. A new version writes its rows, in
+any order and from any process, into ``images-<stamp>.npy`` (the file's space reserved first: a disk
+too full for it says so before any decoding), saves its other arrays beside it, and is committed by
+its index, written under a partial name and renamed into place: a crash on the way leaves the old
+version whole, a failure removes every file the new one wrote, and a commit removes the arrays it
+replaced. The index names each array by its key; the readers map them back with :func:`mapped`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,17 +100,6 @@ class NewVersion:
         return _created(self.written[key])
 
     @contextlib.contextmanager
-    def streamed(self, key: str, shape: tuple[int, ...]) -> Iterator[Callable[[np.ndarray], object]]:
-        """A uint8 array of ``shape`` whose rows the block writes in order with the function it is
-        given (never all in memory); its space is reserved before the block runs."""
-        with self._created(key) as handle:
-            header = {"descr": "|u1", "fortran_order": False, "shape": shape}
-            np.lib.format.write_array_header_1_0(handle, header)
-            _reserve(handle, math.prod(shape))
-            yield lambda rows: handle.write(np.ascontiguousarray(rows, dtype=np.uint8).data)
-            _synced(handle)
-
-    @contextlib.contextmanager
     def reserved(self, key: str, shape: tuple[int, ...]) -> Iterator[RowFile]:
         """A uint8 array of ``shape`` whose rows the block writes in any order, from any process,
         through the RowFile it is given; its space is reserved before the block runs, and a row never
@@ -125,7 +114,7 @@ class NewVersion:
             _synced(handle)
 
     def saved(self, key: str, array: np.ndarray) -> None:
-        """``array`` written whole, beside the streamed ones."""
+        """``array`` written whole, beside the reserved ones."""
         with self._created(key) as handle:
             np.save(handle, array, allow_pickle=False)
             _synced(handle)

@@ -396,9 +396,9 @@ def _decoded_into_cache(
     aetrain.data.npy_cache: its space reserved first, committed by its index, no partial file left)."""
     labels = np.empty(count, dtype=np.int64)
     with npy_cache.new_version(target) as version:
-        with version.streamed("images", (count, *shape)) as write:
+        with version.reserved("images", (count, *shape)) as rows:
             for start, images, batch_labels in _converted_batches(builder, data_cfg, split, count, shape):
-                write(images)
+                rows.write(enumerate(images, start=start))
                 labels[start : start + len(batch_labels)] = batch_labels
         version.saved("labels", labels)
         index = version.commit(rows=count, files=files)
