@@ -364,6 +364,18 @@ def test_training_batches_reshuffle_every_epoch_and_a_resumed_run_sees_the_same_
     assert not np.array_equal(np.concatenate(epoch(other_seed)), epochs[0])
 
 
+def test_training_batches_are_whole_and_the_images_left_over_change_from_epoch_to_epoch():
+    images = data.ScaledImages.of(np.arange(70, dtype=np.uint8).reshape(70, 1, 1))
+    batches = data.make_training_dataset(images, 16, seed=3)
+    seen = [np.concatenate(epoch(batches, number))[:, 0, 0] * 255 for number in range(3)]
+    assert [len(one) for one in seen] == [64, 64, 64]
+    assert all(len(batch[0]) == 16 for batch in (batches[index] for index in range(len(batches))))
+    left_over = [set(range(70)) - set(one.round().astype(int)) for one in seen]
+    assert all(len(one) == 6 for one in left_over) and left_over[0] != left_over[1]
+    few = data.make_training_dataset(data.ScaledImages.of(np.zeros((10, 1, 1), np.uint8)), 16, seed=3)
+    assert len(few) == 1 and len(few[0][0]) == 10
+
+
 def test_validation_batches_keep_their_order_every_epoch():
     images = data.ScaledImages.of(np.arange(10, dtype=np.uint8).reshape(10, 1, 1))
     dataset = data.make_dataset(images, 4)
