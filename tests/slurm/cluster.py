@@ -7,6 +7,7 @@ Where no cluster can be reached the tests are skipped, saying why and how to sta
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -31,8 +32,10 @@ LAUNCHER = [
 ]
 
 
+@functools.cache
 def why_unreachable() -> str | None:
-    """Why no SLURM cluster can take jobs from here, or None when partition ``debug`` has a node up."""
+    """Why no SLURM cluster can take jobs from here, or None when partition ``debug`` has a node up.
+    Asked once per test process: where no controller answers, sinfo takes 9 s to say so."""
     if shutil.which("sbatch") is None:
         return "sbatch is not on PATH"
     try:
