@@ -187,8 +187,9 @@ def test_the_data_bench_reports_decode_start_memory_and_throughput(tmp_path):
         "cached start: `aetrain`'s data loading": r"\| \d+\.\d\d s \| < 1 s " + verdict,
         "`aetrain` process start": r"\| \d+\.\d\d s \|",
         "peak memory, the framework": r"[\d,]+ MB anonymous, [\d,]+ MB resident",
+        # this test's 4 MB of images are within the noise of the growth: the figure can be below zero
         "peak memory, every image from the cache": rf"over the framework: {mb} anonymous, {mb} resident; "
-        r"with the whole cache resident: \d+\.\d\dx the images' uint8 \| <= 1\.5x uint8 \+ framework "
+        r"with the whole cache resident: -?\d+\.\d\dx the images' uint8 \| <= 1\.5x uint8 \+ framework "
         + verdict,
         "peak memory, every image from memory": rf"over the framework: {mb} anonymous",
         "training images/s (epoch 2)": r"\| [\d,]+ / [\d,]+: \d+\.\d\dx \| >= 0\.9x " + verdict,
