@@ -109,6 +109,8 @@ def test_any_value_of_any_key_is_accepted_or_refused_by_name(bases, data, value)
     [
         ("trainer.weight_decay", math.inf),
         ("trainer.weight_decay", math.nan),
+        ("trainer.ema", 1.0),
+        ("trainer.ema", math.nan),
         ("seed", MAX_SEED + 1),
         ("seed", -1),
         ("latent_size", 10**12),

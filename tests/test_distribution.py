@@ -69,6 +69,21 @@ def runs_in_one_process(tmp_path, data_dir, runs: dict[str, list[str]], env: dic
     return {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in runs}
 
 
+# trainer.ema: the weights' average is swapped in and out on every replica alike
+AVERAGED = {
+    "averaged": ["trainer.ema=0.9"],
+    "mirrored_averaged": ["trainer.strategy=mirrored", "trainer.ema=0.9"],
+}
+
+
+def assert_averaged_alike(metrics: dict) -> None:
+    one, mirrored = metrics["averaged"], metrics["mirrored_averaged"]
+    for key in ("loss", "val_loss"):
+        assert mirrored["history"][key] == pytest.approx(one["history"][key], rel=1e-4)
+    assert mirrored["test"]["mse"] == pytest.approx(one["test"]["mse"], rel=1e-4)
+    assert one["history"]["val_loss"] != pytest.approx(metrics["default"]["history"]["val_loss"], rel=1e-4)
+
+
 @pytest.mark.slow
 def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data_dir, tmp_path):
     runs = {
@@ -76,6 +91,7 @@ def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data
         "default": [],
         "mirrored_sliced": ["trainer.strategy=mirrored", "trainer.batch_splits=2"],
         "mirrored_vae": ["trainer.strategy=mirrored", "variant=vae", "trainer.learning_rate=0.01"],
+        **AVERAGED,
     }
     metrics = runs_in_one_process(
         tmp_path, tiny_data_dir, runs, {"TF_CPP_MIN_LOG_LEVEL": "3"}, split_cpu=True
@@ -91,6 +107,7 @@ def test_mirrored_strategy_over_two_cpu_devices_trains_like_one_device(tiny_data
     # A second mirrored model in the same process (a sweep's next job) trains too.
     vae = metrics["mirrored_vae"]
     assert vae["status"] == "completed" and vae["replicas"] == 2 and vae["test"]["latent_loss"] > 0
+    assert_averaged_alike(metrics)
 
 
 @pytest.mark.slow
@@ -102,6 +119,7 @@ def test_mirrored_on_jax_is_keras_data_parallel_over_two_cpu_devices(tiny_data_d
         "default": [],
         "mirrored_vae": ["trainer.strategy=mirrored", "variant=vae", "trainer.learning_rate=0.01"],
         "mirrored_odd": ["trainer.strategy=mirrored", "data.limit=251"],
+        **AVERAGED,
     }
     runs = {name: ["trainer.backend=jax", *overrides] for name, overrides in runs.items()}
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -121,3 +139,4 @@ def test_mirrored_on_jax_is_keras_data_parallel_over_two_cpu_devices(tiny_data_d
         metrics["mirrored_odd"]["status"] == "completed"
         and metrics["mirrored_odd"]["data"]["images"]["train"] == 187
     )
+    assert_averaged_alike(metrics)

@@ -43,6 +43,7 @@ class TrainerConfig:
     schedule: str = "one_cycle"
     warmup_epochs: float = 0.0
     weight_decay: float = 0.0
+    ema: float | None = None  # momentum of the weights' moving average (aetrain.training.optimization)
     precision: str = "auto"
     jit_compile: bool = False
     run_eagerly: bool = False
@@ -88,6 +89,13 @@ class TrainerConfig:
             "trainer.weight_decay",
             self.weight_decay,
             "a finite number >= 0",
+        )
+        require(
+            self.ema is None or (isinstance(self.ema, int | float) and 0 < self.ema < 1),
+            "trainer.ema",
+            self.ema,
+            "null (no average) or a number between 0 and 1, e.g. 0.99",
+            "Each step keeps ema of the average and adds 1 - ema of the new weights.",
         )
         require(
             self.precision in PRECISIONS, "trainer.precision", self.precision, f"one of {list(PRECISIONS)}"

@@ -155,6 +155,34 @@ class CheckpointBestAndLast(keras.callbacks.Callback):
         copy_atomically(self.best_path, self.last_path)  # the same file: a copy costs less than a save
 
 
+class UseAveragedWeights(keras.callbacks.SwapEMAWeights):
+    """trainer.ema: validation, checkpoints and what follows training see the moving average of the
+    weights, which reaches a given loss epochs sooner than the weights being stepped. From each epoch's
+    end to the next one's start the model holds the average and the optimizer's average slots the
+    stepped weights, so a checkpoint holds both, swapped, and a run resumed from one starts swapped.
+    It must come before every callback that saves, evaluates or records at an epoch's end."""
+
+    def __init__(self, resumed: bool) -> None:
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = resumed
+
+    def _swap_variables(self) -> None:
+        # Keras swaps TensorFlow variables by adding and subtracting them, which rounds the stepped weights
+        self._apply_to_ema_optimizers(self._backend_swap_variables, self._backend_swap_variables)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        # fit ends by copying the average slots into the model: here they hold the stepped weights then
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+        optimizer.finalize_variable_values = lambda var_list: None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Swap the average in; unlike Keras's callback, keep the stepped weights in the slots after the
+        last epoch too, so that ``last.keras`` of a finished run resumes as exactly as any other."""
+        if not self._ema_weights_in_model:
+            self._swap_variables()
+            self._ema_weights_in_model = True
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stop at the first NaN/inf batch loss, or a NaN/inf validation loss at an epoch's end, and
     remember where, so the run can report it. It must come before the checkpoint callback: an epoch

@@ -266,6 +266,7 @@ class _Watchers:
             RichProgress,
             StopOnNonFiniteLoss,
             StopOnRequest,
+            UseAveragedWeights,
         )
 
         recorder = RecordHistory(saved.history if saved else None)
@@ -301,6 +302,8 @@ class _Watchers:
         ]  # fmt: skip
         # before the recorder: what they log (a VAE's beta, its val_loss at the full beta) is recorded
         watch.callbacks[1:1] = family_of(cfg).training_callbacks(cfg, steps_per_epoch)
+        if cfg.trainer.ema is not None:  # first: every other callback sees the averaged weights
+            watch.callbacks.insert(0, UseAveragedWeights(resumed=saved is not None))
         return watch
 
 

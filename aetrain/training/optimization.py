@@ -53,4 +53,6 @@ def build_optimizer(trainer: TrainerConfig, steps_per_epoch: int) -> keras.optim
     kwargs = {"learning_rate": learning_rate_schedule(trainer, steps_per_epoch)}
     if trainer.weight_decay > 0:
         kwargs["weight_decay"] = trainer.weight_decay
+    if trainer.ema is not None:  # the average lives in the optimizer; UseAveragedWeights swaps it in
+        kwargs.update(use_ema=True, ema_momentum=trainer.ema)
     return build("optimizer", trainer.optimizer)(**kwargs)

@@ -17,6 +17,7 @@ BAD_COMMAND_LINES = [
     (["seed=-1"], 2, ["`seed`", "-1", "an integer from 0 to 4294967295"]),
     (["seed=4294967296"], 2, ["`seed`", "4294967296", "an integer from 0 to 4294967295"]),
     (["trainer.weight_decay=inf"], 2, ["`trainer.weight_decay`", "inf", "a finite number >= 0"]),
+    (["trainer.ema=1"], 2, ["`trainer.ema`", "1", "a number between 0 and 1"]),
     (["data.dir=${oc.env:AETRAIN_SURELY_UNSET}"], 2, ["`data.dir`", "AETRAIN_SURELY_UNSET", "not found"]),
     (["trainer.epochs=0"], 2, ["`trainer.epochs`", "0", "an integer from 1 to"]),
     (["trainer.epochs=null"], 2, ["`trainer.epochs`", "None"]),
