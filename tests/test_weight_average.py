@@ -15,6 +15,8 @@ from aetrain.data import load_data, make_dataset
 from aetrain.run_folder.checkpoints import load_checkpoint
 from aetrain.training import loop as train
 
+from conftest import tiny_run_config
+
 # a constant rate: one_cycle over 1 epoch and over 2 would differ from the first step
 COMMON = ("trainer.precision=float32", "trainer.deterministic=true", "trainer.schedule=constant")
 COMMON = (*COMMON, "trainer.run_eagerly=false", "trainer.learning_rate=3e-3")
@@ -31,12 +33,15 @@ def history(folder) -> dict[str, list[float]]:
     return json.loads((folder / "metrics.json").read_text())["history"]
 
 
-@pytest.fixture
-def averaged_run(make_config, tmp_path):
-    """Two epochs with trainer.ema=0.9: (config, run folder)."""
-    cfg = make_config(*COMMON, "trainer.epochs=2", "trainer.ema=0.9")
-    train.run(cfg, tmp_path / "averaged", QUIET)
-    return cfg, tmp_path / "averaged"
+@pytest.fixture(scope="module")
+def averaged_run(tiny_data_dir, tmp_path_factory):
+    """Two epochs with trainer.ema=0.9, trained once for this module's tests: (config, run folder)."""
+    folder = tmp_path_factory.mktemp("averaged")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AETRAIN_CACHE_DIR", str(folder / "cache"))
+        cfg = tiny_run_config(tiny_data_dir, *COMMON, "trainer.epochs=2", "trainer.ema=0.9")
+        train.run(cfg, folder / "run", QUIET)
+    return cfg, folder / "run"
 
 
 @pytest.mark.slow
