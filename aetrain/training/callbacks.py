@@ -175,9 +175,12 @@ class UseAveragedWeights(keras.callbacks.SwapEMAWeights):
         optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
         optimizer.finalize_variable_values = lambda var_list: None
 
+    def on_test_end(self, logs: dict | None = None) -> None:
+        """Keep the average in after validation: the epoch's end follows, which would swap it back in."""
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        """Swap the average in; unlike Keras's callback, keep the stepped weights in the slots after the
-        last epoch too, so that ``last.keras`` of a finished run resumes as exactly as any other."""
+        """Swap the average in where no validation did; unlike Keras's callback, keep the stepped weights
+        in the slots after the last epoch too, so ``last.keras`` of a finished run resumes exactly."""
         if not self._ema_weights_in_model:
             self._swap_variables()
             self._ema_weights_in_model = True
