@@ -114,3 +114,23 @@ def test_keras_optional_packages_are_hidden_only_while_keras_first_loads(monkeyp
     monkeypatch.setitem(sys.modules, "keras", object())  # Keras already loaded: nothing to hide
     with runtime._keras_optional_packages_hidden():
         assert "sklearn" not in sys.modules
+
+
+@pytest.mark.tensorflow_only
+def test_a_tensorflow_start_loads_neither_jax_nor_kerass_optional_packages():
+    """TFLite imports JAX where it is installed and Keras its optional packages: fractions of a second
+    of every TensorFlow process's start, for features aetrain never uses."""
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from aetrain.training.runtime import import_keras_quietly as k; k(); print(','.join("
+            "n for n in ('jax', 'sklearn', 'pandas', 'matplotlib', 'tensorflow') if n in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert listed.stdout.splitlines()[-1] == "tensorflow"

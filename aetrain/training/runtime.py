@@ -36,8 +36,11 @@ def _keras_optional_packages_hidden() -> Iterator[None]:
 
 
 def _import_keras_and_tensorflow():
-    """Keras first, under the hiding (TensorFlow imports Keras too): the TensorFlow module."""
-    with _keras_optional_packages_hidden():
+    """Keras first, under the hiding (TensorFlow imports Keras too): the TensorFlow module. JAX is
+    hidden too: TFLite imports it where installed, for converting JAX functions, which aetrain never
+    asks of it (on Keras's JAX backend it is Keras's own)."""
+    tflite_jax = hidden("jax") if _on_tensorflow() else contextlib.nullcontext()
+    with _keras_optional_packages_hidden(), tflite_jax:
         import keras  # noqa: F401
         import tensorflow as tf
 
