@@ -1,6 +1,6 @@
 """`python -m aetrain`: the training command. Importing this module runs nothing."""
 
 if __name__ == "__main__":
-    from aetrain.commands.train import entry
+    from aetrain.commands.scripts import aetrain
 
-    entry()
+    aetrain()

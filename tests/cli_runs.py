@@ -11,6 +11,7 @@ its own ``PYTHONPATH``, a sweep whose launcher starts processes; and for every r
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -78,7 +79,11 @@ def _starts_workers(args: tuple[str, ...]) -> bool:
 
 def _entry_function(name: str):
     (script,) = entry_points(group="console_scripts", name=name)
-    return script.load()
+    loaded = script.load()
+    if hasattr(loaded, "target"):  # aetrain.commands.process_exit.console_script: ends its process when done
+        module, function = loaded.target.split(":")
+        return getattr(importlib.import_module(module), function)
+    return loaded
 
 
 def _run_in_this_process(name: str, args: list[str], cwd: Path, env: dict[str, str]):
