@@ -27,6 +27,8 @@ import zipfile
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from aetrain.commands.process_exit import exit_status
+
 AETRAIN = shutil.which("aetrain", path=str(Path(sys.executable).parent)) or "aetrain"
 # Importing this "tensorflow" fails: a run that reports its error with it on the path did so
 # before importing TensorFlow.
@@ -104,7 +106,7 @@ def _run_in_this_process(name: str, args: list[str], cwd: Path, env: dict[str, s
                 returned = entry()
                 code = returned if isinstance(returned, int) else 0
             except SystemExit as exit_:
-                code = _exit_status(exit_.code, err)
+                code = exit_status(exit_.code)  # printed into err, as redirected
             except BaseException:
                 traceback.print_exc(file=err)
                 code = 1
@@ -115,16 +117,6 @@ def _run_in_this_process(name: str, args: list[str], cwd: Path, env: dict[str, s
         os.environ.update(saved_env)
         _close_run_log_files()
     return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
-
-
-def _exit_status(code, err: io.StringIO) -> int:
-    """The status ``sys.exit(code)`` gives a process: an int as is, None 0, anything else printed, 1."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=err)
-    return 1
 
 
 def _keep_test_streams_open() -> None:
