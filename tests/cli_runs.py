@@ -11,7 +11,6 @@ its own ``PYTHONPATH``, a sweep whose launcher starts processes; and for every r
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import os
@@ -27,7 +26,7 @@ import zipfile
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from aetrain.commands.process_exit import exit_status
+from aetrain.commands import process_exit
 
 AETRAIN = shutil.which("aetrain", path=str(Path(sys.executable).parent)) or "aetrain"
 # Importing this "tensorflow" fails: a run that reports its error with it on the path did so
@@ -83,15 +82,14 @@ def _entry_function(name: str):
     (script,) = entry_points(group="console_scripts", name=name)
     loaded = script.load()
     if hasattr(loaded, "target"):  # aetrain.commands.process_exit.console_script: ends its process when done
-        module, function = loaded.target.split(":")
-        return getattr(importlib.import_module(module), function)
+        return process_exit.command(loaded.target)
     return loaded
 
 
 def _run_in_this_process(name: str, args: list[str], cwd: Path, env: dict[str, str]):
     """What ``name ARGS`` does as a process, done by its entry function here: a SystemExit gives the
-    exit code, a returned int too (as a console script's ``sys.exit(main())``), an uncaught exception
-    prints its traceback and gives 1."""
+    exit code, and so does a returned value (both read as the console script reads them:
+    aetrain.commands.process_exit.exit_status); an uncaught exception prints its traceback and gives 1."""
     entry = _entry_function(name)
     _keep_test_streams_open()
     saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
@@ -103,10 +101,11 @@ def _run_in_this_process(name: str, args: list[str], cwd: Path, env: dict[str, s
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                returned = entry()
-                code = returned if isinstance(returned, int) else 0
+                code = process_exit.exit_status(
+                    entry()
+                )  # as the console script does; a message goes into err
             except SystemExit as exit_:
-                code = exit_status(exit_.code)  # printed into err, as redirected
+                code = process_exit.exit_status(exit_.code)
             except BaseException:
                 traceback.print_exc(file=err)
                 code = 1

@@ -25,16 +25,20 @@ def console_script(target: str) -> Callable[[], NoReturn]:
     """The console script of ``target`` ("module:function", imported when the script runs)."""
 
     def run() -> NoReturn:
-        module, function = target.split(":")
-        entry = getattr(importlib.import_module(module), function)
         try:
-            status = exit_status(entry())
+            status = exit_status(command(target)())
         except SystemExit as exit_:
             status = exit_status(exit_.code)
         end_process(status)
 
     run.target = target  # what the command runs in a process that must go on (the tests')
     return run
+
+
+def command(target: str) -> Callable[[], object]:
+    """The command function ``target`` ("module:function") names."""
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def exit_status(code: object) -> int:
