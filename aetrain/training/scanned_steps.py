@@ -1,0 +1,102 @@
+"""On JAX, the ``steps_per_execution`` steps of one call as one compiled loop.
+
+Why: Keras's JAX trainer runs ``steps_per_execution`` steps as that many calls of its compiled step,
+from Python; each call hands JAX the whole training state (every weight, optimizer slot and metric).
+For the seed's small dense models at batch 32 that dispatch is a large share of a step. Here the steps
+of one call are a ``jax.lax.scan`` over their batches stacked, one dispatch per call, as TensorFlow's
+trainer runs them in one graph. An epoch's last call may find fewer batches than that: its missing
+steps are skipped inside the loop (``lax.cond``), so one program serves every call, and a run takes
+every step an unscanned run takes, on the same batches in the same order.
+
+The model is untouched: Keras's ``fit`` calls ``model.train_function`` once per call and builds its
+own only when that is unset, so the function is set on the instance after ``compile``. Keras's own
+loop stays where a distribution shards the state (``trainer.strategy=mirrored``: its steps carry the
+state's layout), where one step is a call, and on TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scan_steps(model) -> bool:
+    """Give ``model`` (compiled) a train function that scans each call's steps, where it applies
+    (JAX, more than one step per call, no distribution); whether it did."""
+    import keras
+
+    if keras.config.backend() != "jax" or model.steps_per_execution <= 1 or model.run_eagerly:
+        return False
+    if keras.distribution.distribution() is not None:
+        return False
+    model.train_function = _scanned_train_function(model, model.steps_per_execution)
+    return True
+
+
+def _scanned_train_function(model, steps: int):
+    """``train_function(state, iterator) -> (logs, state)``: up to ``steps`` batches from the iterator,
+    the first taken at once, the rest in a scan that skips the ones the epoch did not have."""
+    import jax
+
+    def run(state, first_batch, later_batches, taken):
+        logs, state = model.train_step(state, first_batch)
+
+        def one_more(carry, batch_and_taken):
+            state, logs = carry
+            batch, take = batch_and_taken
+            state, logs = jax.lax.cond(
+                take,
+                lambda: _state_then_logs(model.train_step(state, batch)),
+                lambda: (state, logs),
+            )
+            return (state, logs), None
+
+        (state, logs), _ = jax.lax.scan(one_more, (state, logs), (later_batches, taken))
+        return logs, state
+
+    compiled = jax.jit(run, donate_argnums=0)
+
+    def train_function(state, iterator):
+        first_batch = next(iterator)
+        later = []
+        try:
+            while len(later) < steps - 1:
+                later.append(next(iterator))
+        except StopIteration:  # the epoch's last call: Keras's epoch iterator ends the epoch after it
+            pass
+        taken = np.zeros(steps - 1, dtype=bool)
+        taken[: len(later)] = True
+        filler = [first_batch] * (steps - 1 - len(later))  # any batch of the right shape: skipped
+        return compiled(state, first_batch, stack_batches(later + filler), taken)
+
+    return train_function
+
+
+def _state_then_logs(logs_and_state):
+    logs, state = logs_and_state
+    return state, logs
+
+
+def stack_batches(batches: list):
+    """Batches of one structure stacked leaf by leaf along a new first axis. A leaf that is the same
+    array in every batch's other slot (an autoencoder's (x, x)) is stacked once and shared."""
+    first = batches[0]
+    if isinstance(first, tuple | list):
+        stacked = []
+        for slot in range(len(first)):
+            shared = next(
+                (done for earlier, done in enumerate(stacked) if all(b[slot] is b[earlier] for b in batches)),
+                None,
+            )
+            stacked.append(shared if shared is not None else _stack([b[slot] for b in batches]))
+        return type(first)(stacked)
+    return _stack(batches)
+
+
+def _stack(leaves: list):
+    if leaves[0] is None:
+        return None
+    if isinstance(leaves[0], np.ndarray):
+        return np.stack(leaves)
+    import jax.numpy as jnp
+
+    return jnp.stack(leaves)
