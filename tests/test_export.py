@@ -55,7 +55,7 @@ for statement in ast.parse(open(sys.argv[4]).read().replace("RUN/export", out)).
 
 RUNS = [
     ("variant.tied_weights=true", "sparsity=kl", "noise=gaussian", "trainer.precision=float32"),
-    ("variant=conv_vae", "noise=gaussian", "trainer.precision=float32"),
+    ("variant=conv_vae", "noise=dropout", "trainer.precision=float32"),
 ]
 
 
@@ -68,7 +68,7 @@ def without_aetrain(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides", RUNS, ids=["tied_dense_kl_sparse_gaussian", "conv_vae_gaussian"])
+@pytest.mark.parametrize("overrides", RUNS, ids=["tied_dense_kl_sparse_gaussian", "conv_vae_dropout"])
 def test_exports_load_without_aetrain_and_match_the_checkpoint(overrides, trained_runs, tmp_path):
     folder = trained_runs(*overrides)
     out = tmp_path / "export"

@@ -11,13 +11,18 @@ import pytest
 
 from aetrain.config import validate
 from aetrain.models.build import build_model, encode
-from aetrain.models.noise import find_noise_layer
+from aetrain.models.noise import find_noise_layer, noise_uniform
 
 from conftest import compose_config
 
 
 def build(*overrides: str):
     return build_model(validate(compose_config(*overrides)))
+
+
+def keras_class(layer) -> str:
+    """The Keras layer a layer is: aetrain's noise layers are Keras's with other random numbers."""
+    return next(cls.__name__ for cls in type(layer).__mro__ if cls.__module__.startswith("keras."))
 
 
 def layer_list(model, part: str) -> list[tuple]:
@@ -29,7 +34,7 @@ def layer_list(model, part: str) -> list[tuple]:
         activation = c.get("activation")
         rows.append(
             (
-                type(layer).__name__,
+                keras_class(layer),
                 size and tuple(size) if isinstance(size, list) else size,
                 activation,
                 tuple(c["strides"]) if "strides" in c else None,
@@ -173,6 +178,29 @@ def test_gaussian_noise_is_normal_with_the_asked_stddev_in_any_shape():
     empirical = np.arange(1, noise.size + 1) / noise.size
     assert np.max(np.abs(empirical - normal_cdf)) < 1.63 / math.sqrt(noise.size)
     assert np.mean(np.abs(noise) > 3) == pytest.approx(math.erfc(3 / math.sqrt(2)), rel=0.3)
+
+
+def test_dropout_zeroes_inputs_at_its_rate_and_scales_the_rest():
+    layer = find_noise_layer(build("noise=dropout", "noise.rate=0.3"))
+    assert isinstance(layer, keras.layers.Dropout) and layer.rate == 0.3
+    ones = np.ones((400, 500), np.float32)
+    first, second = (np.asarray(layer(ones, training=True)) for _ in range(2))
+    assert np.mean(first == 0) == pytest.approx(0.3, abs=0.005)  # 200,000 draws: 0.001 standard error
+    np.testing.assert_allclose(first[first != 0], 1 / 0.7, rtol=1e-6)
+    assert not np.array_equal(first == 0, second == 0)  # a fresh mask each call
+    np.testing.assert_array_equal(np.asarray(layer(ones, training=False)), ones)
+
+
+def test_noise_numbers_are_uniform_and_follow_the_seed():
+    """noise_uniform (the random numbers of both noise layers): in [0, 1), within the Kolmogorov-Smirnov
+    1% critical distance of the uniform, the same numbers from the same seed and others from another."""
+    numbers = [np.asarray(noise_uniform((50_001,), keras.random.SeedGenerator(seed))) for seed in (7, 7, 8)]
+    ordered = np.sort(numbers[0])
+    assert ordered[0] >= 0 and ordered[-1] < 1 and numbers[0].dtype == np.float32
+    empirical = np.arange(1, ordered.size + 1) / ordered.size
+    assert np.max(np.abs(empirical - ordered)) < 1.63 / math.sqrt(ordered.size)
+    np.testing.assert_array_equal(numbers[0], numbers[1])
+    assert not np.allclose(numbers[0], numbers[2])
 
 
 def test_vae_samples_codings_while_training_and_uses_the_mean_otherwise():

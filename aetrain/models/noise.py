@@ -23,8 +23,9 @@ def gaussian_noise_layer(cfg: GaussianNoise, seed: int) -> keras.layers.Layer:
 @keras.saving.register_keras_serializable(package="aetrain")
 class BoxMullerGaussianNoise(keras.layers.GaussianNoise):
     """Keras's GaussianNoise (the same settings, seed generator and N(0, stddev²) noise), drawn by the
-    Box-Muller transform from uniform numbers: TensorFlow's normal sampler on CPU costs about three
-    times as much per number, and in a small dense denoiser it was the largest part of a training step.
+    Box-Muller transform from :func:`noise_uniform` numbers: TensorFlow's normal sampler on CPU costs
+    about three times as much per number, and in a small dense denoiser it was the largest part of a
+    training step.
     """
 
     def call(self, inputs, training=False):
@@ -35,7 +36,7 @@ class BoxMullerGaussianNoise(keras.layers.GaussianNoise):
         count = ops.size(inputs)
         pairs = (count + 1) // 2
         # (0, 1]: log of the first of each pair is finite
-        uniform = 1.0 - keras.random.uniform((2, pairs), dtype="float32", seed=self.seed_generator)
+        uniform = 1.0 - noise_uniform((2, pairs), self.seed_generator)
         radius = ops.sqrt(-2.0 * ops.log(uniform[0])) * self.stddev
         angle = (2.0 * math.pi) * uniform[1]
         noise = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)])[:count]
@@ -43,16 +44,22 @@ class BoxMullerGaussianNoise(keras.layers.GaussianNoise):
 
 
 def with_keras_noise(model: keras.Model) -> keras.Model:
-    """``model`` with Keras's own GaussianNoise in place of aetrain's, nested models included: a copy,
-    weights included (for exports that must load without aetrain, and for the book's recipe). Layers
-    are copied from their configs, so a tied-weights decoder would lose its tie: pass its encoder."""
-    if not any(isinstance(layer, BoxMullerGaussianNoise) for layer in model._flatten_layers()):
+    """``model`` with Keras's own GaussianNoise and Dropout in place of aetrain's, nested models
+    included: a copy, weights included (for exports that must load without aetrain, and for the book's
+    recipe). Layers are copied from their configs, so a tied-weights decoder would lose its tie: pass
+    its encoder."""
+    own = (BoxMullerGaussianNoise, BitGeneratorDropout)
+    if not any(isinstance(layer, own) for layer in model._flatten_layers()):
         return model
 
     def keras_layer(layer):
         if isinstance(layer, BoxMullerGaussianNoise):
             return keras.layers.GaussianNoise(
                 layer.stddev, seed=layer.seed, name=layer.name, dtype=layer.dtype_policy
+            )
+        if isinstance(layer, BitGeneratorDropout):
+            return keras.layers.Dropout(
+                layer.rate, seed=layer.seed, name=layer.name, dtype=layer.dtype_policy
             )
         return layer.__class__.from_config(layer.get_config())
 
@@ -62,7 +69,42 @@ def with_keras_noise(model: keras.Model) -> keras.Model:
 
 
 def dropout_noise_layer(cfg: DropoutNoise, seed: int) -> keras.layers.Layer:
-    return keras.layers.Dropout(cfg.rate, seed=seed, name=NOISE_LAYER_NAME)
+    return BitGeneratorDropout(cfg.rate, seed=seed, name=NOISE_LAYER_NAME)
+
+
+@keras.saving.register_keras_serializable(package="aetrain")
+class BitGeneratorDropout(keras.layers.Dropout):
+    """Keras's Dropout (the same settings and seed generator: each input zeroed with probability
+    ``rate``, the rest scaled by 1 / (1 - rate)), its mask drawn from :func:`noise_uniform`."""
+
+    def call(self, inputs, training=False):
+        if not (training and self.rate > 0):
+            return inputs
+        if keras.config.backend() != "jax":
+            return super().call(inputs, training=training)
+        keep = noise_uniform(keras.ops.shape(inputs), self.seed_generator) >= self.rate
+        return keras.ops.where(keep, inputs / (1.0 - self.rate), keras.ops.zeros_like(inputs))
+
+
+def noise_uniform(shape, seed_generator: keras.random.SeedGenerator):
+    """Uniform float32 numbers in [0, 1) for a noise layer, from its seed generator: one fresh seed per
+    call, as ``keras.random.uniform`` takes.
+
+    On JAX they come from XLA's own threefry bit generator (``lax.rng_bit_generator``): Keras's JAX
+    random functions go through ``jax.random``'s threefry, which on a CPU costs 2.9 times as much per
+    number, a seventh of a small dense denoiser's training step (docs/performance.md). Elsewhere they
+    are Keras's.
+    """
+    if keras.config.backend() != "jax":
+        return keras.random.uniform(shape, dtype="float32", seed=seed_generator)
+    from jax import lax
+    from jax import numpy as jnp
+
+    key = jnp.concatenate([seed_generator.next().astype("uint32"), jnp.zeros(2, "uint32")])
+    _, bits = lax.rng_bit_generator(
+        key, tuple(shape), dtype=jnp.uint32, algorithm=lax.RandomAlgorithm.RNG_THREE_FRY
+    )
+    return (bits >> 8).astype(jnp.float32) * (1.0 / (1 << 24))  # the top 24 bits: every float32 exact
 
 
 def build_noise_layer(cfg: Noise, seed: int) -> keras.layers.Layer | None:
