@@ -225,7 +225,7 @@ def _model_to_train(cfg: RunConfig, saved: SavedRun | None, strategy, steps_per_
             log.info(f"resuming {saved.folder} after epoch {saved.epoch} of {cfg.trainer.epochs}")
     check_trains_on(model, keras.config.backend(), cfg.variant.name)
     split_steps(model, splits)
-    scan_steps(model)
+    scan_steps(model, cfg.trainer.batch_size)
     log.info(
         f"model: {model.name}, {model.count_params():,} parameters; strategy {cfg.trainer.strategy} "
         f"over {strategy.num_replicas_in_sync} replica(s); each batch in {splits} slice(s)"

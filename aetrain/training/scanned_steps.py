@@ -2,29 +2,35 @@
 
 Why: Keras's JAX trainer runs ``steps_per_execution`` steps as that many calls of its compiled step,
 from Python; each call hands JAX the whole training state (every weight, optimizer slot and metric).
-For the seed's small dense models at batch 32 that dispatch is a large share of a step. Here the steps
-of one call are a ``jax.lax.scan`` over their batches stacked, one dispatch per call, as TensorFlow's
-trainer runs them in one graph. An epoch's last call may find fewer batches than that: its missing
-steps are skipped inside the loop (``lax.cond``), so one program serves every call, and a run takes
-every step an unscanned run takes, on the same batches in the same order.
+Here the steps of one call are a ``jax.lax.scan`` over their batches stacked, one dispatch per call,
+as TensorFlow's trainer runs them in one graph. An epoch's last call may find fewer batches: its
+missing steps are skipped inside the loop (``lax.cond``), so one program serves every call, and a run
+takes every step an unscanned run takes, on the same batches in the same order.
 
 The model is untouched: Keras's ``fit`` calls ``model.train_function`` once per call and builds its
 own only when that is unset, so the function is set on the instance after ``compile``. Keras's own
-loop stays where a distribution shards the state (``trainer.strategy=mirrored``: its steps carry the
-state's layout), where one step is a call, and on TensorFlow.
+loop stays on TensorFlow, where one step is a call, where a distribution shards the state
+(``trainer.strategy=mirrored``: its steps carry the state's layout), and for batches larger than
+SCANNED_BATCH_LIMIT: there a step's own work dwarfs its dispatch, and the scan, which carries the
+state from step to step, was slower (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+SCANNED_BATCH_LIMIT = 64
 
-def scan_steps(model) -> bool:
+
+def scan_steps(model, batch_size: int) -> bool:
     """Give ``model`` (compiled) a train function that scans each call's steps, where it applies
-    (JAX, more than one step per call, no distribution); whether it did."""
+    (JAX, more than one step per call, batches of at most SCANNED_BATCH_LIMIT images, no
+    distribution); whether it did."""
     import keras
 
     if keras.config.backend() != "jax" or model.steps_per_execution <= 1 or model.run_eagerly:
+        return False
+    if batch_size > SCANNED_BATCH_LIMIT:
         return False
     if keras.distribution.distribution() is not None:
         return False
