@@ -101,9 +101,8 @@ def _run_in_this_process(name: str, args: list[str], cwd: Path, env: dict[str, s
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = process_exit.exit_status(
-                    entry()
-                )  # as the console script does; a message goes into err
+                # read as the console script reads it; a message goes into err
+                code = process_exit.exit_status(entry())
             except SystemExit as exit_:
                 code = process_exit.exit_status(exit_.code)
             except BaseException:

@@ -46,17 +46,15 @@ def _scanned_train_function(model, steps: int):
     def run(state, first_batch, later_batches, taken):
         logs, state = model.train_step(state, first_batch)
 
-        def one_more(carry, batch_and_taken):
-            state, logs = carry
+        def one_more(logs_and_state, batch_and_taken):
+            logs, state = logs_and_state
             batch, take = batch_and_taken
-            state, logs = jax.lax.cond(
-                take,
-                lambda: _state_then_logs(model.train_step(state, batch)),
-                lambda: (state, logs),
+            taken_or_skipped = jax.lax.cond(
+                take, lambda: model.train_step(state, batch), lambda: (logs, state)
             )
-            return (state, logs), None
+            return taken_or_skipped, None
 
-        (state, logs), _ = jax.lax.scan(one_more, (state, logs), (later_batches, taken))
+        (logs, state), _ = jax.lax.scan(one_more, (logs, state), (later_batches, taken))
         return logs, state
 
     compiled = jax.jit(run, donate_argnums=0)
@@ -77,11 +75,6 @@ def _scanned_train_function(model, steps: int):
     return train_function
 
 
-def _state_then_logs(logs_and_state):
-    logs, state = logs_and_state
-    return state, logs
-
-
 def stack_batches(batches: list):
     """Batches of one structure stacked leaf by leaf along a new first axis. A leaf that is the same
     array in every batch's other slot (an autoencoder's (x, x)) is stacked once and shared."""
@@ -89,11 +82,10 @@ def stack_batches(batches: list):
     if isinstance(first, tuple | list):
         stacked = []
         for slot in range(len(first)):
-            shared = next(
-                (done for earlier, done in enumerate(stacked) if all(b[slot] is b[earlier] for b in batches)),
-                None,
+            twin = next(
+                (earlier for earlier in range(slot) if all(b[slot] is b[earlier] for b in batches)), None
             )
-            stacked.append(shared if shared is not None else _stack([b[slot] for b in batches]))
+            stacked.append(stacked[twin] if twin is not None else _stack([b[slot] for b in batches]))
         return type(first)(stacked)
     return _stack(batches)
 
