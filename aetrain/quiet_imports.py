@@ -28,6 +28,13 @@ def stderr_silenced() -> Iterator[None]:
             os.close(saved)
 
 
+def prefer_onednn_kernels() -> None:
+    """TensorFlow's oneDNN CPU kernels, unless the user set ``TF_ENABLE_ONEDNN_OPTS``: TensorFlow turns
+    them on by itself only on CPUs with AVX512-VNNI, AVX512-BF16 or AMX, and elsewhere its default
+    kernels trained every preset slower (docs/performance.md). Read once, when TensorFlow loads."""
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
 @contextlib.contextmanager
 def hidden(package: str) -> Iterator[None]:
     """An import of ``package`` raises ImportError meanwhile (which Keras and TensorFlow take as not

@@ -24,6 +24,19 @@ def cpu_model_and_flags() -> tuple[str, list[str]]:
     return model, [flag for flag in INTERESTING_FLAGS if flag in flags]
 
 
+def onednn_for_the_recipe() -> str:
+    """Whether TensorFlow runs its oneDNN kernels in a process that leaves them to TensorFlow, as the
+    recipe's does (aetrain turns them on: aetrain.quiet_imports.prefer_onednn_kernels)."""
+    if "TF_ENABLE_ONEDNN_OPTS" in os.environ:
+        return f"TF_ENABLE_ONEDNN_OPTS={os.environ['TF_ENABLE_ONEDNN_OPTS']}, set for both"
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own answer (private)
+    except ImportError:
+        return "no TensorFlow here"
+    state = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    return f"the recipe {state} (TensorFlow's default on this CPU), aetrain on"
+
+
 def machine_info() -> dict[str, str]:
     """The machine and the frameworks, as this process's Keras backend sees them."""
     from importlib.metadata import PackageNotFoundError, version
@@ -44,6 +57,7 @@ def machine_info() -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "CPU flags": ", ".join(flags) or "none of " + ", ".join(INTERESTING_FLAGS),
         f"device ({keras.config.backend()})": describe_device(),
+        "TensorFlow's oneDNN kernels": onednn_for_the_recipe(),
         "TensorFlow / JAX / Keras": " / ".join(installed_version(p) for p in ("tensorflow", "jax", "keras")),
         "Python": platform.python_version(),
     }

@@ -213,3 +213,43 @@ def test_a_jax_run_loads_no_tensorflow_and_a_rerun_compiles_nothing_new(tiny_dat
         assert "Unable to initialize backend" not in done.stdout + done.stderr  # JAX's TPU search, quiet
         programs.append(sorted(path.name for path in (tmp_path / "cache" / "xla").glob("*-cache")))
     assert programs[0] and programs[1] == programs[0]
+
+
+_ACTIVATE_AND_REPORT_ONEDNN = """
+import json, os, sys
+from aetrain.training.backend import BackendChoice, activate
+activate(BackendChoice(sys.argv[1], "a test"))
+report = {"variable": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+if sys.argv[1] == "tensorflow":
+    from aetrain.training.runtime import import_keras_quietly
+    import_keras_quietly()
+    from tensorflow.python.util import _pywrap_util_port
+    report["onednn"] = _pywrap_util_port.IsMklEnabled()
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("backend_name", "users_setting", "expected"),
+    [
+        ("tensorflow", None, {"variable": "1", "onednn": True}),
+        ("tensorflow", "0", {"variable": "0", "onednn": False}),  # the user's word stands
+        ("jax", None, {"variable": None}),
+    ],
+)
+def test_tensorflow_loads_with_onednn_kernels_unless_the_user_says_otherwise(
+    tmp_path, backend_name, users_setting, expected
+):
+    """TensorFlow leaves its oneDNN kernels off on CPUs without AVX512-VNNI, AVX512-BF16 or AMX, where
+    they trained faster (docs/performance.md): aetrain turns them on as it activates TensorFlow."""
+    env = environment(tmp_path)
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    if users_setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = users_setting
+    done = subprocess.run(
+        [sys.executable, "-c", _ACTIVATE_AND_REPORT_ONEDNN, backend_name],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == expected

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from aetrain import exit_codes
 from aetrain.config import ConfigError
 from aetrain.errors import AetrainError
+from aetrain.quiet_imports import prefer_onednn_kernels
 
 BACKENDS = ("tensorflow", "jax")
 INSTALL = {"jax": "pip install 'aetrain[jax]'", "tensorflow": "pip install tensorflow"}
@@ -118,11 +119,13 @@ def auto_backend_for(run, environment: Mapping[str, str] = os.environ) -> Backen
 
 
 def activate(choice: BackendChoice) -> None:
-    """Make ``choice`` the backend Keras loads with (before its first import), or ConfigError when
-    Keras already runs on another one in this process."""
+    """Make ``choice`` the backend Keras loads with (before its first import), TensorFlow with its
+    oneDNN kernels; ConfigError when Keras already runs on another one in this process."""
     loaded = loaded_backend()
     if loaded is None:
         os.environ["KERAS_BACKEND"] = choice.name
+        if choice.name == "tensorflow":
+            prefer_onednn_kernels()
     elif loaded != choice.name:
         raise _already_loaded(choice.name, loaded)
 
