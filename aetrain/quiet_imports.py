@@ -31,7 +31,8 @@ def stderr_silenced() -> Iterator[None]:
 def prefer_onednn_kernels() -> None:
     """TensorFlow's oneDNN CPU kernels, unless the user set ``TF_ENABLE_ONEDNN_OPTS``: TensorFlow turns
     them on by itself only on CPUs with AVX512-VNNI, AVX512-BF16 or AMX, and elsewhere its default
-    kernels trained every preset slower (docs/performance.md). Read once, when TensorFlow loads."""
+    kernels trained every preset slower (docs/performance.md). Read once, when TensorFlow loads; not for
+    a deterministic run (aetrain.training.backend.activate)."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 

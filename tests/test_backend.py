@@ -218,7 +218,7 @@ def test_a_jax_run_loads_no_tensorflow_and_a_rerun_compiles_nothing_new(tiny_dat
 _ACTIVATE_AND_REPORT_ONEDNN = """
 import json, os, sys
 from aetrain.training.backend import BackendChoice, activate
-activate(BackendChoice(sys.argv[1], "a test"))
+activate(BackendChoice(sys.argv[1], "a test"), onednn=sys.argv[2] == "onednn")
 report = {"variable": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
 if sys.argv[1] == "tensorflow":
     from aetrain.training.runtime import import_keras_quietly
@@ -231,15 +231,16 @@ print(json.dumps(report))
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("backend_name", "users_setting", "expected"),
+    ("backend_name", "wanted", "users_setting", "expected"),
     [
-        ("tensorflow", None, {"variable": "1", "onednn": True}),
-        ("tensorflow", "0", {"variable": "0", "onednn": False}),  # the user's word stands
-        ("jax", None, {"variable": None}),
+        ("tensorflow", "onednn", None, {"variable": "1", "onednn": True}),
+        ("tensorflow", "onednn", "0", {"variable": "0", "onednn": False}),  # the user's word stands
+        ("jax", "onednn", None, {"variable": None}),
+        ("tensorflow", "deterministic", None, {"variable": None}),  # TensorFlow's own default
     ],
 )
 def test_tensorflow_loads_with_onednn_kernels_unless_the_user_says_otherwise(
-    tmp_path, backend_name, users_setting, expected
+    tmp_path, backend_name, wanted, users_setting, expected
 ):
     """TensorFlow leaves its oneDNN kernels off on CPUs without AVX512-VNNI, AVX512-BF16 or AMX, where
     they trained faster (docs/performance.md): aetrain turns them on as it activates TensorFlow."""
@@ -248,8 +249,9 @@ def test_tensorflow_loads_with_onednn_kernels_unless_the_user_says_otherwise(
     if users_setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = users_setting
     done = subprocess.run(
-        [sys.executable, "-c", _ACTIVATE_AND_REPORT_ONEDNN, backend_name],
+        [sys.executable, "-c", _ACTIVATE_AND_REPORT_ONEDNN, backend_name, wanted],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.splitlines()[-1]) == expected
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert {key: report[key] for key in expected} == expected

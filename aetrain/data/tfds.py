@@ -35,7 +35,7 @@ import numpy as np
 from aetrain.data import npy_cache
 from aetrain.data.idx import cache_dir
 from aetrain.data.raw import DataError, RawData
-from aetrain.quiet_imports import hidden, prefer_onednn_kernels, stderr_silenced
+from aetrain.quiet_imports import hidden, stderr_silenced
 
 log = logging.getLogger("aetrain")
 
@@ -101,7 +101,6 @@ def _import_tensorflow() -> Any:
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    prefer_onednn_kernels()  # TensorFlow reads it once: as the run's own import would
     # TensorFlow's eager load of Keras's optimizers gives up on a hidden Keras
     with hidden("keras"), stderr_silenced():
         import tensorflow as tf

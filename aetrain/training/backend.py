@@ -118,13 +118,14 @@ def auto_backend_for(run, environment: Mapping[str, str] = os.environ) -> Backen
     return BackendChoice(faster, f"auto: the faster from start to exit for {kind} models on a CPU")
 
 
-def activate(choice: BackendChoice) -> None:
+def activate(choice: BackendChoice, onednn: bool = True) -> None:
     """Make ``choice`` the backend Keras loads with (before its first import), TensorFlow with its
-    oneDNN kernels; ConfigError when Keras already runs on another one in this process."""
+    oneDNN kernels unless ``onednn`` is false (a deterministic run: two runs under load differed in
+    their last digits with them); ConfigError when Keras already runs on another one in this process."""
     loaded = loaded_backend()
     if loaded is None:
         os.environ["KERAS_BACKEND"] = choice.name
-        if choice.name == "tensorflow":
+        if choice.name == "tensorflow" and onednn:
             prefer_onednn_kernels()
     elif loaded != choice.name:
         raise _already_loaded(choice.name, loaded)

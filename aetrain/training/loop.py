@@ -96,7 +96,8 @@ def _run(
     training_done = saved is not None and saved.epoch >= cfg.trainer.epochs
     data, data_seconds = _load_data(cfg)  # before TensorFlow loads: a bad file is reported at once
     backend = choose_backend(cfg.trainer.backend, run=cfg)
-    activate(backend)  # before Keras loads: it reads its backend once
+    # before Keras loads: it reads its backend once; TensorFlow's own kernels where runs must repeat
+    activate(backend, onednn=not cfg.trainer.deterministic)
     splits = resolve_batch_splits(
         cfg, thread_budget(cfg.trainer.intra_op_threads), has_gpu=has_gpu(), backend=backend.name
     )
