@@ -101,16 +101,17 @@ def preset_config(preset: str, overrides: list[str]):
 
 def recipe_model(preset: str, cfg):
     """The seed's conv_ae from plain Keras layers; the other presets' models as aetrain builds them
-    (the book's layers, noise and penalties), in float32, with Keras's own GaussianNoise."""
+    (the book's layers, noise and penalties), in float32, with Keras's own layers for aetrain's
+    twins of them."""
     import keras
 
     from aetrain.models.build import build_model
-    from aetrain.models.noise import with_keras_noise
+    from aetrain.models.keras_equivalents import with_keras_layers
     from bench.seed_recipe import build_seed_conv_autoencoder
 
     keras.utils.clear_session()
     keras.mixed_precision.set_dtype_policy("float32")
-    return build_seed_conv_autoencoder() if preset == "seed_conv" else with_keras_noise(build_model(cfg))
+    return build_seed_conv_autoencoder() if preset == "seed_conv" else with_keras_layers(build_model(cfg))
 
 
 def mean_activation(model, images) -> float:

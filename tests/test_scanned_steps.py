@@ -45,7 +45,10 @@ keras.utils.set_random_seed(0)
 single = build_model(cfg)
 single.compile(optimizer="adam", loss="mse", steps_per_execution=1)
 assert not scan_steps(single, batch_size=8)  # one step per call: Keras's own
-assert not scan_steps(model, batch_size=256)  # large batches: Keras's own (measured faster)
+assert not scan_steps(model, batch_size=256)  # a dense model's large batches: Keras's own (measured faster)
+conv = build_model(validate(compose_config("variant=conv", "latent_size=4")))
+conv.compile(optimizer="adam", loss="mse", steps_per_execution=4)
+assert scan_steps(conv, batch_size=256)  # a conv step's fresh temporary memory: paid once per call
 print("twins agree", loss_scan)
 """
 

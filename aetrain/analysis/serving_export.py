@@ -9,8 +9,9 @@ Keras's built-in layers only:
 - a tied-weights decoder's DenseTranspose layers become plain Dense layers holding the transposed
   encoder kernels.
 
-Noise layers do nothing at inference and stay, as Keras's own: aetrain's faster Gaussian noise layer
-becomes Keras's GaussianNoise with the same stddev.
+aetrain's twins of Keras layers become Keras's own (aetrain.models.keras_equivalents): its faster
+noise layers (nothing at inference) Keras's GaussianNoise and Dropout with the same settings, its
+convolutions for JAX on a CPU Keras's Conv2D, Conv2DTranspose and MaxPool2D.
 The Keras files and SavedModels keep the run's precision policy (so they match the checkpoint to the
 last bit); encoder.tflite always computes in float32, with TensorFlow Lite's built-in ops only.
 Nothing here touches the process; aetrain.commands.export writes the files.
@@ -26,7 +27,7 @@ import keras
 
 from aetrain.models.dense import DenseTranspose
 from aetrain.models.family import Family
-from aetrain.models.noise import with_keras_noise
+from aetrain.models.keras_equivalents import with_keras_layers
 from aetrain.models.sparsity import KLSparsityRegularization
 
 TRAINING_ONLY_LAYERS = (KLSparsityRegularization,)  # identities at inference: left out
@@ -43,7 +44,7 @@ EXPORTS = {
 def standalone_encoder(model: keras.Model, family: Family) -> keras.Model:
     """image -> codings, with the checkpoint's weights: what ``family`` says its encoder serves (a
     VAE: ``[mean, log_var]``), else the encoder's layers without the training-only ones."""
-    encoder = with_keras_noise(model.get_layer("encoder"))
+    encoder = with_keras_layers(model.get_layer("encoder"))
     images = keras.Input(shape=model.input_shape[1:], name=INPUT_NAME)
     outputs = family.export_encoder_outputs(encoder)
     if outputs is not None:
@@ -71,7 +72,7 @@ def standalone_decoder(model: keras.Model) -> keras.Model:
     """codings -> image, built-in layers only (tied kernels copied out, transposed)."""
     decoder = model.get_layer("decoder")
     if not any(isinstance(layer, DenseTranspose) for layer in decoder.layers):
-        return decoder
+        return with_keras_layers(decoder)
     layers = [plain_dense(layer) if isinstance(layer, DenseTranspose) else layer for layer in decoder.layers]
     return keras.Sequential([keras.Input(shape=decoder.input_shape[1:]), *layers], name="decoder")
 

@@ -15,6 +15,7 @@ from aetrain.config.data_spec import spec_for
 from aetrain.models.dense import OUTPUT_DTYPE
 from aetrain.models.noise import build_noise_layer
 from aetrain.models.sparsity import build_sparsity_layers, coding_activation
+from aetrain.models.xla_cpu_layers import PatchConv2D, PatchConv2DTranspose, ReshapeMaxPool2D
 
 KERNEL = 3  # with stride 2 and valid padding, s -> 2s + 1 (3 -> 7): the decoder's sizes depend on it
 
@@ -50,8 +51,8 @@ def build_conv_stages(cfg: RunConfig) -> list[keras.layers.Layer]:
         layers.append(noise)
     for filters in variant.encoder_filters:
         layers += [
-            keras.layers.Conv2D(filters, KERNEL, padding="same", activation=variant.activation),
-            keras.layers.MaxPool2D(pool_size=2),
+            PatchConv2D(filters, KERNEL, padding="same", activation=variant.activation),
+            ReshapeMaxPool2D(pool_size=2),
         ]
     return layers
 
@@ -61,7 +62,7 @@ def build_conv_encoder(cfg: RunConfig) -> keras.Sequential:
     variant = cfg.variant
     layers = [keras.Input(shape=spec_for(cfg.data).image_shape), *build_conv_stages(cfg)]
     layers += [
-        keras.layers.Conv2D(
+        PatchConv2D(
             cfg.latent_size,
             KERNEL,
             padding="same",
@@ -100,12 +101,10 @@ def transposed_conv_stages(cfg: RunConfig, grids: list[tuple[int, int]]) -> list
     layers = []
     for filters, padding in zip(variant.decoder_filters, paddings[:-1], strict=True):
         layers.append(
-            keras.layers.Conv2DTranspose(
-                filters, KERNEL, strides=2, activation=variant.activation, padding=padding
-            )
+            PatchConv2DTranspose(filters, KERNEL, strides=2, activation=variant.activation, padding=padding)
         )
     layers.append(
-        keras.layers.Conv2DTranspose(
+        PatchConv2DTranspose(
             spec.channels,
             KERNEL,
             strides=2,

@@ -42,30 +42,8 @@ class BoxMullerGaussianNoise(keras.layers.GaussianNoise):
         noise = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)])[:count]
         return inputs + ops.cast(ops.reshape(noise, shape), self.compute_dtype)
 
-
-def with_keras_noise(model: keras.Model) -> keras.Model:
-    """``model`` with Keras's own GaussianNoise and Dropout in place of aetrain's, nested models
-    included: a copy, weights included (for exports that must load without aetrain, and for the book's
-    recipe). Layers are copied from their configs, so a tied-weights decoder would lose its tie: pass
-    its encoder."""
-    own = (BoxMullerGaussianNoise, BitGeneratorDropout)
-    if not any(isinstance(layer, own) for layer in model._flatten_layers()):
-        return model
-
-    def keras_layer(layer):
-        if isinstance(layer, BoxMullerGaussianNoise):
-            return keras.layers.GaussianNoise(
-                layer.stddev, seed=layer.seed, name=layer.name, dtype=layer.dtype_policy
-            )
-        if isinstance(layer, BitGeneratorDropout):
-            return keras.layers.Dropout(
-                layer.rate, seed=layer.seed, name=layer.name, dtype=layer.dtype_policy
-            )
-        return layer.__class__.from_config(layer.get_config())
-
-    copy = keras.models.clone_model(model, clone_function=keras_layer, recursive=True)
-    copy.set_weights(model.get_weights())
-    return copy
+    def keras_equivalent(self) -> keras.layers.Layer:
+        return keras.layers.GaussianNoise.from_config(self.get_config())
 
 
 def dropout_noise_layer(cfg: DropoutNoise, seed: int) -> keras.layers.Layer:
@@ -84,6 +62,9 @@ class BitGeneratorDropout(keras.layers.Dropout):
             return super().call(inputs, training=training)
         keep = noise_uniform(keras.ops.shape(inputs), self.seed_generator) >= self.rate
         return keras.ops.where(keep, inputs / (1.0 - self.rate), keras.ops.zeros_like(inputs))
+
+    def keras_equivalent(self) -> keras.layers.Layer:
+        return keras.layers.Dropout.from_config(self.get_config())
 
 
 def noise_uniform(shape, seed_generator: keras.random.SeedGenerator):

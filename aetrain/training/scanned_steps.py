@@ -10,9 +10,12 @@ takes every step an unscanned run takes, on the same batches in the same order.
 The model is untouched: Keras's ``fit`` calls ``model.train_function`` once per call and builds its
 own only when that is unset, so the function is set on the instance after ``compile``. Keras's own
 loop stays on TensorFlow, where one step is a call, where a distribution shards the state
-(``trainer.strategy=mirrored``: its steps carry the state's layout), and for batches larger than
-SCANNED_BATCH_LIMIT: there a step's own work dwarfs its dispatch, and the scan, which carries the
-state from step to step, was slower (docs/performance.md).
+(``trainer.strategy=mirrored``: its steps carry the state's layout), and for a dense model's batches
+larger than SCANNED_BATCH_LIMIT: there a step's own work dwarfs its dispatch, and the scan, which
+carries the state from step to step, was slower. A model with convolutions is scanned at any batch:
+on a CPU each call of its step gets its patches' temporary memory (80 MB at batch 128) as fresh
+pages from the system, 20,000 page faults a step, which a scan pays once per call
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,18 +27,24 @@ SCANNED_BATCH_LIMIT = 64
 
 def scan_steps(model, batch_size: int) -> bool:
     """Give ``model`` (compiled) a train function that scans each call's steps, where it applies
-    (JAX, more than one step per call, batches of at most SCANNED_BATCH_LIMIT images, no
-    distribution); whether it did."""
+    (JAX, more than one step per call, batches of at most SCANNED_BATCH_LIMIT images unless the
+    model convolves, no distribution); whether it did."""
     import keras
 
     if keras.config.backend() != "jax" or model.steps_per_execution <= 1 or model.run_eagerly:
         return False
-    if batch_size > SCANNED_BATCH_LIMIT:
+    if batch_size > SCANNED_BATCH_LIMIT and not _convolves(model):
         return False
     if keras.distribution.distribution() is not None:
         return False
     model.train_function = _scanned_train_function(model, model.steps_per_execution)
     return True
+
+
+def _convolves(model) -> bool:
+    from aetrain.models.xla_cpu_layers import PatchConv2D, PatchConv2DTranspose
+
+    return any(isinstance(layer, PatchConv2D | PatchConv2DTranspose) for layer in model._flatten_layers())
 
 
 def _scanned_train_function(model, steps: int):

@@ -189,6 +189,7 @@ def build_vqvae(cfg) -> Any:
     from aetrain.config.data_spec import spec_for
     from aetrain.models.conv import build_conv_stages, encoder_grids, transposed_conv_stages
     from aetrain.models.term_reporting import TermReportingSequential
+    from aetrain.models.xla_cpu_layers import PatchConv2D
 
     variant, spec = cfg.variant, spec_for(cfg.data)
     quantizer = keras_objects()["VectorQuantizer"](
@@ -198,7 +199,7 @@ def build_vqvae(cfg) -> Any:
         [
             keras.Input(shape=spec.image_shape),
             *build_conv_stages(cfg),
-            keras.layers.Conv2D(cfg.latent_size, 1, name="codings"),
+            PatchConv2D(cfg.latent_size, 1, name="codings"),
             quantizer,
         ],
         name="encoder",
