@@ -13,7 +13,8 @@ import keras
 
 import aetrain.models.dense
 import aetrain.models.sparsity
-import aetrain.models.vae  # noqa: F401 (these three define aetrain's custom layers: registered on import)
+import aetrain.models.vae
+import aetrain.models.xla_cpu_layers  # noqa: F401 (these four define aetrain's custom layers: registered on import)
 from aetrain.config import RunConfig
 from aetrain.config.registry import build, names
 from aetrain.models.family import family_named
