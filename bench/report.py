@@ -34,7 +34,8 @@ def onednn_for_the_recipe() -> str:
     except ImportError:
         return "no TensorFlow here"
     state = "on" if _pywrap_util_port.IsMklEnabled() else "off"
-    return f"the recipe {state} (TensorFlow's default on this CPU), aetrain on"
+    default = f"the recipe {state} (TensorFlow's default on this CPU)"
+    return f"{default}, aetrain on (its runs here are not deterministic)"
 
 
 def machine_info() -> dict[str, str]:
