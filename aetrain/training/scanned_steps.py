@@ -12,8 +12,8 @@ own only when that is unset, so the function is set on the instance after ``comp
 loop stays on TensorFlow, where one step is a call, where a distribution shards the state
 (``trainer.strategy=mirrored``: its steps carry the state's layout), and for a dense model's batches
 larger than SCANNED_BATCH_LIMIT: there a step's own work dwarfs its dispatch, and the scan, which
-carries the state from step to step, was slower. A model with convolutions is scanned at any batch:
-on a CPU each call of its step gets its patches' temporary memory (80 MB at batch 128) as fresh
+carries the state from step to step, was slower. On a CPU a model with convolutions is scanned at
+any batch: each call of its step gets its patches' temporary memory (80 MB at batch 128) as fresh
 pages from the system, 20,000 page faults a step, which a scan pays once per call
 (docs/performance.md).
 """
@@ -28,12 +28,12 @@ SCANNED_BATCH_LIMIT = 64
 def scan_steps(model, batch_size: int) -> bool:
     """Give ``model`` (compiled) a train function that scans each call's steps, where it applies
     (JAX, more than one step per call, batches of at most SCANNED_BATCH_LIMIT images unless the
-    model convolves, no distribution); whether it did."""
+    model convolves on a CPU, no distribution); whether it did."""
     import keras
 
     if keras.config.backend() != "jax" or model.steps_per_execution <= 1 or model.run_eagerly:
         return False
-    if batch_size > SCANNED_BATCH_LIMIT and not _convolves(model):
+    if batch_size > SCANNED_BATCH_LIMIT and not _convolves_on_a_cpu(model):
         return False
     if keras.distribution.distribution() is not None:
         return False
@@ -41,10 +41,12 @@ def scan_steps(model, batch_size: int) -> bool:
     return True
 
 
-def _convolves(model) -> bool:
-    from aetrain.models.xla_cpu_layers import PatchConv2D, PatchConv2DTranspose
+def _convolves_on_a_cpu(model) -> bool:
+    """Where the fresh temporaries were measured: the patch convolutions on JAX on a CPU."""
+    from aetrain.models.xla_cpu_layers import PatchConv2D, PatchConv2DTranspose, jax_on_cpu
 
-    return any(isinstance(layer, PatchConv2D | PatchConv2DTranspose) for layer in model._flatten_layers())
+    convolutions = (PatchConv2D, PatchConv2DTranspose)
+    return jax_on_cpu() and any(isinstance(layer, convolutions) for layer in model._flatten_layers())
 
 
 def _scanned_train_function(model, steps: int):
